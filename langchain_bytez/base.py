@@ -1,0 +1,606 @@
+"""What ``BytezLLM``, ``ChatBytez`` and ``BytezEmbeddings`` share: fields, clients, model prep.
+
+:class:`BytezModelMixin` is the single home of
+
+* the connection and model-management fields every Bytez class takes (``model``,
+  ``api_key``, ``base_url``, ``timeout``, ``max_retries``, ``concurrency``...);
+* the refusal of unknown constructor arguments, with the nearest valid name suggested
+  (a typo such as ``temprature=`` must fail loudly, not be dropped);
+* the client factory: one pooled :class:`~langchain_bytez.client.BytezClient` (and one
+  :class:`~langchain_bytez.client.AsyncBytezClient` per event loop) per configuration,
+  shared by every instance with the same configuration and created on first use;
+* the run preparation: auto-load through the shared
+  :class:`~langchain_bytez.manager.ModelManager` and the per-model in-flight cap;
+* safe copying and pickling: clients are never copied (they are looked up again), and
+  pickles never carry the API key;
+* two async helpers every class needs: :class:`AsyncRetryReporter` (LangChain's async
+  ``on_retry`` as the client's sync hook) and :func:`gather_or_cancel` (concurrent
+  batches that cancel the rest on the first failure).
+
+Lifetime of the shared clients: they live in a module-level registry for the life of the
+process and are closed at interpreter exit (``atexit``). Async clients are kept per event
+loop and dropped with their loop, because an ``httpx.AsyncClient``'s connections belong to
+the loop that opened them. Clients built on an injected ``http_client`` /
+``http_async_client`` are never shared and never close the injected client.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import contextlib
+import difflib
+import hashlib
+import threading
+import weakref
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, TypeVar
+
+import httpx
+from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
+from langchain_core.utils import from_env, secret_from_env
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr, model_validator
+from tenacity import RetryCallState
+from typing_extensions import Self
+
+from langchain_bytez._version import __version__
+from langchain_bytez.client import (
+    API_KEY_ENV,
+    BASE_URL_ENV,
+    DEFAULT_BASE_URL,
+    AsyncBytezClient,
+    BytezClient,
+)
+from langchain_bytez.errors import BytezError, BytezNotFoundError, MissingAPIKeyError
+from langchain_bytez.manager import (
+    ModelManager,
+    alangchain_progress_dispatcher,
+    langchain_progress_dispatcher,
+)
+
+__all__ = [
+    "API_KEY_ENV",
+    "BASE_URL_ENV",
+    "PROVIDER_KEY_ENV",
+    "AsyncRetryReporter",
+    "BytezModelMixin",
+    "gather_or_cancel",
+]
+
+_T = TypeVar("_T")
+
+PROVIDER_KEY_ENV = "BYTEZ_PROVIDER_KEY"
+"""Environment variable read for ``provider_key`` when it is not passed."""
+
+# (base_url, key fingerprint, timeout, max_retries, headers, provider-key fingerprint)
+_ClientKey = tuple[str, str, float | None, int, tuple[tuple[str, str], ...], str]
+
+
+def _fingerprint(secret: SecretStr | None) -> str:
+    # Registry keys and reprs must identify a key without containing it.
+    if secret is None:
+        return ""
+    return hashlib.sha256(secret.get_secret_value().encode()).hexdigest()[:16]
+
+
+class _ClientRegistry:
+    """Process-wide pool of clients, one per configuration (and per loop for async)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._sync: dict[_ClientKey, BytezClient] = {}
+        self._async: weakref.WeakKeyDictionary[
+            asyncio.AbstractEventLoop, dict[_ClientKey, AsyncBytezClient]
+        ] = weakref.WeakKeyDictionary()
+
+    def sync_client(self, key: _ClientKey, factory: Callable[[], BytezClient]) -> BytezClient:
+        client = self._sync.get(key)  # lock-free fast path: dict reads are atomic
+        if client is None:
+            with self._lock:
+                client = self._sync.get(key)
+                if client is None:
+                    client = self._sync[key] = factory()
+        return client
+
+    def async_client(
+        self, key: _ClientKey, factory: Callable[[], AsyncBytezClient]
+    ) -> AsyncBytezClient:
+        loop = asyncio.get_running_loop()
+        with self._lock:
+            per_loop = self._async.get(loop)
+            if per_loop is None:
+                per_loop = self._async[loop] = {}
+            client = per_loop.get(key)
+            if client is None:
+                client = per_loop[key] = factory()
+        return client
+
+    def close_all(self) -> None:
+        """Close every pooled sync client; async ones die with their loops."""
+        with self._lock:
+            clients = list(self._sync.values())
+            self._sync.clear()
+            self._async.clear()
+        for client in clients:
+            with contextlib.suppress(Exception):
+                client.close()
+
+
+_REGISTRY = _ClientRegistry()
+atexit.register(_REGISTRY.close_all)
+
+
+@dataclass(eq=False)
+class _RuntimeState:
+    """Per-instance runtime state: never copied, never pickled, ignored by ``==``.
+
+    Holds the clients wrapping an injected httpx client (per instance, never shared).
+    """
+
+    sync_key: _ClientKey | None = None
+    sync: BytezClient | None = None
+    async_key: _ClientKey | None = None
+    async_: AsyncBytezClient | None = None
+    unpickled_without_key: bool = False
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def __eq__(self, other: object) -> bool:
+        # Pydantic compares private attributes in ``==``; caches must not make two
+        # identically configured models unequal.
+        return isinstance(other, _RuntimeState)
+
+    __hash__ = None  # type: ignore[assignment]
+
+
+def _means_not_loaded(error: BaseException) -> bool:
+    """Whether a failed run says the model is not (or no longer) loaded."""
+    if isinstance(error, BytezNotFoundError):
+        return True
+    if isinstance(error, BytezError) and error.status_code == 503:
+        text = error.message.lower()
+        return "load" in text or "not running" in text or "instance" in text
+    return False
+
+
+class BytezModelMixin(BaseModel):
+    """Fields and machinery shared by every Bytez LangChain class.
+
+    Subclasses combine it with a LangChain base class, mixin first
+    (``class BytezLLM(BytezModelMixin, LLM)``), and then get the shared fields, the
+    unknown-argument check, the client factory (:meth:`_sync_client`,
+    :meth:`_async_client`), the manager (:meth:`_manager`) and the run preparation
+    (:meth:`_model_session`, :meth:`_amodel_session`).
+    """
+
+    model_config = ConfigDict(
+        populate_by_name=True, arbitrary_types_allowed=True, protected_namespaces=()
+    )
+
+    model: str = Field(alias="model_id")
+    """The Bytez model id, ``org/name`` as on Hugging Face (e.g. ``openai-community/gpt2``).
+
+    Also accepted as ``model_id``."""
+
+    api_key: SecretStr | None = Field(default_factory=secret_from_env(API_KEY_ENV, default=None))
+    """Bytez API key; read from ``BYTEZ_API_KEY`` when not passed.
+
+    Checked at the first request (not at construction, so objects can be built and
+    serialised without one): a missing key raises ``MissingAPIKeyError`` then. The key
+    never appears in ``repr``, serialised output, pickles, tracing or error messages."""
+
+    base_url: str | None = Field(default_factory=from_env(BASE_URL_ENV, default=None))
+    """API root; read from ``BYTEZ_BASE_URL``; ``None`` means ``https://api.bytez.com``."""
+
+    timeout: float | None = Field(default=None, gt=0)
+    """Per-request timeout in seconds.
+
+    ``None`` (default) uses the client's timeouts, sized for cold starts: Bytez holds a
+    request open while a model loads, which can take minutes."""
+
+    max_retries: int = Field(default=2, ge=0)
+    """Retries on rate limits (429), gateway errors (5xx) and connection failures.
+
+    A stream that already delivered text is never retried."""
+
+    default_headers: dict[str, str] | None = None
+    """Extra HTTP headers sent with every request."""
+
+    http_client: httpx.Client | None = Field(default=None, exclude=True)
+    """An ``httpx.Client`` to send sync requests with (proxies, custom TLS...).
+
+    Not serialised; an instance with one gets its own Bytez client (not pooled), and
+    the injected client is never closed by this package."""
+
+    http_async_client: httpx.AsyncClient | None = Field(default=None, exclude=True)
+    """An ``httpx.AsyncClient`` to send async requests with; see ``http_client``."""
+
+    auto_load: bool = True
+    """Load the model's instances before the first run (once per process, shared by
+    concurrent calls), with ``concurrency`` instances and ``instance_timeout``.
+
+    ``False`` sends runs straight away: Bytez then starts the model with its defaults on
+    the first run (serverless behaviour)."""
+
+    concurrency: int = Field(default=1, ge=1)
+    """Parallel inferences: instances requested when loading, and the cap on this
+    process's in-flight runs against the model (extra calls wait client-side instead
+    of being refused with 429)."""
+
+    instance_timeout: int = Field(default=300, ge=60, le=86_400)
+    """Idle seconds before Bytez shuts the loaded instances down (sent in whole
+    minutes, 1 to 1440)."""
+
+    load_progress: bool = False
+    """Also print model-loading progress to stderr during auto-load.
+
+    Progress always goes to callbacks as the custom event ``bytez_model_loading``."""
+
+    provider_key: SecretStr | None = Field(
+        default_factory=secret_from_env(PROVIDER_KEY_ENV, default=None)
+    )
+    """Key for closed-source providers (``openai/...``, ``anthropic/...``), sent as the
+    ``provider-key`` header; read from ``BYTEZ_PROVIDER_KEY`` when not passed."""
+
+    _runtime: _RuntimeState = PrivateAttr(default_factory=_RuntimeState)
+
+    # Names that are accepted even though they are not fields (none yet; subclasses may
+    # extend it for deprecated spellings they translate in their own validators).
+    _extra_init_names: ClassVar[frozenset[str]] = frozenset()
+
+    # ------------------------------------------------------------------ validation
+
+    @model_validator(mode="before")
+    @classmethod
+    def _refuse_unknown_arguments(cls, data: Any) -> Any:
+        """Refuse constructor arguments that are not fields, naming the nearest one."""
+        if not isinstance(data, dict):
+            return data
+        known = set(cls._extra_init_names)
+        for name, info in cls.model_fields.items():
+            known.add(name)
+            if isinstance(info.alias, str):
+                known.add(info.alias)
+        unknown = [key for key in data if key not in known]
+        if not unknown:
+            return data
+        problems = []
+        for key in unknown:
+            close = difflib.get_close_matches(str(key), sorted(known), n=1, cutoff=0.6)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            problems.append(f"{key!r}{hint}")
+        message = f"{cls.__name__} got unexpected argument(s): {', '.join(problems)}"
+        if "params" in known:
+            message += " (model kwargs that are not fields go in params={...})"
+        raise ValueError(message)
+
+    @model_validator(mode="after")
+    def _set_bytez_version(self) -> Self:
+        # LangChain classes record package versions in metadata for tracing; the
+        # mixin also serves classes (embeddings) that have no such method.
+        add_version = getattr(self, "_add_version", None)
+        if add_version is not None:
+            add_version("langchain-bytez", __version__)
+        return self
+
+    # ------------------------------------------------------------------ serialisation
+
+    @property
+    def lc_secrets(self) -> dict[str, str]:
+        """Constructor arguments that are secrets, and their environment variables."""
+        return {"api_key": API_KEY_ENV, "provider_key": PROVIDER_KEY_ENV}
+
+    @classmethod
+    def is_lc_serializable(cls) -> bool:
+        """Bytez classes serialise with ``dumpd``/``dumps`` (secrets as placeholders).
+
+        Returns:
+            ``True``.
+        """
+        return True
+
+    def __copy__(self) -> Self:
+        """Shallow copy sharing configuration; the copy looks its clients up again."""
+        copied = super().__copy__()
+        copied._reset_runtime_state()
+        return copied
+
+    def __deepcopy__(self, memo: dict[int, Any] | None = None) -> Self:
+        """Deep copy; injected httpx clients are shared, never copied.
+
+        Args:
+            memo: The ``copy.deepcopy`` memo.
+
+        Returns:
+            The copy.
+        """
+        memo = {} if memo is None else memo
+        # Sockets, locks and SSL contexts cannot be copied: the copy shares the
+        # injected pools (like a shallow copy would) and builds its own wrappers.
+        for shared in (self.http_client, self.http_async_client):
+            if shared is not None:
+                memo[id(shared)] = shared
+        memo[id(self._runtime)] = _RuntimeState()
+        copied = super().__deepcopy__(memo)
+        copied._reset_runtime_state()
+        return copied
+
+    def __getstate__(self) -> dict[Any, Any]:
+        """Pickle state without clients and without secrets.
+
+        Raises:
+            TypeError: If an httpx client was injected (it cannot be pickled).
+
+        Returns:
+            The state for ``pickle``.
+        """
+        if self.http_client is not None or self.http_async_client is not None:
+            raise TypeError(
+                f"{type(self).__name__} with an injected http_client/http_async_client "
+                "cannot be pickled; pickle an instance without it and inject it again."
+            )
+        state = super().__getstate__()
+        values = dict(state["__dict__"])
+        # The pickle must not carry the keys: they are read again from the environment
+        # when the object is unpickled (like langchain's loads(secrets_from_env=True)).
+        values["api_key"] = None
+        values["provider_key"] = None
+        values.pop("_serialized", None)  # LangChain's cached dumpd; rebuilt on demand
+        state["__dict__"] = values
+        private = dict(state.get("__pydantic_private__") or {})
+        private.pop("_runtime", None)
+        state["__pydantic_private__"] = private
+        return state
+
+    def __setstate__(self, state: dict[Any, Any]) -> None:
+        """Restore a pickle; secrets come back from the environment.
+
+        Args:
+            state: What :meth:`__getstate__` returned.
+        """
+        super().__setstate__(state)
+        self._runtime = _RuntimeState()
+        if self.api_key is None:
+            self.api_key = secret_from_env(API_KEY_ENV, default=None)()
+            self._runtime.unpickled_without_key = self.api_key is None
+        if self.provider_key is None:
+            self.provider_key = secret_from_env(PROVIDER_KEY_ENV, default=None)()
+
+    def _reset_runtime_state(self) -> None:
+        self._runtime = _RuntimeState()
+        # BaseLLM caches its dumpd() for callbacks; a copy (maybe with updated fields)
+        # must compute its own.
+        self.__dict__.pop("_serialized", None)
+
+    # ------------------------------------------------------------------ clients
+
+    def _client_key(self) -> _ClientKey:
+        if self.api_key is None:
+            hint = (
+                " Pickles never carry the key: set it in this process too."
+                if self._runtime.unpickled_without_key
+                else ""
+            )
+            raise MissingAPIKeyError(
+                f"No Bytez API key: pass api_key=... or set the {API_KEY_ENV} "
+                f"environment variable.{hint}"
+            )
+        headers = tuple(sorted((self.default_headers or {}).items()))
+        return (
+            (self.base_url or DEFAULT_BASE_URL).rstrip("/"),
+            _fingerprint(self.api_key),
+            self.timeout,
+            self.max_retries,
+            headers,
+            _fingerprint(self.provider_key),
+        )
+
+    def _client_kwargs(self) -> dict[str, Any]:
+        return {
+            "api_key": self.api_key,
+            "base_url": self.base_url or DEFAULT_BASE_URL,
+            "timeout": self.timeout,
+            "max_retries": self.max_retries,
+            "default_headers": self.default_headers,
+            "provider_key": self.provider_key,
+        }
+
+    def _sync_client(self) -> BytezClient:
+        """The sync client for this configuration, created on first use.
+
+        Raises:
+            MissingAPIKeyError: If no API key was given or found in the environment.
+
+        Returns:
+            The pooled client, or this instance's own one if ``http_client`` was given.
+        """
+        key = self._client_key()
+        if self.http_client is None:
+            return _REGISTRY.sync_client(key, lambda: BytezClient(**self._client_kwargs()))
+        own = self._runtime
+        with own.lock:
+            # Rebuilt if a field changed since (fields are plain attributes).
+            if own.sync is None or own.sync_key != key:
+                own.sync = BytezClient(**self._client_kwargs(), http_client=self.http_client)
+                own.sync_key = key
+            return own.sync
+
+    def _async_client(self) -> AsyncBytezClient:
+        """The async client for this configuration and the running loop.
+
+        Raises:
+            MissingAPIKeyError: If no API key was given or found in the environment.
+
+        Returns:
+            The pooled client, or this instance's own one if ``http_async_client`` was
+            given.
+        """
+        key = self._client_key()
+        if self.http_async_client is None:
+            return _REGISTRY.async_client(key, lambda: AsyncBytezClient(**self._client_kwargs()))
+        own = self._runtime
+        with own.lock:
+            if own.async_ is None or own.async_key != key:
+                own.async_ = AsyncBytezClient(
+                    **self._client_kwargs(), http_client=self.http_async_client
+                )
+                own.async_key = key
+            return own.async_
+
+    @staticmethod
+    def _manager(client: BytezClient | AsyncBytezClient) -> ModelManager:
+        """The model manager shared by every client with the same endpoint and key.
+
+        Args:
+            client: A client from :meth:`_sync_client` or :meth:`_async_client`.
+
+        Returns:
+            The shared manager.
+        """
+        return ModelManager.for_client(client)
+
+    # ------------------------------------------------------------------ run preparation
+
+    @contextlib.contextmanager
+    def _model_session(
+        self,
+        client: BytezClient,
+        model_id: str,
+        run_manager: CallbackManagerForLLMRun | None = None,
+    ) -> Iterator[None]:
+        """Wrap one run: auto-load the model, then hold a slot of its in-flight cap.
+
+        The manager caches a running model, so after the first load this costs no
+        request. A run that fails because the model is not loaded (any more) makes the
+        manager forget it, so the next run loads it again.
+
+        Args:
+            client: The sync client the run uses.
+            model_id: The model being run.
+            run_manager: The run's callback manager (load progress goes there).
+
+        Yields:
+            Nothing; the run happens inside the ``with`` block.
+        """
+        manager = self._manager(client)
+        if self.auto_load:
+            manager.ensure_loaded(
+                client,
+                model_id,
+                concurrency=self.concurrency,
+                timeout=self.instance_timeout,
+                # Callbacks always hear progress (custom event "bytez_model_loading");
+                # the console reporter (stderr) only with load_progress=True.
+                progress=(
+                    langchain_progress_dispatcher(run_manager, self.load_progress)
+                    if run_manager is not None
+                    else self.load_progress
+                ),
+            )
+        try:
+            with manager.limit(model_id, self.concurrency):
+                yield
+        except BytezError as error:
+            if _means_not_loaded(error):
+                manager.forget(model_id)
+            raise
+
+    @contextlib.asynccontextmanager
+    async def _amodel_session(
+        self,
+        client: AsyncBytezClient,
+        model_id: str,
+        run_manager: AsyncCallbackManagerForLLMRun | None = None,
+    ) -> AsyncIterator[None]:
+        """Async twin of :meth:`_model_session`.
+
+        Args:
+            client: The async client the run uses.
+            model_id: The model being run.
+            run_manager: The run's callback manager (load progress goes there).
+
+        Yields:
+            Nothing; the run happens inside the ``async with`` block.
+        """
+        manager = self._manager(client)
+        if self.auto_load:
+            await manager.aensure_loaded(
+                client,
+                model_id,
+                concurrency=self.concurrency,
+                timeout=self.instance_timeout,
+                progress=(
+                    alangchain_progress_dispatcher(run_manager, self.load_progress)
+                    if run_manager is not None
+                    else self.load_progress
+                ),
+            )
+        try:
+            async with manager.alimit(model_id, self.concurrency):
+                yield
+        except BytezError as error:
+            if _means_not_loaded(error):
+                manager.forget(model_id)
+            raise
+
+
+# ---------------------------------------------------------------------- async helpers
+
+
+async def gather_or_cancel(coros: Sequence[Awaitable[_T]]) -> list[_T]:
+    """``asyncio.gather`` that cancels the other runs when one fails.
+
+    Args:
+        coros: The awaitables to run concurrently.
+
+    Returns:
+        Their results, in input order.
+    """
+    tasks = [asyncio.ensure_future(coro) for coro in coros]
+    try:
+        return list(await asyncio.gather(*tasks))
+    except BaseException:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        raise
+
+
+class AsyncRetryReporter:
+    """Adapt an async run manager's ``on_retry`` to the client's sync callback.
+
+    The client calls ``on_retry(state)`` synchronously from inside the event loop, just
+    before it sleeps between attempts; LangChain's async ``on_retry`` is a coroutine, so
+    it is scheduled as a task (it runs during that sleep), and the tasks are cancelled if
+    still pending when the run ends, so none leaks.
+    """
+
+    def __init__(self, run_manager: AsyncCallbackManagerForLLMRun | None) -> None:
+        """Wrap ``run_manager`` (``None``: no reporting).
+
+        Args:
+            run_manager: The run's async callback manager.
+        """
+        self._run_manager = run_manager
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def __enter__(self) -> Callable[[RetryCallState], None] | None:
+        """Start reporting.
+
+        Returns:
+            The sync callback for ``AsyncBytezClient.run/stream(on_retry=...)``, or
+            ``None`` without a run manager.
+        """
+        return None if self._run_manager is None else self._report
+
+    def __exit__(self, *exc_info: object) -> None:
+        """Cancel reports still pending."""
+        for task in self._tasks:
+            if not task.done():
+                task.cancel()
+
+    def _report(self, state: RetryCallState) -> None:
+        assert self._run_manager is not None  # noqa: S101 - only handed out when set
+        task = asyncio.get_running_loop().create_task(self._run_manager.on_retry(state))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)

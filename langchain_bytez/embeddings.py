@@ -1,0 +1,309 @@
+"""``BytezEmbeddings``: Bytez ``feature-extraction`` / ``sentence-similarity`` models.
+
+Bytez embeds one text per request, so a batch is sent as concurrent requests (bounded by
+``max_concurrency`` and by the model's ``concurrency`` cap in the shared manager) and the
+vectors are returned in input order. Identical texts in one batch are sent once.
+
+The API returns one of several shapes (``../shared/bytez-protocol.md``); all are
+normalised to one flat ``list[float]``:
+
+* a flat vector ``[v0, v1, ...]``;
+* a nested vector ``[[v0, v1, ...]]``;
+* one vector per token, ``[[[...], [...], ...]]`` or ``[[...], [...], ...]``: mean-pooled
+  (DECIDED in the protocol);
+* a mapping holding one of those under ``embedding``/``embeddings`` (defensive).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from langchain_core.embeddings import Embeddings
+from langchain_core.runnables.config import ContextThreadPoolExecutor
+from pydantic import ConfigDict, Field
+
+from langchain_bytez.base import BytezModelMixin, gather_or_cancel
+from langchain_bytez.errors import BytezAPIError
+from langchain_bytez.generation import arun_model, run_model
+
+__all__ = ["BytezEmbeddings", "normalize_embedding_output"]
+
+_DICT_KEYS = ("embedding", "embeddings")
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _vector(values: Sequence[Any], model_id: str) -> list[float]:
+    vector = [float(v) for v in values]
+    if not vector or not all(math.isfinite(v) for v in vector):
+        raise BytezAPIError(
+            "The embedding output holds an empty or non-finite vector",
+            model_id=model_id,
+            retryable=False,
+        )
+    return vector
+
+
+def _mean(rows: Sequence[Any], model_id: str) -> list[float]:
+    vectors = [
+        _vector(row, model_id)
+        for row in rows
+        if isinstance(row, list) and all(_is_number(v) for v in row)
+    ]
+    if not vectors or len(vectors) != len(rows) or len({len(v) for v in vectors}) != 1:
+        raise BytezAPIError(
+            "The per-token embedding output is not a list of equal-length vectors",
+            model_id=model_id,
+            retryable=False,
+        )
+    count = len(vectors)
+    return [sum(column) / count for column in zip(*vectors, strict=True)]
+
+
+def normalize_embedding_output(output: Any, model_id: str = "") -> list[float]:
+    """Turn any embedding ``output`` of a one-text request into one flat vector.
+
+    Args:
+        output: The envelope's ``output``.
+        model_id: The model (for error messages).
+
+    Returns:
+        The vector (per-token output mean-pooled).
+
+    Raises:
+        BytezAPIError: If the output has none of the known shapes.
+    """
+    if isinstance(output, Mapping):
+        for key in _DICT_KEYS:
+            if key in output:
+                return normalize_embedding_output(output[key], model_id)
+    if isinstance(output, list) and output:
+        if all(_is_number(v) for v in output):
+            return _vector(output, model_id)  # [v]
+        if len(output) == 1 and isinstance(output[0], list):
+            inner = output[0]
+            if inner and all(_is_number(v) for v in inner):
+                return _vector(inner, model_id)  # [[v]]
+            if inner and all(isinstance(row, list) for row in inner):
+                return _mean(inner, model_id)  # [[[token vectors]]]
+        if all(isinstance(row, list) for row in output):
+            return _mean(output, model_id)  # [[token vector], [token vector], ...]
+    raise BytezAPIError(
+        f"Unexpected embedding output of type {type(output).__name__}; "
+        "is this a feature-extraction or sentence-similarity model?",
+        model_id=model_id,
+        retryable=False,
+    )
+
+
+def _l2_normalized(vector: list[float]) -> list[float]:
+    norm = math.sqrt(sum(v * v for v in vector))
+    # A zero vector has no direction: it is returned as is rather than divided by 0.
+    return vector if norm == 0.0 else [v / norm for v in vector]
+
+
+class BytezEmbeddings(BytezModelMixin, Embeddings):
+    """Bytez embedding models (``feature-extraction`` and ``sentence-similarity`` tasks).
+
+    Setup:
+        Install ``langchain-bytez`` and set the environment variable ``BYTEZ_API_KEY``.
+
+        ```bash
+        pip install -U langchain-bytez
+        export BYTEZ_API_KEY="your-api-key"
+        ```
+
+    Key init args — embedding params:
+        model: str
+            Bytez model id, e.g. ``"sentence-transformers/all-MiniLM-L6-v2"``.
+        normalize: bool
+            L2-normalise every vector (default ``False``: vectors as the model gives).
+        max_concurrency: int
+            Requests in flight at once for one batch (default 8).
+
+    Key init args — client params:
+        api_key: SecretStr | None
+            Bytez API key; read from ``BYTEZ_API_KEY`` if not passed.
+        base_url: str | None
+            API root; read from ``BYTEZ_BASE_URL``; default ``https://api.bytez.com``.
+        timeout: float | None
+            Request timeout in seconds (default: sized for cold starts).
+        max_retries: int
+            Retries on 429 / 5xx / connection errors (default 2).
+        concurrency: int
+            Instances to load, and the cap on this process's in-flight runs.
+
+    See the full list of init args and their descriptions in the params section.
+
+    Instantiate:
+        ```python
+        from langchain_bytez import BytezEmbeddings
+
+        embeddings = BytezEmbeddings(
+            model="sentence-transformers/all-MiniLM-L6-v2",
+            normalize=True,
+            concurrency=4,  # instances: the real parallelism of a batch
+        )
+        ```
+
+    Embed single text:
+        ```python
+        vector = embeddings.embed_query("The meaning of life is 42")
+        print(vector[:3])
+        ```
+        ```txt
+        [-0.024, 0.113, 0.051]
+        ```
+
+    Embed multiple texts:
+        ```python
+        vectors = embeddings.embed_documents(["Document 1...", "Document 2..."])
+        print(len(vectors), len(vectors[0]))
+        ```
+        ```txt
+        2 384
+        ```
+
+    Async:
+        ```python
+        vector = await embeddings.aembed_query("The meaning of life is 42")
+        vectors = await embeddings.aembed_documents(["Document 1...", "Document 2..."])
+        ```
+
+    Input rules:
+        An empty list returns ``[]`` without a request. An empty string raises
+        ``ValueError`` before anything is sent (the API refuses it with a 400).
+        Per-token outputs (e.g. ``bert-base-uncased``) are mean-pooled.
+    """
+
+    model_config = ConfigDict(
+        populate_by_name=True, arbitrary_types_allowed=True, protected_namespaces=()
+    )
+
+    normalize: bool = False
+    """L2-normalise every vector (so dot product equals cosine similarity).
+
+    Off by default: vectors are returned as the model produced them (after mean
+    pooling of per-token output)."""
+
+    max_concurrency: int = Field(default=8, ge=1)
+    """Most requests in flight at once while embedding one batch.
+
+    Bytez embeds one text per request. The model's ``concurrency`` (instances loaded,
+    default 1) caps this process's in-flight runs as well, so the effective
+    parallelism is ``min(max_concurrency, concurrency)``."""
+
+    @classmethod
+    def get_lc_namespace(cls) -> list[str]:
+        """The import path used by LangChain serialisation.
+
+        Returns:
+            ``["langchain_bytez", "embeddings"]``.
+        """
+        return ["langchain_bytez", "embeddings"]
+
+    # ------------------------------------------------------------------ helpers
+
+    @staticmethod
+    def _check(texts: Sequence[str]) -> list[str]:
+        checked: list[str] = []
+        for index, text in enumerate(texts):
+            if not isinstance(text, str):
+                raise TypeError(f"texts[{index}] is a {type(text).__name__}, not a string")
+            if not text:
+                # The API answers 400 for it; failing here names the culprit and spends
+                # no request (and no other text of the batch is sent).
+                raise ValueError(f"texts[{index}] is an empty string, which cannot be embedded")
+            checked.append(text)
+        return checked
+
+    def _finish(self, output: Any, model_id: str) -> list[float]:
+        vector = normalize_embedding_output(output, model_id)
+        return _l2_normalized(vector) if self.normalize else vector
+
+    def _embed_one(self, text: str) -> list[float]:
+        result = run_model(self, self.model, {"text": text})
+        return self._finish(result.output, result.model_id)
+
+    async def _aembed_one(self, text: str, gate: asyncio.Semaphore) -> list[float]:
+        async with gate:
+            result = await arun_model(self, self.model, {"text": text})
+        return self._finish(result.output, result.model_id)
+
+    # ------------------------------------------------------------------ Embeddings API
+
+    def embed_documents(self, texts: list[str]) -> list[list[float]]:
+        """Embed texts concurrently; vectors in input order.
+
+        Args:
+            texts: The texts (non-empty strings).
+
+        Returns:
+            One vector per text.
+
+        Raises:
+            ValueError: If a text is empty (nothing is sent).
+            TypeError: If an item is not a string.
+        """
+        checked = self._check(texts)
+        unique = list(dict.fromkeys(checked))  # identical texts are embedded once
+        if not unique:
+            return []
+        workers = min(len(unique), self.max_concurrency, self.concurrency)
+        if workers == 1:
+            vectors = [self._embed_one(text) for text in unique]
+        else:
+            pool = ContextThreadPoolExecutor(max_workers=workers)
+            try:
+                vectors = list(pool.map(self._embed_one, unique))
+            except BaseException:
+                pool.shutdown(wait=True, cancel_futures=True)  # don't start the rest
+                raise
+            pool.shutdown(wait=True)
+        by_text = dict(zip(unique, vectors, strict=True))
+        return [list(by_text[text]) for text in checked]
+
+    def embed_query(self, text: str) -> list[float]:
+        """Embed one text.
+
+        Args:
+            text: The text (non-empty).
+
+        Returns:
+            Its vector.
+        """
+        return self.embed_documents([text])[0]
+
+    async def aembed_documents(self, texts: list[str]) -> list[list[float]]:
+        """Async twin of :meth:`embed_documents`: at most ``max_concurrency`` in flight.
+
+        Args:
+            texts: The texts (non-empty strings).
+
+        Returns:
+            One vector per text, in input order.
+        """
+        checked = self._check(texts)
+        unique = list(dict.fromkeys(checked))
+        if not unique:
+            return []
+        gate = asyncio.Semaphore(self.max_concurrency)
+        vectors = await gather_or_cancel([self._aembed_one(text, gate) for text in unique])
+        by_text = dict(zip(unique, vectors, strict=True))
+        return [list(by_text[text]) for text in checked]
+
+    async def aembed_query(self, text: str) -> list[float]:
+        """Async twin of :meth:`embed_query`.
+
+        Args:
+            text: The text (non-empty).
+
+        Returns:
+            Its vector.
+        """
+        return (await self.aembed_documents([text]))[0]

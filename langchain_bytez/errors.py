@@ -1,0 +1,267 @@
+"""One error hierarchy for everything that can go wrong talking to Bytez.
+
+Every class subclasses :class:`BytezError` *and* the matching
+``langchain_core.exceptions`` ``ModelError`` class, so code written against
+LangChain's provider-neutral errors (``except ModelRateLimitError``) and code
+written against this package (``except BytezRateLimitError``) both work.
+
+Messages never contain the API key: errors are built from the status code and the
+server's own message only, never from request headers.
+"""
+
+from __future__ import annotations
+
+from langchain_core.exceptions import (
+    ModelAPIError,
+    ModelAuthenticationError,
+    ModelConnectionError,
+    ModelError,
+    ModelInvalidRequestError,
+    ModelNotFoundError,
+    ModelPermissionDeniedError,
+    ModelRateLimitError,
+    ModelTimeoutError,
+)
+
+__all__ = [
+    "BytezAPIError",
+    "BytezAuthenticationError",
+    "BytezConnectionError",
+    "BytezError",
+    "BytezInvalidRequestError",
+    "BytezModelLoadError",
+    "BytezNotFoundError",
+    "BytezPaymentRequiredError",
+    "BytezRateLimitError",
+    "BytezStreamError",
+    "BytezTimeoutError",
+    "InvalidModelIdError",
+    "MissingAPIKeyError",
+]
+
+
+class BytezError(ModelError):
+    """Base class of every error raised by ``langchain_bytez``.
+
+    Attributes:
+        message: The server's message (or ours, for client-side failures).
+        status_code: The HTTP status, when the failure came with a response.
+        model_id: The Bytez model the request was for, when known.
+        body: A short excerpt of the raw response body, for diagnosis.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status_code: int | None = None,
+        model_id: str | None = None,
+        body: str | None = None,
+    ) -> None:
+        """Create the error.
+
+        Args:
+            message: What went wrong, in words a user can act on.
+            status_code: The HTTP status of the failed response, if any.
+            model_id: The Bytez model id the request was for, if any.
+            body: An excerpt of the response body (kept short by the caller).
+        """
+        self.message = message
+        self.status_code = status_code
+        self.model_id = model_id
+        self.body = body
+        super().__init__(self._render())
+
+    def _render(self) -> str:
+        parts = []
+        if self.status_code is not None:
+            parts.append(f"HTTP {self.status_code}")
+        if self.model_id:
+            parts.append(f"model {self.model_id!r}")
+        prefix = f"[{', '.join(parts)}] " if parts else ""
+        return f"{prefix}{self.message}"
+
+    def __reduce__(self) -> tuple[object, ...]:
+        """Pickle support: rebuild through the keyword-only constructor."""
+        # Keyword-only constructor arguments need help to survive pickling
+        # (errors cross process boundaries in multiprocessing pools).
+        return (
+            _rebuild_error,
+            (type(self), self.message, self.status_code, self.model_id, self.body),
+            self.__dict__,
+        )
+
+
+def _rebuild_error(
+    cls: type[BytezError],
+    message: str,
+    status_code: int | None,
+    model_id: str | None,
+    body: str | None,
+) -> BytezError:
+    error = cls.__new__(cls)
+    BytezError.__init__(
+        error, message, status_code=status_code, model_id=model_id, body=body
+    )
+    return error
+
+
+class BytezAuthenticationError(BytezError, ModelAuthenticationError):
+    """The API key was missing, malformed or refused (HTTP 401)."""
+
+
+class MissingAPIKeyError(BytezAuthenticationError):
+    """No API key was given and ``BYTEZ_API_KEY`` is not set (raised before any request)."""
+
+
+class BytezPaymentRequiredError(BytezError, ModelPermissionDeniedError):
+    """The account is out of credits (HTTP 402). Never retried."""
+
+
+class BytezNotFoundError(BytezError, ModelNotFoundError):
+    """The model (or cluster) does not exist (HTTP 404)."""
+
+
+class BytezInvalidRequestError(BytezError, ModelInvalidRequestError):
+    """The request was rejected as invalid, or the model raised (HTTP 400 / 422)."""
+
+
+class InvalidModelIdError(BytezInvalidRequestError, ValueError):
+    """A model id failed client-side validation; nothing was sent."""
+
+
+class BytezRateLimitError(BytezError, ModelRateLimitError):
+    """Rate or concurrency limit exceeded (HTTP 429).
+
+    Attributes:
+        retry_after: Seconds the server asked us to wait (``Retry-After`` or
+            ``ratelimit-reset``), or ``None`` when it did not say.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status_code: int | None = 429,
+        model_id: str | None = None,
+        body: str | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        """Create the error.
+
+        Args:
+            message: The server's message.
+            status_code: The HTTP status (429).
+            model_id: The Bytez model id the request was for, if any.
+            body: An excerpt of the response body.
+            retry_after: Seconds to wait before retrying, if the server said.
+        """
+        self.retry_after = retry_after
+        super().__init__(message, status_code=status_code, model_id=model_id, body=body)
+
+
+class BytezAPIError(BytezError, ModelAPIError):
+    """The server failed (HTTP 5xx), or answered with something that is not the API's.
+
+    This also covers a 200 whose envelope carries an ``error`` and bodies that are not
+    JSON (an HTML error page from a proxy); ``is_retryable`` tells them apart.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status_code: int | None = None,
+        model_id: str | None = None,
+        body: str | None = None,
+        retryable: bool | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        """Create the error.
+
+        Args:
+            message: What went wrong.
+            status_code: The HTTP status, if any.
+            model_id: The Bytez model id the request was for, if any.
+            body: An excerpt of the response body.
+            retryable: Override the class default (5xx gateway errors are retryable,
+                an error envelope on HTTP 200 is not).
+            retry_after: Seconds the server asked us to wait, if it said.
+        """
+        if retryable is not None:
+            self.is_retryable = retryable
+        self.retry_after = retry_after
+        super().__init__(message, status_code=status_code, model_id=model_id, body=body)
+
+
+class BytezConnectionError(BytezError, ModelConnectionError):
+    """The server could not be reached, or the connection broke before any answer."""
+
+
+class BytezTimeoutError(BytezError, ModelTimeoutError):
+    """The request timed out before the server answered."""
+
+
+class BytezStreamError(BytezError, ModelAPIError):
+    """A stream failed after it started: ``Error: ...`` in the body, or a dropped connection.
+
+    Never retried: part of the text may already have been delivered, and a retry would
+    deliver it twice.
+
+    Attributes:
+        delivered_text: The text delivered to the consumer before the failure.
+    """
+
+    is_retryable = False
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status_code: int | None = None,
+        model_id: str | None = None,
+        body: str | None = None,
+        delivered_text: str = "",
+    ) -> None:
+        """Create the error.
+
+        Args:
+            message: What went wrong.
+            status_code: The HTTP status of the stream's response, if any.
+            model_id: The Bytez model id the request was for, if any.
+            body: An excerpt of the failing part of the body.
+            delivered_text: The text already delivered before the failure.
+        """
+        self.delivered_text = delivered_text
+        super().__init__(message, status_code=status_code, model_id=model_id, body=body)
+
+
+class BytezModelLoadError(BytezError, ModelAPIError):
+    """Loading a model's instances failed or did not finish before the deadline.
+
+    Attributes:
+        last_status: The last cluster status seen (a ``ClusterStatus``), if any.
+    """
+
+    is_retryable = False
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status_code: int | None = None,
+        model_id: str | None = None,
+        body: str | None = None,
+        last_status: object | None = None,
+    ) -> None:
+        """Create the error.
+
+        Args:
+            message: What went wrong, including the last status seen.
+            status_code: The HTTP status, if any.
+            model_id: The Bytez model id being loaded.
+            body: An excerpt of a response body, if any.
+            last_status: The last ``ClusterStatus`` seen before giving up.
+        """
+        self.last_status = last_status
+        super().__init__(message, status_code=status_code, model_id=model_id, body=body)

@@ -1,0 +1,566 @@
+"""Generation machinery shared by ``BytezLLM`` and ``ChatBytez`` (and runs of ``BytezEmbeddings``).
+
+One home for what every generating class needs, so the classes differ only in what they
+send (``text`` or ``messages``) and what they return (strings or messages):
+
+* :class:`BytezGenerationMixin`: the generation fields (``max_new_tokens``,
+  ``temperature``, ``top_p``, ``top_k``, ``stop``, ``params``, ``streaming``), the
+  per-call argument check, the merge of instance fields + ``params`` + per-call kwargs
+  into the Hugging Face ``params`` dict (:meth:`BytezGenerationMixin._call_settings`),
+  and the LangSmith standard params;
+* :func:`dedupe_stops`, :func:`finish_reason`, :func:`cut_output`,
+  :func:`generation_info`: the stop and finish-reason rules and the metadata shape;
+* :func:`run_model` / :func:`arun_model`: one non-streamed run inside the model session
+  (auto-load, in-flight cap, retries reported to the run manager);
+* :func:`stream_text` / :func:`astream_text`: the streaming pipeline "decoded text ->
+  :class:`~langchain_bytez.streaming.StopCutter` -> text pieces", ending with a
+  :class:`StreamEnd` carrying the final metadata;
+* :class:`~langchain_bytez.base.AsyncRetryReporter` and
+  :func:`~langchain_bytez.base.gather_or_cancel` for the async paths (defined in
+  :mod:`langchain_bytez.base`, re-exported here).
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+from collections.abc import AsyncGenerator, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar, Literal
+
+from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
+from langchain_core.language_models import LangSmithParams
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from langchain_bytez.base import AsyncRetryReporter, BytezModelMixin, gather_or_cancel
+from langchain_bytez.client import DEFAULT_BASE_URL
+from langchain_bytez.errors import BytezStreamError
+from langchain_bytez.streaming import StopCutter, cut_at_stop
+from langchain_bytez.types import ResponseMeta, RunResult
+
+__all__ = [
+    "GENERATION_FIELDS",
+    "AsyncRetryReporter",
+    "BytezGenerationMixin",
+    "CallArguments",
+    "CallSettings",
+    "StreamEnd",
+    "arun_model",
+    "astream_text",
+    "cut_output",
+    "dedupe_stops",
+    "finish_reason",
+    "gather_or_cancel",
+    "generation_info",
+    "run_model",
+    "stream_text",
+]
+
+GENERATION_FIELDS = ("max_new_tokens", "temperature", "top_p", "top_k")
+"""First-class fields that are sent as Hugging Face ``generate()`` params."""
+
+
+# ---------------------------------------------------------------------- rules
+
+
+def dedupe_stops(*groups: Sequence[str] | None) -> tuple[str, ...]:
+    """Combine stop-sequence lists in order, dropping duplicates and empty strings.
+
+    Args:
+        *groups: Stop lists (instance ``stop``, ``params["stop_strings"]``, per call);
+            ``None`` entries are skipped.
+
+    Returns:
+        The combined stop sequences, first occurrence first.
+    """
+    return tuple(dict.fromkeys(s for group in groups if group for s in group if s))
+
+
+def finish_reason(*, stopped: bool, pieces: int | None, budget: int | None) -> str | None:
+    """Say why generation ended, as far as it is known.
+
+    Bytez does not say why generation ended. A stop sequence we cut at is certain; a
+    stream that delivered as many pieces as the token budget almost surely ran out of
+    it; otherwise we do not know and say ``None`` rather than guess.
+
+    Args:
+        stopped: Whether the text was cut at a stop sequence.
+        pieces: Number of streamed pieces (``None`` for a non-streamed run).
+        budget: The ``max_new_tokens`` sent, if any.
+
+    Returns:
+        ``"stop"``, ``"length"`` or ``None``.
+    """
+    if stopped:
+        return "stop"
+    if budget is not None and pieces is not None and pieces >= budget:
+        return "length"
+    return None
+
+
+def generation_info(
+    meta: ResponseMeta | None, model_id: str, reason: str | None, **extra: Any
+) -> dict[str, Any]:
+    """The metadata of one generation: Bytez headers, model name, extras, finish reason.
+
+    Args:
+        meta: The response's metadata headers (``None`` if the response never started).
+        model_id: The model that ran.
+        reason: The finish reason (see :func:`finish_reason`).
+        **extra: Further keys (e.g. ``model_provider``), placed before ``finish_reason``.
+
+    Returns:
+        A new dict for ``generation_info`` / ``response_metadata``.
+    """
+    return {
+        **(meta.as_dict() if meta is not None else {}),
+        "model_name": model_id,
+        **extra,
+        "finish_reason": reason,
+    }
+
+
+# ---------------------------------------------------------------------- call settings
+
+
+class CallArguments(BaseModel):
+    """Per-call keyword arguments LangChain passes through ``invoke(..., **kwargs)``.
+
+    Strict: ``max_new_tokens="10"`` is refused here, before anything is sent. Keys that
+    are not fields are kept (``extra="allow"``) and sent as generation params.
+    Classes with their own per-call options subclass it and set
+    :attr:`BytezGenerationMixin._call_arguments`.
+    """
+
+    model_config = ConfigDict(
+        strict=True, extra="allow", populate_by_name=True, title="Bytez call arguments"
+    )
+
+    model: str | None = Field(default=None, alias="model_id", min_length=1)
+    max_new_tokens: int | None = Field(default=None, alias="max_tokens", ge=1)
+    temperature: float | None = Field(default=None, ge=0)
+    top_p: float | None = Field(default=None, gt=0, le=1)
+    top_k: int | None = Field(default=None, ge=0)
+    params: dict[str, Any] | None = Field(default=None, alias="model_kwargs")
+    streaming: bool | None = None
+    timeout: float | None = Field(default=None, gt=0)
+
+    @classmethod
+    def names(cls) -> frozenset[str]:
+        """Every accepted keyword: field names and their aliases.
+
+        Returns:
+            The names.
+        """
+        names = set(cls.model_fields)
+        names.update(info.alias for info in cls.model_fields.values() if info.alias)
+        return frozenset(names)
+
+
+@dataclass(frozen=True)
+class CallSettings:
+    """Everything one call needs, resolved once per call (instance + call overrides).
+
+    Attributes:
+        model: The model id to run.
+        params: The Hugging Face params to send (``None`` values dropped).
+        stops: Stop sequences, enforced client-side and sent as ``stop_strings``.
+        streaming: Whether ``invoke``/``generate`` should use the streaming route.
+        timeout: Per-call request timeout, if given.
+        max_new_tokens: The token budget sent, if any (for the finish reason).
+        arguments: The validated per-call arguments (class-specific options live here).
+    """
+
+    model: str
+    params: dict[str, Any]
+    stops: tuple[str, ...]
+    streaming: bool
+    timeout: float | None
+    max_new_tokens: int | None
+    arguments: CallArguments
+
+    def payload(self, **body: Any) -> dict[str, Any]:
+        """The run body: ``body`` (``text=...`` or ``messages=...``) plus ``params``.
+
+        Args:
+            **body: The input keys of the run body.
+
+        Returns:
+            The payload for ``client.run`` / ``client.stream``.
+        """
+        return {**body, "params": self.params}
+
+
+def cut_output(text: str, call: CallSettings) -> tuple[str, str | None]:
+    """Apply the stop sequences to a whole (non-streamed) output.
+
+    Args:
+        text: The generated text.
+        call: The call's settings.
+
+    Returns:
+        ``(text before the first stop sequence, finish reason)``.
+    """
+    text, stopped = cut_at_stop(text, call.stops)
+    return text, finish_reason(stopped=stopped, pieces=None, budget=None)
+
+
+class BytezGenerationMixin(BytezModelMixin):
+    """Generation fields and call resolution shared by the generating Bytez classes.
+
+    Combine it with a LangChain base class, mixin first
+    (``class ChatBytez(BytezGenerationMixin, BaseChatModel)``).
+    """
+
+    params: dict[str, Any] = Field(default_factory=dict, alias="model_kwargs")
+    """Hugging Face ``generate()`` kwargs sent as ``params`` (``repetition_penalty``,
+    ``do_sample``, ...). The first-class fields below win over the same keys here."""
+
+    max_new_tokens: int | None = Field(default=None, alias="max_tokens", ge=1, strict=True)
+    """Maximum number of new tokens to generate (alias ``max_tokens``)."""
+
+    temperature: float | None = Field(default=None, ge=0, strict=True)
+    """Sampling temperature; ``None`` leaves the model's default."""
+
+    top_p: float | None = Field(default=None, gt=0, le=1, strict=True)
+    """Nucleus sampling: sample from the smallest token set with this probability mass."""
+
+    top_k: int | None = Field(default=None, ge=0, strict=True)
+    """Sample from the ``top_k`` most likely tokens."""
+
+    stop: list[str] | None = None
+    """Stop sequences, combined with the ones given per call.
+
+    Sent as ``params["stop_strings"]`` and also enforced client-side: the text ends
+    before the first stop sequence, and a stream is closed as soon as one appears."""
+
+    streaming: bool = False
+    """Use the streaming route for ``invoke``/``generate`` too (tokens reach
+    ``on_llm_new_token`` callbacks as they arrive)."""
+
+    # The per-call argument model; subclasses with extra per-call options extend it.
+    _call_arguments: ClassVar[type[CallArguments]] = CallArguments
+
+    @property
+    def _default_params(self) -> dict[str, Any]:
+        """The generation params sent with every run (before per-call overrides)."""
+        params = dict(self.params)
+        for name in GENERATION_FIELDS:
+            value = getattr(self, name)
+            if value is not None:
+                params[name] = value
+        stops = dedupe_stops(self.stop, params.get("stop_strings"))
+        if stops:
+            params["stop_strings"] = list(stops)
+        return {key: value for key, value in params.items() if value is not None}
+
+    @property
+    def _identifying_params(self) -> dict[str, Any]:
+        # Used for caching, tracing, str()/dict() and invocation params: never the key.
+        return {
+            "model": self.model,
+            "base_url": (self.base_url or DEFAULT_BASE_URL).rstrip("/"),
+            "params": self._default_params,
+        }
+
+    def _generation_ls_params(
+        self,
+        model_type: Literal["chat", "llm"],
+        stop: list[str] | None,
+        kwargs: Mapping[str, Any],
+    ) -> LangSmithParams:
+        """LangSmith standard params, honouring per-call ``model``/``temperature``/...
+
+        Args:
+            model_type: ``"chat"`` or ``"llm"``.
+            stop: Stop sequences of the call.
+            kwargs: The call's keyword arguments.
+
+        Returns:
+            The tracing params (never the key).
+        """
+        model = kwargs.get("model", kwargs.get("model_id"))
+        params = LangSmithParams(
+            ls_provider="bytez",
+            ls_model_name=model if isinstance(model, str) else self.model,
+            ls_model_type=model_type,
+        )
+        temperature = kwargs.get("temperature", self.temperature)
+        if isinstance(temperature, (int, float)) and not isinstance(temperature, bool):
+            params["ls_temperature"] = float(temperature)
+        max_tokens = kwargs.get("max_new_tokens", kwargs.get("max_tokens", self.max_new_tokens))
+        if isinstance(max_tokens, int) and not isinstance(max_tokens, bool):
+            params["ls_max_tokens"] = max_tokens
+        stops = dedupe_stops(self.stop, stop)
+        if stops:
+            params["ls_stop"] = list(stops)
+        return params
+
+    def _call_settings(self, stop: list[str] | None, kwargs: Mapping[str, Any]) -> CallSettings:
+        """Merge instance fields and per-call kwargs, validating before any request.
+
+        Precedence, lowest first: ``self.params``, the first-class fields, per-call
+        ``params``, other per-call keys, per-call first-class arguments. Stop sequences
+        of all sources are combined.
+
+        Args:
+            stop: Stop sequences of this call (added to ``self.stop``).
+            kwargs: The call's keyword arguments.
+
+        Returns:
+            The resolved settings.
+
+        Raises:
+            ValueError: A per-call argument has the wrong type or value, looks like a
+                misspelt known argument, or is a client setting that cannot vary per call.
+        """
+        arguments_model = self._call_arguments
+        names = arguments_model.names()
+        for key in kwargs:
+            if key in names:
+                continue
+            if key in type(self).model_fields or key in {"api_key", "base_url"}:
+                raise ValueError(
+                    f"{key!r} cannot be changed per call; set it on the "
+                    f"{type(self).__name__} instance."
+                )
+            close = difflib.get_close_matches(key, sorted(names), n=1, cutoff=0.85)
+            if close:
+                raise ValueError(f"Unknown argument {key!r}; did you mean {close[0]!r}?")
+        try:
+            call = arguments_model.model_validate(dict(kwargs))
+        except ValidationError as error:
+            problems = "; ".join(
+                f"{'.'.join(str(p) for p in e['loc'])}={e['input']!r}: {e['msg']}"
+                for e in error.errors(include_url=False)
+            )
+            raise ValueError(f"Invalid argument for this call: {problems}") from None
+        extra = dict(call.model_extra or {})
+        if extra or call.params:
+            try:
+                json.dumps([extra, call.params], allow_nan=False)
+            except (TypeError, ValueError) as error:
+                raise ValueError(f"Per-call params must be JSON values: {error}") from None
+
+        params = dict(self.params)
+        for name in GENERATION_FIELDS:
+            value = getattr(self, name)
+            if value is not None:
+                params[name] = value
+        params.update(call.params or {})
+        params.update(extra)
+        for name in GENERATION_FIELDS:
+            value = getattr(call, name)
+            if value is not None:
+                params[name] = value
+        stops = dedupe_stops(self.stop, params.pop("stop_strings", None), stop)
+        if stops:
+            params["stop_strings"] = list(stops)
+        params = {key: value for key, value in params.items() if value is not None}
+        budget = params.get("max_new_tokens")
+        return CallSettings(
+            model=call.model or self.model,
+            params=params,
+            stops=stops,
+            streaming=self.streaming if call.streaming is None else call.streaming,
+            timeout=call.timeout,
+            max_new_tokens=budget if isinstance(budget, int) else None,
+            arguments=call,
+        )
+
+
+# ---------------------------------------------------------------------- runs
+
+
+def run_model(
+    owner: BytezModelMixin,
+    model_id: str,
+    payload: Mapping[str, Any],
+    *,
+    timeout: float | None = None,
+    run_manager: CallbackManagerForLLMRun | None = None,
+) -> RunResult:
+    """Run a model once (not streamed) inside its session: auto-load and in-flight cap.
+
+    Args:
+        owner: The Bytez object whose client and model settings are used.
+        model_id: The model to run.
+        payload: The run body (without ``stream``).
+        timeout: Per-call timeout.
+        run_manager: The run's callback manager (retries and load progress go there).
+
+    Returns:
+        The run's result.
+    """
+    client = owner._sync_client()
+    on_retry = run_manager.on_retry if run_manager else None
+    with owner._model_session(client, model_id, run_manager):
+        return client.run(model_id, payload, timeout=timeout, on_retry=on_retry)
+
+
+async def arun_model(
+    owner: BytezModelMixin,
+    model_id: str,
+    payload: Mapping[str, Any],
+    *,
+    timeout: float | None = None,
+    run_manager: AsyncCallbackManagerForLLMRun | None = None,
+) -> RunResult:
+    """Async twin of :func:`run_model`.
+
+    Args:
+        owner: The Bytez object whose client and model settings are used.
+        model_id: The model to run.
+        payload: The run body (without ``stream``).
+        timeout: Per-call timeout.
+        run_manager: The run's callback manager (retries and load progress go there).
+
+    Returns:
+        The run's result.
+    """
+    client = owner._async_client()
+    with AsyncRetryReporter(run_manager) as on_retry:
+        async with owner._amodel_session(client, model_id, run_manager):
+            return await client.run(model_id, payload, timeout=timeout, on_retry=on_retry)
+
+
+@dataclass(frozen=True)
+class StreamEnd:
+    """The last item of :func:`stream_text`: the stream's metadata.
+
+    Attributes:
+        info: :func:`generation_info` of the stream (headers, model name, finish reason).
+        stopped: Whether a stop sequence ended the text.
+    """
+
+    info: dict[str, Any]
+    stopped: bool
+
+
+def stream_text(
+    owner: BytezModelMixin,
+    call: CallSettings,
+    payload: Mapping[str, Any],
+    run_manager: CallbackManagerForLLMRun | None = None,
+    *,
+    lead_text: str = "",
+    **info: Any,
+) -> Iterator[str | StreamEnd]:
+    """Stream a run as text pieces with the stop sequences enforced, then a StreamEnd.
+
+    The model session (auto-load, in-flight slot) is held while the consumer reads;
+    closing the generator early closes the response and frees the slot. Nothing after
+    a stop sequence is yielded, and the response is closed as soon as one appears.
+
+    Args:
+        owner: The Bytez object whose client and model settings are used.
+        call: The call's settings (model, stops, timeout, budget).
+        payload: The run body (without ``stream``).
+        run_manager: The run's callback manager (retries and load progress go there).
+        lead_text: Text yielded first, once the response has started (``BytezLLM``'s
+            ``return_full_text`` prompt).
+        **info: Extra keys for the final metadata (e.g. ``model_provider``).
+
+    Yields:
+        Non-empty text pieces, then one :class:`StreamEnd`.
+
+    Raises:
+        BytezStreamError: If the stream ended without any text.
+    """
+    client = owner._sync_client()
+    on_retry = run_manager.on_retry if run_manager else None
+    cutter = StopCutter(call.stops)
+    received = False
+    pieces = 0
+    with (
+        owner._model_session(client, call.model, run_manager),
+        client.stream(call.model, payload, timeout=call.timeout, on_retry=on_retry) as stream,
+    ):
+        if lead_text:
+            yield lead_text
+        for piece in stream:
+            if not piece:
+                continue
+            received = True
+            pieces += 1
+            text = cutter.feed(piece)
+            if text:
+                yield text
+            if cutter.stopped:
+                break  # leaving the block closes the response: nothing more is read
+        tail = cutter.flush()
+        if tail:
+            yield tail
+        meta = stream.meta
+    yield _stream_end(meta, call, received, cutter.stopped, pieces, info)
+
+
+async def astream_text(
+    owner: BytezModelMixin,
+    call: CallSettings,
+    payload: Mapping[str, Any],
+    run_manager: AsyncCallbackManagerForLLMRun | None = None,
+    *,
+    lead_text: str = "",
+    **info: Any,
+) -> AsyncGenerator[str | StreamEnd, None]:
+    """Async twin of :func:`stream_text`; ``aclose()`` it when stopping early.
+
+    Args:
+        owner: The Bytez object whose client and model settings are used.
+        call: The call's settings (model, stops, timeout, budget).
+        payload: The run body (without ``stream``).
+        run_manager: The run's callback manager (retries and load progress go there).
+        lead_text: Text yielded first, once the response has started.
+        **info: Extra keys for the final metadata (e.g. ``model_provider``).
+
+    Yields:
+        Non-empty text pieces, then one :class:`StreamEnd`.
+
+    Raises:
+        BytezStreamError: If the stream ended without any text.
+    """
+    client = owner._async_client()
+    cutter = StopCutter(call.stops)
+    received = False
+    pieces = 0
+    with AsyncRetryReporter(run_manager) as on_retry:
+        async with (
+            owner._amodel_session(client, call.model, run_manager),
+            client.stream(call.model, payload, timeout=call.timeout, on_retry=on_retry) as stream,
+        ):
+            if lead_text:
+                yield lead_text
+            async for piece in stream:
+                if not piece:
+                    continue
+                received = True
+                pieces += 1
+                text = cutter.feed(piece)
+                if text:
+                    yield text
+                if cutter.stopped:
+                    break
+            tail = cutter.flush()
+            if tail:
+                yield tail
+            meta = stream.meta
+    yield _stream_end(meta, call, received, cutter.stopped, pieces, info)
+
+
+def _stream_end(
+    meta: ResponseMeta | None,
+    call: CallSettings,
+    received: bool,
+    stopped: bool,
+    pieces: int,
+    info: Mapping[str, Any],
+) -> StreamEnd:
+    if not received and not stopped:
+        # An empty 200 body is a broken answer, not an empty generation: say so rather
+        # than return "" as if the model had chosen to say nothing.
+        raise BytezStreamError(
+            "The stream ended without any text", model_id=call.model, status_code=200
+        )
+    reason = finish_reason(stopped=stopped, pieces=pieces, budget=call.max_new_tokens)
+    return StreamEnd(info=generation_info(meta, call.model, reason, **info), stopped=stopped)

@@ -1,0 +1,494 @@
+"""``BytezLLM``: Bytez text-generation models as a LangChain ``LLM``.
+
+The generation fields, per-call argument check, stop and finish-reason rules, runs and
+the streaming pipeline live in :mod:`langchain_bytez.generation` (shared with
+``ChatBytez``); this module adds what is specific to plain text generation: the ``text``
+body, removal of the echoed prompt and ``return_full_text``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator, AsyncIterator, Iterator, Mapping
+from typing import Any, ClassVar
+
+from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
+from langchain_core.language_models import LangSmithParams
+from langchain_core.language_models.llms import LLM
+from langchain_core.outputs import Generation, GenerationChunk, LLMResult
+from langchain_core.runnables.config import ContextThreadPoolExecutor
+from pydantic import ConfigDict
+
+from langchain_bytez.base import gather_or_cancel
+from langchain_bytez.errors import BytezAPIError
+from langchain_bytez.generation import (
+    BytezGenerationMixin,
+    CallArguments,
+    CallSettings,
+    StreamEnd,
+    arun_model,
+    astream_text,
+    cut_output,
+    generation_info,
+    run_model,
+    stream_text,
+)
+from langchain_bytez.types import RunResult
+
+__all__ = ["BytezLLM"]
+
+
+class _LLMCallArguments(CallArguments):
+    """Per-call arguments of ``BytezLLM``: the shared ones plus ``return_full_text``."""
+
+    model_config = ConfigDict(title="BytezLLM call arguments")
+
+    return_full_text: bool | None = None
+
+
+def _output_text(output: Any, model_id: str) -> str:
+    """The generated text of a text-generation ``output``, whatever its vintage."""
+    # Current API: a string. Older API: [{"generated_text": ...}] (several with
+    # num_return_sequences: the first is the answer, like HF pipelines' first).
+    if isinstance(output, list) and output:
+        output = output[0]
+    if isinstance(output, Mapping):
+        output = output.get("generated_text", output.get("text"))
+    if isinstance(output, str):
+        return output
+    raise BytezAPIError(
+        f"Unexpected text-generation output of type {type(output).__name__}; "
+        "is this a text-generation model?",
+        model_id=model_id,
+        retryable=False,
+    )
+
+
+def _chunk(item: str | StreamEnd) -> GenerationChunk:
+    """A stream item as a chunk: text, or the empty closing chunk with the metadata."""
+    if isinstance(item, StreamEnd):
+        return GenerationChunk(text="", generation_info=item.info)
+    return GenerationChunk(text=item)
+
+
+class BytezLLM(BytezGenerationMixin, LLM):
+    """Bytez text-generation models (any Hugging Face ``text-generation`` model on Bytez).
+
+    Setup:
+        Install ``langchain-bytez`` and set the environment variable ``BYTEZ_API_KEY``.
+
+        ```bash
+        pip install -U langchain-bytez
+        export BYTEZ_API_KEY="your-api-key"
+        ```
+
+    Key init args — generation params:
+        model: str
+            Bytez model id, e.g. ``"openai-community/gpt2"`` (alias ``model_id``).
+        max_new_tokens: int | None
+            Maximum number of tokens to generate (alias ``max_tokens``).
+        temperature: float | None
+            Sampling temperature.
+        top_p: float | None
+            Nucleus sampling probability mass.
+        top_k: int | None
+            Sample from the k most likely tokens.
+        stop: list[str] | None
+            Stop sequences: sent as ``stop_strings`` and enforced client-side.
+        params: dict
+            Any other Hugging Face ``generate()`` kwargs (alias ``model_kwargs``).
+        return_full_text: bool
+            Return the prompt followed by the continuation (default: continuation only).
+
+    Key init args — client params:
+        api_key: SecretStr | None
+            Bytez API key; read from ``BYTEZ_API_KEY`` if not passed.
+        base_url: str | None
+            API root; read from ``BYTEZ_BASE_URL``; default ``https://api.bytez.com``.
+        timeout: float | None
+            Request timeout in seconds (default: sized for cold starts).
+        max_retries: int
+            Retries on 429 / 5xx / connection errors (default 2).
+        auto_load: bool
+            Load the model once before the first run (default ``True``).
+        concurrency: int
+            Instances to load and in-flight runs allowed from this process.
+        instance_timeout: int
+            Idle seconds before Bytez shuts the instances down.
+
+    See the full list of init args and their descriptions in the params section.
+
+    Instantiate:
+        ```python
+        from langchain_bytez import BytezLLM
+
+        llm = BytezLLM(
+            model="openai-community/gpt2",
+            max_new_tokens=40,
+            temperature=0.7,
+            # api_key="...",
+            # concurrency=4,
+            # other params...
+        )
+        ```
+
+    Invoke:
+        ```python
+        llm.invoke("Once upon a time")
+        ```
+        ```txt
+        ", there was a little girl who lived in a village near the forest."
+        ```
+
+    Stream:
+        ```python
+        for chunk in llm.stream("Once upon a time"):
+            print(chunk, end="|")
+        ```
+        ```txt
+        ,| there| was| a| little| girl|...
+        ```
+
+    Async:
+        ```python
+        await llm.ainvoke("Once upon a time")
+
+        # stream:
+        # async for chunk in llm.astream("Once upon a time"):
+        #     print(chunk, end="")
+        ```
+
+    Batch:
+        ```python
+        llm.batch(["Once upon a time", "The meaning of life is"])
+        # or: await llm.abatch([...]); llm.generate([...]) also runs prompts concurrently
+        ```
+
+    Response metadata:
+        ```python
+        result = llm.generate(["Once upon a time"])
+        result.generations[0][0].generation_info
+        ```
+        ```txt
+        {"status_code": 200, "inference_time": 0.41, "inference_cost": 0.0002,
+         "inference_meter": "sm-gpu", ..., "model_name": "openai-community/gpt2",
+         "finish_reason": None}
+        ```
+        ``finish_reason`` is ``"stop"`` when a stop sequence ended the text, ``"length"``
+        when a stream used the whole ``max_new_tokens`` budget, ``None`` otherwise (the
+        API does not say why generation ended).
+    """
+
+    return_full_text: bool = False
+    """Return the prompt followed by the continuation.
+
+    Bytez returns prompt + continuation; by default the prompt is removed, exactly and
+    only when the output starts with it (a server that does not echo it loses nothing).
+    Streams then start with the prompt as their first chunk."""
+
+    model_config = ConfigDict(
+        populate_by_name=True, arbitrary_types_allowed=True, protected_namespaces=()
+    )
+
+    _call_arguments: ClassVar[type[CallArguments]] = _LLMCallArguments
+
+    # ------------------------------------------------------------------ LangChain hooks
+
+    @classmethod
+    def get_lc_namespace(cls) -> list[str]:
+        """The import path used by LangChain serialisation.
+
+        Returns:
+            ``["langchain_bytez", "llms"]``.
+        """
+        return ["langchain_bytez", "llms"]
+
+    @property
+    def _llm_type(self) -> str:
+        return "bytez"
+
+    @property
+    def _identifying_params(self) -> dict[str, Any]:
+        return {**super()._identifying_params, "return_full_text": self.return_full_text}
+
+    def _get_ls_params(self, stop: list[str] | None = None, **kwargs: Any) -> LangSmithParams:
+        return self._generation_ls_params("llm", stop, kwargs)
+
+    # ------------------------------------------------------------------ result shaping
+
+    def _full_text(self, call: CallSettings) -> bool:
+        """Whether this call returns the prompt followed by the continuation."""
+        arguments = call.arguments
+        override = arguments.return_full_text if isinstance(arguments, _LLMCallArguments) else None
+        return self.return_full_text if override is None else override
+
+    def _finish(self, prompt: str, result: RunResult, call: CallSettings) -> Generation:
+        full = _output_text(result.output, result.model_id)
+        # The API echoes the prompt; strip it only when it is really there, so a server
+        # (or a model) that does not echo it loses no text.
+        continuation = full[len(prompt) :] if full.startswith(prompt) else full
+        continuation, reason = cut_output(continuation, call)
+        text = prompt + continuation if self._full_text(call) else continuation
+        info = generation_info(result.meta, result.model_id, reason)
+        return Generation(text=text, generation_info=info)
+
+    # ------------------------------------------------------------------ sync
+
+    def _run_one(
+        self,
+        prompt: str,
+        call: CallSettings,
+        run_manager: CallbackManagerForLLMRun | None,
+        *,
+        emit_tokens: bool = True,
+    ) -> Generation:
+        if call.streaming:
+            chunks = self._stream_with_callbacks(
+                prompt, call, run_manager if emit_tokens else None, run_manager
+            )
+            return _aggregate(chunks)
+        payload = call.payload(text=prompt)
+        result = run_model(self, call.model, payload, timeout=call.timeout, run_manager=run_manager)
+        return self._finish(prompt, result, call)
+
+    def _stream_with_callbacks(
+        self,
+        prompt: str,
+        call: CallSettings,
+        token_manager: CallbackManagerForLLMRun | None,
+        run_manager: CallbackManagerForLLMRun | None,
+    ) -> Iterator[GenerationChunk]:
+        # The model session (and its in-flight slot) is held while the consumer reads.
+        lead_text = prompt if self._full_text(call) else ""
+        items = stream_text(self, call, call.payload(text=prompt), run_manager, lead_text=lead_text)
+        for item in items:
+            chunk = _chunk(item)
+            # Callbacks hear each token before the consumer sees it (LangChain contract).
+            if token_manager is not None:
+                token_manager.on_llm_new_token(chunk.text, chunk=chunk)
+            yield chunk
+
+    def _call(
+        self,
+        prompt: str,
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> str:
+        """Run the model on one prompt.
+
+        Args:
+            prompt: The prompt.
+            stop: Stop sequences for this call (added to ``self.stop``).
+            run_manager: The run's callback manager.
+            **kwargs: Per-call overrides (``max_new_tokens``, ``temperature``, ``params``,
+                ...); other keys are sent as generation params.
+
+        Returns:
+            The generated text.
+        """
+        return self._run_one(prompt, self._call_settings(stop, kwargs), run_manager).text
+
+    def _generate(
+        self,
+        prompts: list[str],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> LLMResult:
+        """Run the prompts concurrently (up to ``concurrency`` at once), results in order.
+
+        With ``streaming=True`` and several prompts, only the first prompt's tokens go
+        to ``on_llm_new_token``: LangChain gives ``_generate`` one run manager for all
+        prompts, and interleaved tokens of several prompts would be meaningless there.
+
+        Args:
+            prompts: The prompts.
+            stop: Stop sequences for this call (added to ``self.stop``).
+            run_manager: The callback manager of the (first) run.
+            **kwargs: Per-call overrides, as for :meth:`_call`.
+
+        Returns:
+            One generation per prompt, with metadata in ``generation_info``.
+        """
+        call = self._call_settings(stop, kwargs)  # validated once, before anything is sent
+        if len(prompts) <= 1:
+            generations = [self._run_one(p, call, run_manager) for p in prompts]
+        else:
+            workers = min(len(prompts), self.concurrency)
+            pool = ContextThreadPoolExecutor(max_workers=workers)
+            try:
+                futures = [
+                    pool.submit(self._run_one, p, call, run_manager, emit_tokens=i == 0)
+                    for i, p in enumerate(prompts)
+                ]
+                generations = [future.result() for future in futures]
+            except BaseException:
+                pool.shutdown(wait=True, cancel_futures=True)  # don't start the rest
+                raise
+            pool.shutdown(wait=True)
+        return LLMResult(
+            generations=[[generation] for generation in generations],
+            llm_output={"model_name": call.model},
+        )
+
+    def _stream(
+        self,
+        prompt: str,
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> Iterator[GenerationChunk]:
+        """Stream the continuation piece by piece.
+
+        Args:
+            prompt: The prompt.
+            stop: Stop sequences for this call (added to ``self.stop``).
+            run_manager: The run's callback manager.
+            **kwargs: Per-call overrides, as for :meth:`_call`.
+
+        Yields:
+            One chunk per decoded piece, then an empty chunk carrying the metadata.
+        """
+        call = self._call_settings(stop, kwargs)
+        yield from self._stream_with_callbacks(prompt, call, run_manager, run_manager)
+
+    # ------------------------------------------------------------------ async
+
+    async def _arun_one(
+        self,
+        prompt: str,
+        call: CallSettings,
+        run_manager: AsyncCallbackManagerForLLMRun | None,
+        *,
+        emit_tokens: bool = True,
+    ) -> Generation:
+        if call.streaming:
+            chunks = self._astream_with_callbacks(
+                prompt, call, run_manager if emit_tokens else None, run_manager
+            )
+            return await _aaggregate(chunks)
+        payload = call.payload(text=prompt)
+        result = await arun_model(
+            self, call.model, payload, timeout=call.timeout, run_manager=run_manager
+        )
+        return self._finish(prompt, result, call)
+
+    async def _astream_with_callbacks(
+        self,
+        prompt: str,
+        call: CallSettings,
+        token_manager: AsyncCallbackManagerForLLMRun | None,
+        run_manager: AsyncCallbackManagerForLLMRun | None,
+    ) -> AsyncGenerator[GenerationChunk, None]:
+        lead_text = prompt if self._full_text(call) else ""
+        items = astream_text(
+            self, call, call.payload(text=prompt), run_manager, lead_text=lead_text
+        )
+        try:
+            async for item in items:
+                chunk = _chunk(item)
+                if token_manager is not None:
+                    await token_manager.on_llm_new_token(chunk.text, chunk=chunk)
+                yield chunk
+        finally:
+            # Close the inner generator now (not at GC): it releases the response and
+            # the concurrency slot when the consumer stops early.
+            await items.aclose()
+
+    async def _acall(
+        self,
+        prompt: str,
+        stop: list[str] | None = None,
+        run_manager: AsyncCallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> str:
+        """Async twin of :meth:`_call`.
+
+        Args:
+            prompt: The prompt.
+            stop: Stop sequences for this call (added to ``self.stop``).
+            run_manager: The run's callback manager.
+            **kwargs: Per-call overrides, as for :meth:`_call`.
+
+        Returns:
+            The generated text.
+        """
+        generation = await self._arun_one(prompt, self._call_settings(stop, kwargs), run_manager)
+        return generation.text
+
+    async def _agenerate(
+        self,
+        prompts: list[str],
+        stop: list[str] | None = None,
+        run_manager: AsyncCallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> LLMResult:
+        """Async twin of :meth:`_generate`: all prompts at once, capped by the manager.
+
+        Args:
+            prompts: The prompts.
+            stop: Stop sequences for this call (added to ``self.stop``).
+            run_manager: The callback manager of the (first) run.
+            **kwargs: Per-call overrides, as for :meth:`_call`.
+
+        Returns:
+            One generation per prompt, in input order.
+        """
+        call = self._call_settings(stop, kwargs)
+        generations = await gather_or_cancel(
+            [
+                self._arun_one(p, call, run_manager, emit_tokens=i == 0)
+                for i, p in enumerate(prompts)
+            ]
+        )
+        return LLMResult(
+            generations=[[generation] for generation in generations],
+            llm_output={"model_name": call.model},
+        )
+
+    async def _astream(
+        self,
+        prompt: str,
+        stop: list[str] | None = None,
+        run_manager: AsyncCallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> AsyncIterator[GenerationChunk]:
+        """Async twin of :meth:`_stream`.
+
+        Args:
+            prompt: The prompt.
+            stop: Stop sequences for this call (added to ``self.stop``).
+            run_manager: The run's callback manager.
+            **kwargs: Per-call overrides, as for :meth:`_call`.
+
+        Yields:
+            One chunk per decoded piece, then an empty chunk carrying the metadata.
+        """
+        call = self._call_settings(stop, kwargs)
+        chunks = self._astream_with_callbacks(prompt, call, run_manager, run_manager)
+        try:
+            async for chunk in chunks:
+                yield chunk
+        finally:
+            await chunks.aclose()
+
+
+# ---------------------------------------------------------------------- helpers
+
+
+def _aggregate(chunks: Iterator[GenerationChunk]) -> Generation:
+    total: GenerationChunk | None = None
+    for chunk in chunks:
+        total = chunk if total is None else total + chunk
+    if total is None:  # pragma: no cover - stream_text always ends with a StreamEnd
+        return Generation(text="")
+    return Generation(text=total.text, generation_info=total.generation_info)
+
+
+async def _aaggregate(chunks: AsyncIterator[GenerationChunk]) -> Generation:
+    total: GenerationChunk | None = None
+    async for chunk in chunks:
+        total = chunk if total is None else total + chunk
+    if total is None:  # pragma: no cover - astream_text always ends with a StreamEnd
+        return Generation(text="")
+    return Generation(text=total.text, generation_info=total.generation_info)

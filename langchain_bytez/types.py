@@ -1,0 +1,330 @@
+"""Typed values that cross layers: response metadata, run results, catalogue entries, clusters.
+
+Hot-path values (``ResponseMeta``, ``RunResult``) are slotted dataclasses: they are built
+once per response and never re-validated. Values parsed from catalogue and cluster
+answers are pydantic models, tolerant of missing and extra fields because the live
+service has changed shape over the years.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+__all__ = [
+    "Capacity",
+    "ClusterState",
+    "ClusterStatus",
+    "ModelInfo",
+    "ResponseMeta",
+    "RunResult",
+]
+
+
+def _header_float(headers: Mapping[str, str], name: str) -> float | None:
+    raw = headers.get(name)
+    if raw is None:
+        return None
+    try:
+        value = float(raw.strip())
+    except ValueError:
+        return None
+    return value if math.isfinite(value) else None
+
+
+def _header_int(headers: Mapping[str, str], name: str) -> int | None:
+    value = _header_float(headers, name)
+    return None if value is None else int(value)
+
+
+@dataclass(frozen=True, slots=True)
+class ResponseMeta:
+    """The metadata headers Bytez sends with every answer; any may be ``None``.
+
+    Attributes:
+        status_code: HTTP status of the response.
+        ratelimit_limit: ``ratelimit-limit``: requests allowed in the window.
+        ratelimit_remaining: ``ratelimit-remaining``: requests left in the window.
+        ratelimit_reset: ``ratelimit-reset``: seconds until the window resets.
+        inference_meter: ``inference-meter``: the billing meter (e.g. ``sm-gpu``).
+        inference_meter_price: ``inference-meter-price``: USD per second of the meter.
+        inference_time: ``inference-time``: seconds of inference billed.
+        inference_cost: ``inference-cost``: USD billed for this request.
+    """
+
+    status_code: int | None = None
+    ratelimit_limit: int | None = None
+    ratelimit_remaining: int | None = None
+    ratelimit_reset: float | None = None
+    inference_meter: str | None = None
+    inference_meter_price: float | None = None
+    inference_time: float | None = None
+    inference_cost: float | None = None
+
+    @classmethod
+    def from_headers(
+        cls, headers: Mapping[str, str], status_code: int | None = None
+    ) -> ResponseMeta:
+        """Read the seven headers defensively: malformed or missing values become ``None``.
+
+        Args:
+            headers: Response headers (case-insensitive mapping such as ``httpx.Headers``).
+            status_code: The response's HTTP status.
+
+        Returns:
+            The parsed metadata.
+        """
+        return cls(
+            status_code=status_code,
+            ratelimit_limit=_header_int(headers, "ratelimit-limit"),
+            ratelimit_remaining=_header_int(headers, "ratelimit-remaining"),
+            ratelimit_reset=_header_float(headers, "ratelimit-reset"),
+            inference_meter=headers.get("inference-meter"),
+            inference_meter_price=_header_float(headers, "inference-meter-price"),
+            inference_time=_header_float(headers, "inference-time"),
+            inference_cost=_header_float(headers, "inference-cost"),
+        )
+
+    def as_dict(self) -> dict[str, Any]:
+        """Return the fields that are set, for ``generation_info`` / ``response_metadata``.
+
+        Returns:
+            A new dict holding only the non-``None`` fields.
+        """
+        return {
+            name: value
+            for name in self.__slots__
+            if (value := getattr(self, name)) is not None
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class RunResult:
+    """The outcome of one non-streamed model run.
+
+    Attributes:
+        model_id: The Bytez model id that ran.
+        output: The envelope's ``output``, exactly as the server sent it.
+        meta: The response metadata headers.
+        provider: The ``provider`` object closed-source models add, if any.
+    """
+
+    model_id: str
+    output: Any
+    meta: ResponseMeta = field(default_factory=ResponseMeta)
+    provider: dict[str, Any] | None = None
+
+
+class ClusterState(str, enum.Enum):
+    """The normalised state of a model's instance cluster."""
+
+    DEPLOYING = "deploying"
+    RUNNING = "running"
+    STOPPED = "stopped"
+    FAILED = "failed"
+
+    @classmethod
+    def from_raw(cls, raw: str | None) -> ClusterState:
+        """Map any status string the service has used onto the four states.
+
+        Args:
+            raw: The server's status string (``"loading"``, ``"on"``, ``"RUNNING"``...).
+
+        Returns:
+            The normalised state; unknown strings count as deploying (still changing).
+        """
+        if raw is None:
+            return cls.STOPPED
+        return _RAW_STATES.get(raw.strip().lower(), cls.DEPLOYING)
+
+
+_RAW_STATES: dict[str, ClusterState] = {
+    "loading": ClusterState.DEPLOYING,
+    "booting instance": ClusterState.DEPLOYING,
+    "booting": ClusterState.DEPLOYING,
+    "starting": ClusterState.DEPLOYING,
+    "instantiating": ClusterState.DEPLOYING,
+    "deploying": ClusterState.DEPLOYING,
+    "pending": ClusterState.DEPLOYING,
+    "on": ClusterState.RUNNING,
+    "running": ClusterState.RUNNING,
+    "ready": ClusterState.RUNNING,
+    "off": ClusterState.STOPPED,
+    "stopped": ClusterState.STOPPED,
+    "stopping": ClusterState.STOPPED,
+    "terminated": ClusterState.STOPPED,
+    "failed": ClusterState.FAILED,
+    "error": ClusterState.FAILED,
+}
+
+
+class Capacity(BaseModel):
+    """Instance counts of a cluster: Bytez autoscales between ``min`` and ``max``.
+
+    Attributes:
+        min: Fewest instances kept running.
+        desired: Instances to run now (each serves one request at a time).
+        max: Most instances the cluster may scale to.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    min: int = Field(default=1, ge=0)
+    desired: int = Field(default=1, ge=0)
+    max: int = Field(default=1, ge=1)
+
+    @classmethod
+    def fixed(cls, concurrency: int) -> Capacity:
+        """Capacity with ``min == desired == max == concurrency``.
+
+        Args:
+            concurrency: Number of instances (parallel inferences), at least 1.
+
+        Returns:
+            The capacity.
+
+        Raises:
+            ValueError: If ``concurrency`` is not a positive integer.
+        """
+        if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
+            msg = f"concurrency must be a positive integer, got {concurrency!r}"
+            raise ValueError(msg)
+        return cls(min=concurrency, desired=concurrency, max=concurrency)
+
+
+def _parse_time(value: Any) -> datetime | None:
+    if value is None or value == "":
+        return None
+    if isinstance(value, datetime):
+        return value
+    if isinstance(value, (int, float)):
+        # Epoch seconds or milliseconds: both have been seen.
+        seconds = value / 1000 if value > 1e11 else value
+        return datetime.fromtimestamp(seconds, tz=timezone.utc)
+    if isinstance(value, str):
+        try:
+            return datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            return None
+    return None
+
+
+class ClusterStatus(BaseModel):
+    """A model's instance cluster as the service reports it.
+
+    Attributes:
+        model_id: The Bytez model id.
+        state: Normalised state (deploying / running / stopped / failed).
+        raw_status: The server's own status string.
+        capacity: Instance counts.
+        instances: Instances currently up (a count, or ``None`` if not reported).
+        inferences: Requests served by the cluster so far.
+        created: When the cluster was created.
+        modified: When it last changed.
+        last_inference: When it last served a request.
+        idle_timeout_minutes: Idle minutes before it shuts itself down.
+        reason: The failure reason, when ``state`` is failed and the server said.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="ignore", populate_by_name=True)
+
+    model_id: str = Field(alias="modelId")
+    state: ClusterState = ClusterState.STOPPED
+    raw_status: str | None = None
+    capacity: Capacity | None = None
+    instances: int | None = None
+    inferences: int | None = None
+    created: datetime | None = None
+    modified: datetime | None = None
+    last_inference: datetime | None = Field(default=None, alias="lastInference")
+    idle_timeout_minutes: int | None = Field(default=None, alias="timeout")
+    reason: str | None = None
+
+    @field_validator("created", "modified", "last_inference", mode="before")
+    @classmethod
+    def _tolerant_time(cls, value: Any) -> datetime | None:
+        return _parse_time(value)
+
+    @field_validator("instances", mode="before")
+    @classmethod
+    def _count_instances(cls, value: Any) -> int | None:
+        # Some API versions send a list of instance objects, others a count.
+        if isinstance(value, list):
+            return len(value)
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return int(value)
+        return None
+
+    @classmethod
+    def from_api(cls, data: Mapping[str, Any], model_id: str | None = None) -> ClusterStatus:
+        """Build from a cluster object of the API, whatever its vintage.
+
+        Args:
+            data: The cluster object (``output`` of the cluster routes).
+            model_id: Fallback id when the object does not carry one.
+
+        Returns:
+            The parsed status.
+        """
+        raw = data.get("status")
+        raw_str = None if raw is None else str(raw)
+        values = dict(data)
+        values.setdefault("modelId", model_id or data.get("model_id") or "")
+        values["state"] = ClusterState.from_raw(raw_str)
+        values["raw_status"] = raw_str
+        reason = data.get("reason") or data.get("error")
+        values["reason"] = None if reason is None else str(reason)
+        if not isinstance(values.get("capacity"), Mapping):
+            values.pop("capacity", None)
+        return cls.model_validate(values)
+
+    @classmethod
+    def stopped(cls, model_id: str) -> ClusterStatus:
+        """The status of a model that has no cluster.
+
+        Args:
+            model_id: The Bytez model id.
+
+        Returns:
+            A status in the stopped state.
+        """
+        return cls.model_validate({"modelId": model_id, "state": ClusterState.STOPPED})
+
+
+class ModelInfo(BaseModel):
+    """One entry of the Bytez model catalogue.
+
+    Attributes:
+        model_id: The Bytez / Hugging Face model id (``org/name``).
+        task: The task the model serves (``text-generation``, ``chat``...).
+        params: Parameter count in billions, when known.
+        ram_required: RAM needed in GB, when known.
+        meter: The billing meter (instance size), when known.
+        meter_price: USD per second of the meter, when known.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="ignore", populate_by_name=True)
+
+    model_id: str = Field(alias="modelId")
+    task: str | None = None
+    params: float | None = None
+    ram_required: float | None = Field(default=None, alias="ramRequired")
+    meter: str | None = None
+    meter_price: float | None = Field(default=None, alias="meterPrice")
+
+    @field_validator("params", "ram_required", "meter_price", mode="before")
+    @classmethod
+    def _tolerant_number(cls, value: Any) -> float | None:
+        if value is None or isinstance(value, bool):
+            return None
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            return None
+        return number if math.isfinite(number) else None

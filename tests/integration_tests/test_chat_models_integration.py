@@ -1,0 +1,209 @@
+"""``ChatBytez`` end to end against the local Bytez-compatible server."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from langchain_core.callbacks import BaseCallbackHandler
+from langchain_core.messages import AIMessage, HumanMessage, SystemMessage, ToolMessage
+from langchain_core.output_parsers import StrOutputParser
+from langchain_core.prompts import ChatPromptTemplate
+
+from langchain_bytez.chat_models import ChatBytez
+from langchain_bytez.errors import BytezStreamError
+from langchain_bytez.server import FaultKind, LocalBytezServer
+
+CHAT = "Qwen/Qwen2.5-0.5B-Instruct"
+VISION = "Qwen/Qwen2-VL-2B-Instruct"
+IMAGE_URL = "https://example.com/cat.png"
+PNG_B64 = (  # a 1x1 PNG
+    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQ"
+    "AAAABJRU5ErkJggg=="
+)
+
+
+@pytest.fixture
+def server(bytez_server: LocalBytezServer) -> LocalBytezServer:
+    bytez_server.load_delay = 0.05  # a short cold start: loading is tested elsewhere
+    return bytez_server
+
+
+def make(server: LocalBytezServer, bytez_api_key: str, **kwargs: Any) -> ChatBytez:
+    kwargs.setdefault("model", CHAT)
+    kwargs.setdefault("max_tokens", 16)
+    return ChatBytez(api_key=bytez_api_key, base_url=server.url, **kwargs)
+
+
+def last_run(server: LocalBytezServer) -> dict[str, Any]:
+    runs = [r for r in server.requests if r.method == "POST" and r.model_id and r.json]
+    body = runs[-1].json
+    assert isinstance(body, dict)
+    return body
+
+
+# ----------------------------------------------------------------------- images
+
+
+def test_image_by_url_reaches_the_server_as_a_bytez_block(
+    server: LocalBytezServer, bytez_api_key: str
+) -> None:
+    model = make(server, bytez_api_key, model=VISION)
+    message = HumanMessage(
+        [{"type": "text", "text": "What is this?"}, {"type": "image", "url": IMAGE_URL}]
+    )
+    result = model.invoke([message])
+    assert server.requests[-1].json["messages"] == [
+        {
+            "role": "user",
+            "content": [
+                {"type": "text", "text": "What is this?"},
+                {"type": "image", "url": IMAGE_URL},
+            ],
+        }
+    ]
+    assert "I see an image." in result.text
+    assert isinstance(result.content, str)  # block output joined into a string
+
+
+@pytest.mark.parametrize(
+    "block",
+    [
+        {"type": "image", "base64": PNG_B64, "mime_type": "image/png"},
+        {"type": "image_url", "image_url": {"url": f"data:image/png;base64,{PNG_B64}"}},
+        {"type": "image", "source_type": "base64", "data": PNG_B64, "mime_type": "image/png"},
+    ],
+)
+def test_image_by_base64_reaches_the_server_as_a_data_url(
+    server: LocalBytezServer, bytez_api_key: str, block: dict[str, Any]
+) -> None:
+    model = make(server, bytez_api_key, model=VISION)
+    chunks = list(model.stream([HumanMessage([{"type": "text", "text": "Describe"}, block])]))
+    assert server.requests[-1].json["messages"][0]["content"][1] == {
+        "type": "image",
+        "base64": f"data:image/png;base64,{PNG_B64}",
+    }
+    assert "I see an image." in "".join(c.text for c in chunks)
+
+
+# ----------------------------------------------------------------------- conversation
+
+
+def test_roles_names_and_merging_on_the_wire(server: LocalBytezServer, bytez_api_key: str) -> None:
+    model = make(server, bytez_api_key)
+    result = model.invoke(
+        [
+            SystemMessage("Your name is Robo."),
+            SystemMessage("Be brief."),
+            HumanMessage("hi", name="ann"),
+            AIMessage("hello"),
+            HumanMessage("how are you", name="ann"),
+            HumanMessage("today?", name="ann"),
+        ]
+    )
+    assert server.requests[-1].json["messages"] == [
+        {"role": "system", "content": "Your name is Robo.\n\nBe brief."},
+        {"role": "user", "content": "hi", "name": "ann"},
+        {"role": "assistant", "content": "hello"},
+        {"role": "user", "content": "how are you\n\ntoday?", "name": "ann"},
+    ]
+    assert result.text.startswith("Hello, ann! I am Robo.")
+
+
+def test_unsendable_history_is_refused_without_a_request(
+    server: LocalBytezServer, bytez_api_key: str
+) -> None:
+    model = make(server, bytez_api_key)
+    with pytest.raises(ValueError, match=r"messages\[1\] \(ToolMessage\)"):
+        model.invoke([HumanMessage("hi"), ToolMessage("42", tool_call_id="c1")])
+    assert server.count("POST", f"/models/v2/{CHAT}") == 0
+
+
+# ----------------------------------------------------------------------- stop, metadata
+
+
+def test_stop_is_sent_and_enforced(server: LocalBytezServer, bytez_api_key: str) -> None:
+    model = make(server, bytez_api_key, stop=["said"])
+    result = model.invoke("hello")
+    assert last_run(server)["params"]["stop_strings"] == ["said"]
+    assert result.text == "Hello! You "
+    assert result.response_metadata["finish_reason"] == "stop"
+    chunks = list(model.stream("hello"))
+    assert "".join(c.text for c in chunks) == "Hello! You "
+    assert chunks[-1].response_metadata["finish_reason"] == "stop"
+
+
+def test_metadata_from_the_server(server: LocalBytezServer, bytez_api_key: str) -> None:
+    model = make(server, bytez_api_key, max_tokens=5)
+    result = model.invoke("hello")
+    meta = result.response_metadata
+    assert meta["model_name"] == CHAT
+    assert meta["model_provider"] == "bytez"
+    assert meta["status_code"] == 200
+    assert meta["inference_meter"] == "sm-gpu"
+    assert "inference_time" in meta
+    assert "inference_cost" in meta
+    assert result.usage_metadata is None
+    chunks = list(model.stream("hello"))
+    assert chunks[-1].chunk_position == "last"
+    assert chunks[-1].response_metadata["finish_reason"] == "length"  # 5 of 5 tokens
+    assert chunks[-1].response_metadata["inference_meter"] == "sm-gpu"
+
+
+async def test_async_paths(server: LocalBytezServer, bytez_api_key: str) -> None:
+    model = make(server, bytez_api_key)
+    result = await model.ainvoke("hello")
+    assert result.text.startswith("Hello!")
+    chunks = [c async for c in model.astream("hello")]
+    assert "".join(c.text for c in chunks) == result.text
+    assert chunks[-1].chunk_position == "last"
+    assert server.cluster(CHAT) is not None  # auto-loaded before the first run
+
+
+def test_concurrency_cap_holds_for_batches(server: LocalBytezServer, bytez_api_key: str) -> None:
+    server.token_delay = 0.01
+    model = make(server, bytez_api_key, concurrency=2, max_tokens=8)
+    results = model.batch([f"question {i}" for i in range(6)], config={"max_concurrency": 6})
+    assert len(results) == 6
+    assert server.peak_in_flight(CHAT) <= 2
+
+
+# ----------------------------------------------------------------------- failures
+
+
+class RetryCounter(BaseCallbackHandler):
+    def __init__(self) -> None:
+        self.retries = 0
+
+    def on_retry(self, retry_state: Any, **kwargs: Any) -> None:
+        self.retries += 1
+
+
+def test_retry_is_reported(server: LocalBytezServer, bytez_api_key: str) -> None:
+    model = make(server, bytez_api_key, max_retries=2, auto_load=False)
+    server.inject(FaultKind.STATUS_503)
+    counter = RetryCounter()
+    result = model.invoke("hello", config={"callbacks": [counter]})
+    assert result.text.startswith("Hello!")
+    assert counter.retries == 1
+
+
+def test_error_mid_stream_is_raised(server: LocalBytezServer, bytez_api_key: str) -> None:
+    model = make(server, bytez_api_key, max_retries=0)
+    server.inject(FaultKind.ERROR_MID_STREAM, after_tokens=2, message="CUDA out of memory")
+    with pytest.raises(BytezStreamError, match="CUDA out of memory"):
+        list(model.stream("hello"))
+
+
+# ----------------------------------------------------------------------- LCEL
+
+
+def test_lcel_chain_streams(server: LocalBytezServer, bytez_api_key: str) -> None:
+    prompt = ChatPromptTemplate.from_messages(
+        [("system", "You are called {name}."), ("human", "{question}")]
+    )
+    chain = prompt | make(server, bytez_api_key) | StrOutputParser()
+    pieces = list(chain.stream({"name": "Sage", "question": "what is up"}))
+    assert len(pieces) > 1
+    text = "".join(pieces)
+    assert text.startswith('Hello! I am Sage. You said: "what is up".')

@@ -1,0 +1,239 @@
+"""Property tests of the streaming pieces: any text, any split, the same result."""
+
+from __future__ import annotations
+
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
+
+from langchain_bytez.streaming import ERROR_PREFIX, StopCutter, StreamTextDecoder, cut_at_stop
+
+PROPS = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+# Characters of 1 to 4 UTF-8 bytes, newlines, and the letters of the error prefix so that
+# near-misses ("Err", "Error:x") come up often.
+_ALPHABET = st.one_of(
+    st.sampled_from(list("Error: \nabcé€北🎉")),
+    st.characters(codec="utf-8"),
+)
+texts = st.text(alphabet=_ALPHABET, max_size=60)
+
+
+def cut_points(data_len: int) -> st.SearchStrategy[list[int]]:
+    if data_len <= 1:
+        return st.just([])
+    return st.lists(st.integers(1, data_len - 1), unique=True, max_size=data_len).map(sorted)
+
+
+def split_at(data: bytes, cuts: list[int]) -> list[bytes]:
+    bounds = [0, *cuts, len(data)]
+    return [data[a:b] for a, b in zip(bounds, bounds[1:])]
+
+
+@st.composite
+def byte_splits(draw: st.DrawFn, data: bytes) -> list[bytes]:
+    return split_at(data, draw(cut_points(len(data))))
+
+
+def decode_all(chunks: list[bytes]) -> tuple[str, str | None]:
+    decoder = StreamTextDecoder()
+    pieces = [decoder.feed(chunk) for chunk in chunks]
+    pieces.append(decoder.finish())
+    return "".join(pieces), decoder.error
+
+
+# ----------------------------------------------------------------------------- decoder
+
+
+@PROPS
+@given(st.data(), texts)
+@example(None, "北京 🎉 crème")
+def test_decoder_output_joined_equals_text_for_any_split(data: st.DataObject, text: str) -> None:
+    if data is None:  # the @example row: split every byte
+        chunks = [bytes([b]) for b in text.encode()]
+    else:
+        # Texts without an in-band error line come out unchanged, whatever the split.
+        if ERROR_PREFIX in text:
+            text = text.replace(ERROR_PREFIX, "Error:_")
+        chunks = data.draw(byte_splits(text.encode()))
+    joined, error = decode_all(chunks)
+    assert error is None
+    assert joined == text
+
+
+@PROPS
+@given(st.data(), st.binary(max_size=60))
+def test_decoder_matches_one_shot_decode_of_any_bytes(data: st.DataObject, raw: bytes) -> None:
+    expected = raw.decode("utf-8", errors="replace")
+    if ERROR_PREFIX in expected:
+        return  # in-band error rules apply; covered by the tests below
+    chunks = data.draw(byte_splits(raw))
+    joined, error = decode_all(chunks)
+    assert error is None
+    assert joined == expected
+
+
+@PROPS
+@given(st.data(), st.text(alphabet=_ALPHABET, max_size=60))
+def test_body_starting_with_error_prefix_is_an_error_for_any_split(
+    data: st.DataObject, rest: str
+) -> None:
+    body = (ERROR_PREFIX + rest).encode()
+    chunks = data.draw(byte_splits(body))
+    joined, error = decode_all(chunks)
+    assert joined == ""
+    assert error == (rest.strip() or "stream failed")
+
+
+@PROPS
+@given(
+    st.data(),
+    texts.filter(lambda t: t != "" and ERROR_PREFIX not in t),
+    st.text(alphabet=st.characters(codec="utf-8", exclude_characters="\n"), max_size=40),
+)
+def test_error_line_after_text_is_an_error_for_any_split_around_it(
+    data: st.DataObject, before: str, message: str
+) -> None:
+    # Chunk boundaries anywhere, as long as the error line begins a chunk (the server
+    # writes it as its own chunk).
+    head, tail = before.encode(), (ERROR_PREFIX + message).encode()
+    chunks = data.draw(byte_splits(head)) + data.draw(byte_splits(tail))
+    joined, error = decode_all(chunks)
+    assert joined == before
+    assert error == (message.strip() or "stream failed")
+
+
+@PROPS
+@given(
+    st.data(),
+    texts.filter(lambda t: t != "" and ERROR_PREFIX not in t),
+    st.text(alphabet=_ALPHABET, max_size=20),
+    st.text(alphabet=_ALPHABET, max_size=20),
+)
+def test_error_like_text_with_a_newline_mid_stream_is_model_output(
+    data: st.DataObject, before: str, first_line: str, more: str
+) -> None:
+    first_line = first_line.replace("\n", " ").replace(ERROR_PREFIX, "Error:_")
+    more = more.replace(ERROR_PREFIX, "Error:_")
+    after = f"{ERROR_PREFIX}{first_line}\n{more}"
+    head, tail = before.encode(), after.encode()
+    chunks = data.draw(byte_splits(head)) + data.draw(byte_splits(tail))
+    joined, error = decode_all(chunks)
+    assert error is None
+    assert joined == before + after
+
+
+def test_leading_error_with_newlines_is_still_an_error() -> None:
+    joined, error = decode_all([b"Error: Traceback\n  File x\n", b"ValueError: boom"])
+    assert joined == ""
+    assert error is not None
+    assert error.startswith("Traceback")
+    assert error.endswith("ValueError: boom")
+
+
+def test_leading_error_is_capped() -> None:
+    decoder = StreamTextDecoder()
+    assert decoder.feed(b"Error: " + b"x" * 5000) == ""
+    assert decoder.error is not None
+    assert len(decoder.error) == 4096
+    assert decoder.feed(b"more") == ""
+    assert decoder.finish() == ""
+
+
+def test_prefix_of_error_is_released_when_the_next_chunk_decides() -> None:
+    decoder = StreamTextDecoder()
+    assert decoder.feed(b"Err") == ""
+    assert decoder.feed(b"and") == "Errand"
+    assert decoder.feed(b" E") == " E"
+    assert decoder.feed(b"E") == ""
+    assert decoder.feed(b"nd") == "End"
+    assert decoder.finish() == ""
+    assert decoder.error is None
+
+
+def test_held_prefix_then_error_chunk() -> None:
+    # A held near-miss must not hide an error line that begins the next chunk.
+    decoder = StreamTextDecoder()
+    assert decoder.feed(b"ok ") == "ok "
+    assert decoder.feed(b"Err") == ""
+    assert decoder.feed(b"Error: boom") == "Err"
+    assert decoder.finish() == ""
+    assert decoder.error == "boom"
+
+
+def test_short_body_that_is_a_prefix_of_error_is_text() -> None:
+    assert decode_all([b"Err", b"or"]) == ("Error", None)
+    assert decode_all([b"Error:"]) == ("Error:", None)
+
+
+def test_long_error_like_output_mid_stream_is_released() -> None:
+    decoder = StreamTextDecoder()
+    assert decoder.feed(b"x") == "x"
+    assert decoder.feed(b"Error: " + b"y" * 5000) == "Error: " + "y" * 5000
+    assert decoder.finish() == ""
+    assert decoder.error is None
+
+
+# ----------------------------------------------------------------------------- stops
+
+stop_alphabet = st.sampled_from(list("ab\nXé北"))
+stop_texts = st.text(alphabet=stop_alphabet, max_size=40)
+stop_lists = st.lists(st.text(alphabet=stop_alphabet, max_size=4), max_size=4)
+
+
+@st.composite
+def str_splits(draw: st.DrawFn, text: str) -> list[str]:
+    cuts = draw(cut_points(len(text)))
+    bounds = [0, *cuts, len(text)]
+    return [text[a:b] for a, b in zip(bounds, bounds[1:])]
+
+
+@PROPS
+@given(st.data(), stop_texts, stop_lists)
+@example(None, "abXab\nb", ["X", "b\n", ""])
+def test_stop_cutter_joined_equals_cut_at_stop_for_any_split(
+    data: st.DataObject | None, text: str, stops: list[str]
+) -> None:
+    chunks = list(text) if data is None else data.draw(str_splits(text))
+    cutter = StopCutter(stops)
+    emitted: list[str] = []
+    for chunk in chunks:
+        piece = cutter.feed(chunk)
+        emitted.append(piece)
+        # Nothing emitted so far may contain or run into a stop sequence.
+        so_far = "".join(emitted)
+        assert cut_at_stop(so_far, stops) == (so_far, False) or cutter.stopped
+    emitted.append(cutter.flush())
+    expected, stopped = cut_at_stop(text, stops)
+    assert "".join(emitted) == expected
+    assert cutter.stopped is stopped
+    assert cutter.active is any(stops)
+
+
+@PROPS
+@given(stop_texts, stop_lists)
+def test_cut_at_stop_is_earliest_cut(text: str, stops: list[str]) -> None:
+    cut, stopped = cut_at_stop(text, stops)
+    assert text.startswith(cut)
+    real = [s for s in stops if s]
+    assert stopped is any(s in text for s in real)
+    if stopped:
+        assert any(text[len(cut) :].startswith(s) for s in real)
+    # No stop sequence occurs before the cut.
+    assert not any(s in cut for s in real)
+
+
+def test_stop_cutter_without_stops_passes_through() -> None:
+    cutter = StopCutter(None)
+    assert not cutter.active
+    assert cutter.feed("abc") == "abc"
+    assert cutter.flush() == ""
+
+
+def test_stop_cutter_holds_only_possible_stop_prefixes() -> None:
+    cutter = StopCutter(["\nUser:"])
+    assert cutter.feed("Hello\nUs") == "Hello"
+    assert cutter.feed("ually fine") == "\nUsually fine"
+    assert cutter.feed("\nUser: hi") == ""
+    assert cutter.stopped
+    assert cutter.feed("more") == ""
+    assert cutter.flush() == ""
