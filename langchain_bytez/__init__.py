@@ -2,7 +2,7 @@
 
 The LangChain classes (``BytezLLM``, ``ChatBytez``, ``BytezEmbeddings``), the typed
 HTTP client, the model manager and the catalogue / instance loaders. The local
-Bytez-compatible server lives in :mod:`langchain_bytez.server` and is not imported here.
+Bytez-compatible server lives in ``langchain_bytez.server`` and is not imported here.
 """
 
 from langchain_bytez._version import __version__

@@ -1,21 +1,24 @@
 """What ``BytezLLM``, ``ChatBytez`` and ``BytezEmbeddings`` share: fields, clients, model prep.
 
-:class:`BytezModelMixin` is the single home of
+[`BytezModelMixin`][langchain_bytez.base.BytezModelMixin] is the single home of
 
 * the connection and model-management fields every Bytez class takes (``model``,
   ``api_key``, ``base_url``, ``timeout``, ``max_retries``, ``concurrency``...);
 * the refusal of unknown constructor arguments, with the nearest valid name suggested
   (a typo such as ``temprature=`` must fail loudly, not be dropped);
-* the client factory: one pooled :class:`~langchain_bytez.client.BytezClient` (and one
-  :class:`~langchain_bytez.client.AsyncBytezClient` per event loop) per configuration,
+* the client factory: one pooled [`BytezClient`][langchain_bytez.client.BytezClient] (and
+  one [`AsyncBytezClient`][langchain_bytez.client.AsyncBytezClient] per event loop) per
+  configuration,
   shared by every instance with the same configuration and created on first use;
 * the run preparation: auto-load through the shared
-  :class:`~langchain_bytez.manager.ModelManager` and the per-model in-flight cap;
+  [`ModelManager`][langchain_bytez.manager.ModelManager] and the per-model in-flight cap;
 * safe copying and pickling: clients are never copied (they are looked up again), and
   pickles never carry the API key;
-* two async helpers every class needs: :class:`AsyncRetryReporter` (LangChain's async
-  ``on_retry`` as the client's sync hook) and :func:`gather_or_cancel` (concurrent
-  batches that cancel the rest on the first failure).
+* two async helpers every class needs:
+  [`AsyncRetryReporter`][langchain_bytez.base.AsyncRetryReporter] (LangChain's async
+  ``on_retry`` as the client's sync hook) and
+  [`gather_or_cancel`][langchain_bytez.base.gather_or_cancel] (concurrent batches that
+  cancel the rest on the first failure).
 
 Lifetime of the shared clients: they live in a module-level registry for the life of the
 process and are closed at interpreter exit (``atexit``). Async clients are kept per event
@@ -29,8 +32,10 @@ from __future__ import annotations
 import asyncio
 import atexit
 import contextlib
+import copy
 import difflib
 import hashlib
+import inspect
 import threading
 import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
@@ -168,14 +173,18 @@ class BytezModelMixin(BaseModel):
 
     Subclasses combine it with a LangChain base class, mixin first
     (``class BytezLLM(BytezModelMixin, LLM)``), and then get the shared fields, the
-    unknown-argument check, the client factory (:meth:`_sync_client`,
-    :meth:`_async_client`), the manager (:meth:`_manager`) and the run preparation
-    (:meth:`_model_session`, :meth:`_amodel_session`).
+    unknown-argument check, the client factory (``_sync_client``,
+    ``_async_client``), the manager (``_manager``) and the run preparation
+    (``_model_session``, ``_amodel_session``).
     """
 
     model_config = ConfigDict(
         populate_by_name=True, arbitrary_types_allowed=True, protected_namespaces=()
     )
+    """Pydantic settings: fields accepted by name or alias, arbitrary types allowed.
+
+    ``model`` is also accepted as ``model_id``, injected ``httpx`` clients are allowed,
+    and ``model_*`` field names are permitted."""
 
     model: str = Field(alias="model_id")
     """The Bytez model id, ``org/name`` as on Hugging Face (e.g. ``openai-community/gpt2``).
@@ -216,20 +225,25 @@ class BytezModelMixin(BaseModel):
     """An ``httpx.AsyncClient`` to send async requests with; see ``http_client``."""
 
     auto_load: bool = True
-    """Load the model's instances before the first run (once per process, shared by
-    concurrent calls), with ``concurrency`` instances and ``instance_timeout``.
+    """Load the model's instances before the first run.
+
+    Once per process, shared by concurrent calls, with ``concurrency`` instances and
+    ``instance_timeout``.
 
     ``False`` sends runs straight away: Bytez then starts the model with its defaults on
     the first run (serverless behaviour)."""
 
     concurrency: int = Field(default=1, ge=1)
-    """Parallel inferences: instances requested when loading, and the cap on this
-    process's in-flight runs against the model (extra calls wait client-side instead
-    of being refused with 429)."""
+    """Parallel inferences: instances to load and in-flight runs allowed per model.
+
+    The number of instances requested when loading, and the cap on this process's
+    in-flight runs against the model (extra calls wait client-side instead of being
+    refused with 429)."""
 
     instance_timeout: int = Field(default=300, ge=60, le=86_400)
-    """Idle seconds before Bytez shuts the loaded instances down (sent in whole
-    minutes, 1 to 1440)."""
+    """Idle seconds before Bytez shuts the loaded instances down.
+
+    Sent in whole minutes, 1 to 1440."""
 
     load_progress: bool = False
     """Also print model-loading progress to stderr during auto-load.
@@ -239,8 +253,10 @@ class BytezModelMixin(BaseModel):
     provider_key: SecretStr | None = Field(
         default_factory=secret_from_env(PROVIDER_KEY_ENV, default=None)
     )
-    """Key for closed-source providers (``openai/...``, ``anthropic/...``), sent as the
-    ``provider-key`` header; read from ``BYTEZ_PROVIDER_KEY`` when not passed."""
+    """Key for closed-source providers (``openai/...``, ``anthropic/...``).
+
+    Sent as the ``provider-key`` header; read from ``BYTEZ_PROVIDER_KEY`` when not
+    passed."""
 
     _runtime: _RuntimeState = PrivateAttr(default_factory=_RuntimeState)
 
@@ -356,7 +372,7 @@ class BytezModelMixin(BaseModel):
         """Restore a pickle; secrets come back from the environment.
 
         Args:
-            state: What :meth:`__getstate__` returned.
+            state: What ``__getstate__`` returned.
         """
         super().__setstate__(state)
         self._runtime = _RuntimeState()
@@ -452,7 +468,7 @@ class BytezModelMixin(BaseModel):
         """The model manager shared by every client with the same endpoint and key.
 
         Args:
-            client: A client from :meth:`_sync_client` or :meth:`_async_client`.
+            client: A client from ``_sync_client`` or ``_async_client``.
 
         Returns:
             The shared manager.
@@ -512,7 +528,7 @@ class BytezModelMixin(BaseModel):
         model_id: str,
         run_manager: AsyncCallbackManagerForLLMRun | None = None,
     ) -> AsyncIterator[None]:
-        """Async twin of :meth:`_model_session`.
+        """Async twin of ``_model_session``.
 
         Args:
             client: The async client the run uses.
@@ -544,6 +560,26 @@ class BytezModelMixin(BaseModel):
             raise
 
 
+# ---------------------------------------------------------------------- class helpers
+
+
+def store_signatures(cls: type, *names: str) -> None:
+    """Store each named method's ``inspect.signature`` on the function itself.
+
+    LangChain asks ``inspect.signature(self._generate)`` on every call (does it take
+    ``run_manager``?); a stored ``__signature__`` is what ``inspect`` returns first, so
+    the answer is the same at a third of the cost (about 9 us less per call).
+    Subclasses that override a method get the normal inspection of their own.
+
+    Args:
+        cls: The class defining the methods.
+        *names: Names of methods defined in ``cls`` itself.
+    """
+    for name in names:
+        function = cls.__dict__[name]
+        function.__signature__ = inspect.signature(function)
+
+
 # ---------------------------------------------------------------------- async helpers
 
 
@@ -556,6 +592,10 @@ async def gather_or_cancel(coros: Sequence[Awaitable[_T]]) -> list[_T]:
     Returns:
         Their results, in input order.
     """
+    if len(coros) == 1:
+        # A single run (every ainvoke) needs no task of its own and has nothing to
+        # cancel: awaiting it here saves creating and scheduling a task.
+        return [await coros[0]]
     tasks = [asyncio.ensure_future(coro) for coro in coros]
     try:
         return list(await asyncio.gather(*tasks))
@@ -601,6 +641,9 @@ class AsyncRetryReporter:
 
     def _report(self, state: RetryCallState) -> None:
         assert self._run_manager is not None  # noqa: S101 - only handed out when set
-        task = asyncio.get_running_loop().create_task(self._run_manager.on_retry(state))
+        # The task runs later, while tenacity keeps mutating the same state object
+        # (attempt_number, outcome): hand it a snapshot taken now.
+        snapshot = copy.copy(state)
+        task = asyncio.get_running_loop().create_task(self._run_manager.on_retry(snapshot))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)

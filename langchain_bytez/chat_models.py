@@ -1,7 +1,7 @@
 """``ChatBytez``: Bytez chat and ``*-text-to-text`` models as a LangChain chat model.
 
 Message conversion (LangChain -> Bytez ``messages``), decided here and documented in
-:func:`convert_messages`:
+[`convert_messages`][langchain_bytez.chat_models.convert_messages]:
 
 * roles: ``SystemMessage`` -> ``system``, ``HumanMessage`` -> ``user``, ``AIMessage``
   -> ``assistant`` (``ChatMessage`` with one of those roles, or ``human``/``ai``/
@@ -46,6 +46,7 @@ from langchain_core.messages import (
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
 from pydantic import ConfigDict
 
+from langchain_bytez.base import store_signatures
 from langchain_bytez.errors import BytezAPIError
 from langchain_bytez.generation import (
     BytezGenerationMixin,
@@ -466,7 +467,8 @@ class ChatBytez(BytezGenerationMixin, BaseChatModel):
     Message conversion:
         Consecutive messages of one role are merged (blank line between texts);
         ``name`` is sent per message; tool messages and tool calls raise
-        ``ValueError``. See :func:`langchain_bytez.chat_models.convert_messages`.
+        ``ValueError``. See
+        [`convert_messages`][langchain_bytez.chat_models.convert_messages].
 
     Response metadata:
         ```python
@@ -494,6 +496,7 @@ class ChatBytez(BytezGenerationMixin, BaseChatModel):
     model_config = ConfigDict(
         populate_by_name=True, arbitrary_types_allowed=True, protected_namespaces=()
     )
+    """Pydantic settings, as for ``BytezModelMixin``."""
 
     _call_arguments: ClassVar[type[CallArguments]] = _ChatCallArguments
 
@@ -576,7 +579,7 @@ class ChatBytez(BytezGenerationMixin, BaseChatModel):
             messages: The conversation.
             stop: Stop sequences for this call (added to ``self.stop``).
             run_manager: The run's callback manager.
-            **kwargs: Per-call overrides, as for :meth:`_generate`.
+            **kwargs: Per-call overrides, as for ``_generate``.
 
         Yields:
             One chunk per decoded piece, then an empty ``chunk_position="last"`` chunk
@@ -601,13 +604,13 @@ class ChatBytez(BytezGenerationMixin, BaseChatModel):
         run_manager: AsyncCallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> ChatResult:
-        """Async twin of :meth:`_generate`.
+        """Async twin of ``_generate``.
 
         Args:
             messages: The conversation.
             stop: Stop sequences for this call (added to ``self.stop``).
             run_manager: The run's callback manager.
-            **kwargs: Per-call overrides, as for :meth:`_generate`.
+            **kwargs: Per-call overrides, as for ``_generate``.
 
         Returns:
             One generation with the reply and its metadata.
@@ -628,13 +631,13 @@ class ChatBytez(BytezGenerationMixin, BaseChatModel):
         run_manager: AsyncCallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> AsyncIterator[ChatGenerationChunk]:
-        """Async twin of :meth:`_stream`.
+        """Async twin of ``_stream``.
 
         Args:
             messages: The conversation.
             stop: Stop sequences for this call (added to ``self.stop``).
             run_manager: The run's callback manager.
-            **kwargs: Per-call overrides, as for :meth:`_generate`.
+            **kwargs: Per-call overrides, as for ``_generate``.
 
         Yields:
             One chunk per decoded piece, then an empty ``chunk_position="last"`` chunk
@@ -653,3 +656,7 @@ class ChatBytez(BytezGenerationMixin, BaseChatModel):
             # Close the inner generator now (not at GC): it releases the response and
             # the concurrency slot when the consumer stops early.
             await items.aclose()
+
+
+# LangChain inspects these on every call; keep their signatures ready.
+store_signatures(ChatBytez, "_generate", "_agenerate")

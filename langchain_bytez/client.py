@@ -1,9 +1,10 @@
 """Sync and async clients for the Bytez HTTP API, over one pooled ``httpx`` client each.
 
-:class:`BytezClient` and :class:`AsyncBytezClient` offer the same methods (the async
+[`BytezClient`][langchain_bytez.client.BytezClient] and
+[`AsyncBytezClient`][langchain_bytez.client.AsyncBytezClient] offer the same methods (the async
 ones are coroutines): run a model, stream its text, read the catalogue, and manage a
 model's instance cluster. Both build their requests and read their answers with
-:mod:`langchain_bytez.protocol`, so they differ only in I/O.
+[`langchain_bytez.protocol`][langchain_bytez.protocol], so they differ only in I/O.
 
 Retries: failures whose error ``is_retryable`` (429, 500/502/503/504, connection
 failures and timeouts before any answer) are retried up to ``max_retries`` times,
@@ -12,7 +13,7 @@ with jittered exponential backoff. The first attempt is made directly; a tenacit
 is only built after a retryable failure, so the happy path pays nothing for retries.
 A stream is retried only until its response starts; never after text was delivered.
 
-Secrets: the key is kept as a :class:`~pydantic.SecretStr`, sent only in the
+Secrets: the key is kept as a ``pydantic.SecretStr``, sent only in the
 ``Authorization`` header, and removed from every error message; ``repr`` shows the base
 URL only, and ``cache_key`` carries a fingerprint, never the key.
 """
@@ -67,20 +68,34 @@ __all__ = [
 ]
 
 DEFAULT_BASE_URL = "https://api.bytez.com"
-API_KEY_ENV = "BYTEZ_API_KEY"
-BASE_URL_ENV = "BYTEZ_BASE_URL"
+"""API root used when neither ``base_url`` nor ``BYTEZ_BASE_URL`` is set."""
 
-#: Cold starts hold a run open for minutes, so reads wait up to 10 minutes; connecting
-#: should be quick. ``pool`` only matters with a connection cap (ours has none).
+API_KEY_ENV = "BYTEZ_API_KEY"
+"""Environment variable the API key is read from when none is passed."""
+
+BASE_URL_ENV = "BYTEZ_BASE_URL"
+"""Environment variable the API root is read from when no ``base_url`` is passed."""
+
 DEFAULT_TIMEOUT = httpx.Timeout(connect=10.0, read=600.0, write=60.0, pool=600.0)
-#: No cap on open connections (Bytez accounts allow up to 400 concurrent requests and the
-#: server answers 429 beyond that); up to 100 idle ones are kept for reuse.
+"""Default request timeout: reads wait up to 10 minutes, connecting up to 10 seconds.
+
+Cold starts hold a run open for minutes; connecting should be quick. ``pool`` only
+matters with a connection cap (ours has none)."""
+
 DEFAULT_LIMITS = httpx.Limits(max_connections=None, max_keepalive_connections=100)
+"""Connection-pool limits: no cap on open connections, up to 100 idle ones kept.
+
+Bytez accounts allow up to 400 concurrent requests and the server answers 429 beyond
+that, so the client does not cap them itself."""
 
 OnRetry = Callable[[tenacity.RetryCallState], None]
 """Callback invoked before each retry sleep, with tenacity's state."""
 
 logger = logging.getLogger("langchain_bytez")
+"""The package logger, ``logging.getLogger("langchain_bytez")``.
+
+Request timings go to ``DEBUG``, retries and other recovered problems to
+``INFO``/``WARNING``."""
 
 _T = TypeVar("_T")
 _LIST_MODELS = f"{protocol.API_PREFIX}/list/models"
@@ -88,6 +103,7 @@ _LIST_TASKS = f"{protocol.API_PREFIX}/list/tasks"
 _LIST_CLUSTERS = f"{protocol.API_PREFIX}/list/clusters"
 _REQUEST_PREFIX = f"{protocol.API_PREFIX}/request/"
 _STREAMING_EXCEPTIONS = (httpx.TransportError, httpx.DecodingError)
+_MAX_CACHED_URLS = 1024
 
 
 # Module-level so tests (and callers who must not block) can patch the retry sleeps.
@@ -200,6 +216,9 @@ class _ClientBase:
         self._secrets = tuple(s for s in (key, provider) if s is not None and len(s) >= 6)
         self._on_retry = on_retry
         self._cache_key = (self._base_url, hashlib.sha256(key.encode()).hexdigest()[:16])
+        # Parsed request URLs by path (see _url): parsing costs more than the rest of
+        # building a request, and one client only ever uses a few paths.
+        self._urls: dict[str, httpx.URL] = {}
         url = httpx.URL(self._base_url)
         if url.scheme == "http" and not protocol.is_loopback_host(url.host):
             warnings.warn(
@@ -248,6 +267,14 @@ class _ClientBase:
             if secret in text:
                 text = text.replace(secret, "***")
         return text
+
+    def _url(self, path: str) -> httpx.URL:
+        url = self._urls.get(path)
+        if url is None:
+            url = httpx.URL(self._base_url + path)
+            if len(self._urls) < _MAX_CACHED_URLS:  # bounded: paths embed model ids
+                self._urls[path] = url
+        return url
 
     def _call_timeout(self, timeout: float | httpx.Timeout | None) -> httpx.Timeout:
         return self._timeout if timeout is None else _to_timeout(timeout)
@@ -413,22 +440,29 @@ def _parse_tasks(output: Any) -> list[str]:
     return tasks
 
 
-def _parse_cluster(output: Any, model_id: str) -> ClusterStatus:
+def _parse_cluster(
+    output: Any, model_id: str | None, redact: Callable[[str], str] | None = None
+) -> ClusterStatus:
     if output is None:
         raise BytezNotFoundError("The model has no instance cluster", model_id=model_id)
     if not isinstance(output, Mapping):
         msg = f"Unexpected cluster answer: expected an object, got {type(output).__name__}"
         raise BytezAPIError(msg, model_id=model_id, retryable=False)
-    return ClusterStatus.from_api(output, model_id)
+    status = ClusterStatus.from_api(output, model_id)
+    if redact is not None and status.reason:
+        # The failure reason is server text that ends up in BytezModelLoadError and in
+        # load-progress events: redacted like every other server message.
+        status = status.model_copy(update={"reason": redact(status.reason)})
+    return status
 
 
-def _parse_clusters(output: Any) -> list[ClusterStatus]:
+def _parse_clusters(output: Any, redact: Callable[[str], str] | None = None) -> list[ClusterStatus]:
     if output is None:
         return []
     if not isinstance(output, list):
         msg = f"Unexpected cluster list: expected a list, got {type(output).__name__}"
         raise BytezAPIError(msg, retryable=False)
-    return [ClusterStatus.from_api(item) for item in output if isinstance(item, Mapping)]
+    return [_parse_cluster(item, None, redact) for item in output if isinstance(item, Mapping)]
 
 
 def _text_of_json_output(output: Any, model_id: str) -> str:
@@ -454,18 +488,18 @@ class BytezClient(_ClientBase):
 
     One pooled ``httpx.Client`` is created on first use and reused by every call
     (threads may share the client). Use it as a context manager, or call
-    :meth:`close`, to release the pool.
+    [`close`][langchain_bytez.client.BytezClient.close], to release the pool.
 
     Example:
-        .. code-block:: python
+        ```python
+        from langchain_bytez.client import BytezClient
 
-            from langchain_bytez.client import BytezClient
-
-            with BytezClient() as client:  # reads BYTEZ_API_KEY
-                result = client.run("openai-community/gpt2", {"text": "Once upon a time"})
-                with client.stream("openai-community/gpt2", {"text": "Hi"}) as stream:
-                    for text in stream:
-                        print(text, end="")
+        with BytezClient() as client:  # reads BYTEZ_API_KEY
+            result = client.run("openai-community/gpt2", {"text": "Once upon a time"})
+            with client.stream("openai-community/gpt2", {"text": "Hi"}) as stream:
+                for text in stream:
+                    print(text, end="")
+        ```
     """
 
     def __init__(
@@ -491,13 +525,14 @@ class BytezClient(_ClientBase):
             timeout: Seconds, or an ``httpx.Timeout``, applied to every request (also on
                 an injected ``http_client``). A number ``t`` means connect within
                 ``min(10, t)`` s and wait up to ``t`` s per read/write. Defaults to
-                :data:`DEFAULT_TIMEOUT` (reads up to 10 minutes, for cold starts).
+                [`DEFAULT_TIMEOUT`][langchain_bytez.client.DEFAULT_TIMEOUT] (reads up to 10
+                minutes, for cold starts).
             max_retries: Retries after the first attempt for retryable failures.
             max_retry_wait: Longest single wait between attempts, in seconds.
             default_headers: Extra headers sent with every request.
             provider_key: Key of a closed-source provider, sent as ``provider-key``.
             http_client: An ``httpx.Client`` to use instead of our own; it is not closed
-                by :meth:`close`.
+                by [`close`][langchain_bytez.client.BytezClient.close].
             on_retry: Called with tenacity's ``RetryCallState`` before each retry.
 
         Raises:
@@ -577,7 +612,7 @@ class BytezClient(_ClientBase):
         http = self._client()
         request = http.build_request(
             method,
-            self._base_url + path,
+            self._url(path),
             content=content,
             params=params,
             headers=self._request_headers,
@@ -687,13 +722,14 @@ class BytezClient(_ClientBase):
 
         Args:
             model_id: The Bytez model id.
-            payload: As for :meth:`run`.
+            payload: As for [`run`][langchain_bytez.client.BytezClient.run].
             timeout: Overrides the client's timeout for this call (each read may
                 wait this long for the next chunk).
             on_retry: Called with tenacity's ``RetryCallState`` before each retry.
 
         Returns:
-            A :class:`TextStream`; use ``with client.stream(...) as s: for t in s: ...``.
+            A [`TextStream`][langchain_bytez.client.TextStream]; use
+            ``with client.stream(...) as s: for t in s: ...``.
 
         Raises:
             InvalidModelIdError: If the model id is malformed (nothing is sent).
@@ -802,7 +838,7 @@ class BytezClient(_ClientBase):
             BytezError: The typed error for other failures.
         """
         output, _, _ = self._call("GET", protocol.model_path(model_id), model_id=model_id)
-        return _parse_cluster(output, model_id)
+        return _parse_cluster(output, model_id, self._redact)
 
     def update_cluster(
         self,
@@ -837,7 +873,7 @@ class BytezClient(_ClientBase):
         if not isinstance(output, Mapping):
             # Tolerate a server that acknowledges without the object: read it back.
             return self.get_cluster(model_id)
-        return _parse_cluster(output, model_id)
+        return _parse_cluster(output, model_id, self._redact)
 
     def delete_cluster(self, model_id: str) -> None:
         """Stop and delete a model's instance cluster.
@@ -861,7 +897,7 @@ class BytezClient(_ClientBase):
             BytezError: The typed error for the failure.
         """
         output, _, _ = self._call("GET", _LIST_CLUSTERS)
-        return _parse_clusters(output)
+        return _parse_clusters(output, self._redact)
 
     def model(self, model_id: str) -> ModelHandle:
         """A handle bound to one model (load, status, run, stream, stop).
@@ -870,7 +906,7 @@ class BytezClient(_ClientBase):
             model_id: The Bytez model id.
 
         Returns:
-            A :class:`~langchain_bytez.manager.ModelHandle`.
+            A [`ModelHandle`][langchain_bytez.manager.ModelHandle].
 
         Raises:
             InvalidModelIdError: If the model id is malformed.
@@ -881,8 +917,28 @@ class BytezClient(_ClientBase):
         return ModelHandle(self, model_id)
 
 
+class _Transcript:
+    """The text a stream delivered, kept as UTF-8 in one buffer.
+
+    A list of the chunks would cost ~60 bytes of object overhead per token (about 8 MB
+    for a 1 MB answer); the buffer costs the text's size. ``surrogatepass`` keeps any
+    lone surrogate of a JSON answer, so :meth:`text` returns exactly what was appended.
+    """
+
+    __slots__ = ("_buffer",)
+
+    def __init__(self) -> None:
+        self._buffer = bytearray()
+
+    def append(self, text: str) -> None:
+        self._buffer += text.encode("utf-8", "surrogatepass")
+
+    def text(self) -> str:
+        return self._buffer.decode("utf-8", "surrogatepass")
+
+
 class _StreamBase:
-    """State shared by :class:`TextStream` and :class:`AsyncTextStream`."""
+    """State shared by ``TextStream`` and ``AsyncTextStream``."""
 
     def __init__(
         self,
@@ -898,7 +954,7 @@ class _StreamBase:
         self._content = content
         self._timeout = timeout
         self._on_retry = on_retry
-        self._delivered: list[str] = []
+        self._delivered = _Transcript()
         self._prefetched: str | None = None
         self._status = 0
         self._closed = False
@@ -907,7 +963,7 @@ class _StreamBase:
     @property
     def text(self) -> str:
         """All text delivered so far."""
-        return "".join(self._delivered)
+        return self._delivered.text()
 
     @property
     def closed(self) -> bool:
@@ -951,8 +1007,11 @@ class _StreamBase:
         # stream it as text) or a server that did not stream (deliver its text at once).
         try:
             output, _ = protocol.parse_envelope(response, self.model_id, redact=redact)
-        except BytezAPIError as exc:
-            if "JSON" not in exc.message:
+        except BytezAPIError:
+            # Only a body that is no JSON at all is a mislabelled text stream. An error
+            # envelope (even one whose message says "JSON") or truncated JSON is an
+            # error: never deliver it to the consumer as model text.
+            if body.lstrip()[:1] in (b"{", b"["):
                 raise
             self._prefetched = body.decode("utf-8", errors="replace")  # not JSON after all
             return
@@ -965,7 +1024,7 @@ class TextStream(_StreamBase):
     The request is sent on ``__enter__`` (or on first iteration), retried only until the
     response starts; a failed answer raises its typed error there. Iteration yields
     ``str`` chunks (multi-byte characters are never split) and raises
-    :class:`~langchain_bytez.errors.BytezStreamError` if the body turns out to be an
+    [`BytezStreamError`][langchain_bytez.errors.BytezStreamError] if the body turns out to be an
     in-band ``Error: ...`` or the connection drops; a stream is never retried after text
     was delivered. Leaving the ``with`` block, breaking out of the loop, or an error
     releases the connection.
@@ -984,7 +1043,7 @@ class TextStream(_StreamBase):
         timeout: httpx.Timeout,
         on_retry: OnRetry | None,
     ) -> None:
-        """Prepare the stream (use :meth:`BytezClient.stream` rather than this).
+        """Prepare the stream (use ``BytezClient.stream`` rather than this).
 
         Args:
             client: The client that sends the request.
@@ -1131,22 +1190,22 @@ class TextStream(_StreamBase):
 
 
 class AsyncBytezClient(_ClientBase):
-    """Asynchronous client for the Bytez API (same methods as :class:`BytezClient`).
+    """Asynchronous client for the Bytez API (same methods as ``BytezClient``).
 
     One pooled ``httpx.AsyncClient`` is created on first use in an event loop; if the
     client is later used from another loop, a fresh pool is opened there (connections
     belong to the loop that opened them). Concurrent calls and streams run in parallel.
 
     Example:
-        .. code-block:: python
+        ```python
+        from langchain_bytez.client import AsyncBytezClient
 
-            from langchain_bytez.client import AsyncBytezClient
-
-            async with AsyncBytezClient() as client:
-                result = await client.run("openai-community/gpt2", {"text": "Hi"})
-                async with client.stream("openai-community/gpt2", {"text": "Hi"}) as s:
-                    async for text in s:
-                        print(text, end="")
+        async with AsyncBytezClient() as client:
+            result = await client.run("openai-community/gpt2", {"text": "Hi"})
+            async with client.stream("openai-community/gpt2", {"text": "Hi"}) as s:
+                async for text in s:
+                    print(text, end="")
+        ```
     """
 
     def __init__(
@@ -1170,13 +1229,13 @@ class AsyncBytezClient(_ClientBase):
             base_url: The API root; defaults to ``BYTEZ_BASE_URL``, then
                 ``https://api.bytez.com``.
             timeout: Seconds, or an ``httpx.Timeout``, applied to every request (see
-                :class:`BytezClient`).
+                [`BytezClient`][langchain_bytez.client.BytezClient]).
             max_retries: Retries after the first attempt for retryable failures.
             max_retry_wait: Longest single wait between attempts, in seconds.
             default_headers: Extra headers sent with every request.
             provider_key: Key of a closed-source provider, sent as ``provider-key``.
             http_client: An ``httpx.AsyncClient`` to use instead of our own; it is not
-                closed by :meth:`aclose`.
+                closed by [`aclose`][langchain_bytez.client.AsyncBytezClient.aclose].
             on_retry: Called with tenacity's ``RetryCallState`` before each retry.
 
         Raises:
@@ -1263,7 +1322,7 @@ class AsyncBytezClient(_ClientBase):
         http = self._client()
         request = http.build_request(
             method,
-            self._base_url + path,
+            self._url(path),
             content=content,
             params=params,
             headers=self._request_headers,
@@ -1380,12 +1439,12 @@ class AsyncBytezClient(_ClientBase):
 
         Args:
             model_id: The Bytez model id.
-            payload: As for :meth:`run`.
+            payload: As for [`run`][langchain_bytez.client.AsyncBytezClient.run].
             timeout: Overrides the client's timeout for this call.
             on_retry: Called with tenacity's ``RetryCallState`` before each retry.
 
         Returns:
-            An :class:`AsyncTextStream`; use
+            An [`AsyncTextStream`][langchain_bytez.client.AsyncTextStream]; use
             ``async with client.stream(...) as s: async for t in s: ...``.
 
         Raises:
@@ -1495,7 +1554,7 @@ class AsyncBytezClient(_ClientBase):
             BytezError: The typed error for other failures.
         """
         output, _, _ = await self._call("GET", protocol.model_path(model_id), model_id=model_id)
-        return _parse_cluster(output, model_id)
+        return _parse_cluster(output, model_id, self._redact)
 
     async def update_cluster(
         self,
@@ -1529,7 +1588,7 @@ class AsyncBytezClient(_ClientBase):
         output, _, _ = await self._call("PATCH", path, body=body, model_id=model_id)
         if not isinstance(output, Mapping):
             return await self.get_cluster(model_id)
-        return _parse_cluster(output, model_id)
+        return _parse_cluster(output, model_id, self._redact)
 
     async def delete_cluster(self, model_id: str) -> None:
         """Stop and delete a model's instance cluster.
@@ -1553,7 +1612,7 @@ class AsyncBytezClient(_ClientBase):
             BytezError: The typed error for the failure.
         """
         output, _, _ = await self._call("GET", _LIST_CLUSTERS)
-        return _parse_clusters(output)
+        return _parse_clusters(output, self._redact)
 
     def model(self, model_id: str) -> AsyncModelHandle:
         """A handle bound to one model (load, status, run, stream, stop).
@@ -1562,7 +1621,7 @@ class AsyncBytezClient(_ClientBase):
             model_id: The Bytez model id.
 
         Returns:
-            A :class:`~langchain_bytez.manager.AsyncModelHandle`.
+            An [`AsyncModelHandle`][langchain_bytez.manager.AsyncModelHandle].
 
         Raises:
             InvalidModelIdError: If the model id is malformed.
@@ -1576,9 +1635,9 @@ class AsyncBytezClient(_ClientBase):
 class AsyncTextStream(_StreamBase):
     """An async streamed run: ``async for`` it for text chunks.
 
-    Same rules as :class:`TextStream`: the request is sent on ``__aenter__`` (or first
-    iteration) and retried only until the response starts; iteration raises
-    :class:`~langchain_bytez.errors.BytezStreamError` for an in-band error or a dropped
+    Same rules as [`TextStream`][langchain_bytez.client.TextStream]: the request is sent on
+    ``__aenter__`` (or first iteration) and retried only until the response starts; iteration raises
+    [`BytezStreamError`][langchain_bytez.errors.BytezStreamError] for an in-band error or a dropped
     connection; leaving the ``async with`` block releases the connection. Without
     ``async with``, breaking out of the loop releases it when the event loop finalises
     the iterator; prefer ``async with``.
@@ -1597,7 +1656,7 @@ class AsyncTextStream(_StreamBase):
         timeout: httpx.Timeout,
         on_retry: OnRetry | None,
     ) -> None:
-        """Prepare the stream (use :meth:`AsyncBytezClient.stream` rather than this).
+        """Prepare the stream (use ``AsyncBytezClient.stream`` rather than this).
 
         Args:
             client: The client that sends the request.

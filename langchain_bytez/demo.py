@@ -11,7 +11,6 @@ Run it with ``make demo`` or ``python -m langchain_bytez.demo``.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 from collections.abc import Sequence
@@ -20,9 +19,7 @@ from langchain_core.output_parsers import StrOutputParser
 from langchain_core.prompts import PromptTemplate
 
 from langchain_bytez.llms import BytezLLM
-from langchain_bytez.server import LocalBytezServer
-
-_LOCAL_DEMO_KEY = "local-demo-key"
+from langchain_bytez.server import endpoint_from_env
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -40,46 +37,30 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--max-new-tokens", type=int, default=40)
     args = parser.parse_args(argv)
 
-    api_key = os.environ.get("BYTEZ_API_KEY")
-    server: LocalBytezServer | None = None
-    if api_key:
-        base_url = os.environ.get("BYTEZ_BASE_URL", "https://api.bytez.com")
-        print(f"Endpoint: {base_url} (Bytez API, key from BYTEZ_API_KEY)")
-    else:
-        # Small cold start and token delay so the progress line and streaming are visible.
-        server = LocalBytezServer(
-            api_keys={_LOCAL_DEMO_KEY}, load_delay=1.0, token_delay=0.03
-        ).start()
-        base_url = server.url
-        api_key = _LOCAL_DEMO_KEY
-        print(
-            f"Endpoint: {base_url} (local Bytez-compatible server: BYTEZ_API_KEY is not set)"
-        )
-
+    # Small cold start and token delay so the progress line and streaming are visible.
+    endpoint = endpoint_from_env(local_api_key="local-demo-key", load_delay=1.0, token_delay=0.03)
+    print(endpoint.describe())
     try:
         llm = BytezLLM(
             model=args.model,
-            api_key=api_key,
-            base_url=base_url,
+            api_key=endpoint.api_key,
+            base_url=endpoint.base_url,
             max_new_tokens=args.max_new_tokens,
             load_progress=True,
         )
-        chain = (
-            PromptTemplate.from_template("Once upon a time, {topic}")
-            | llm
-            | StrOutputParser()
-        )
+        chain = PromptTemplate.from_template("Once upon a time, {topic}") | llm | StrOutputParser()
         print(f"Model: {args.model}\nChain: PromptTemplate | BytezLLM | StrOutputParser\n")
         started = time.perf_counter()
         pieces = 0
         for piece in chain.stream({"topic": args.topic}):
-            pieces += 1
-            print(piece, end="", flush=True)
+            # The closing chunk carries only metadata (no text): count text pieces.
+            if piece:
+                pieces += 1
+                print(piece, end="", flush=True)
         elapsed = time.perf_counter() - started
         print(f"\n\n[{pieces} streamed chunks in {elapsed:.2f} s]")
     finally:
-        if server is not None:
-            server.stop()
+        endpoint.close()
     return 0
 
 

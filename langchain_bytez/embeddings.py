@@ -184,6 +184,7 @@ class BytezEmbeddings(BytezModelMixin, Embeddings):
     model_config = ConfigDict(
         populate_by_name=True, arbitrary_types_allowed=True, protected_namespaces=()
     )
+    """Pydantic settings, as for ``BytezModelMixin``."""
 
     normalize: bool = False
     """L2-normalise every vector (so dot product equals cosine similarity).
@@ -280,7 +281,7 @@ class BytezEmbeddings(BytezModelMixin, Embeddings):
         return self.embed_documents([text])[0]
 
     async def aembed_documents(self, texts: list[str]) -> list[list[float]]:
-        """Async twin of :meth:`embed_documents`: at most ``max_concurrency`` in flight.
+        """Async twin of ``embed_documents``: at most ``max_concurrency`` in flight.
 
         Args:
             texts: The texts (non-empty strings).
@@ -298,7 +299,7 @@ class BytezEmbeddings(BytezModelMixin, Embeddings):
         return [list(by_text[text]) for text in checked]
 
     async def aembed_query(self, text: str) -> list[float]:
-        """Async twin of :meth:`embed_query`.
+        """Async twin of ``embed_query``.
 
         Args:
             text: The text (non-empty).

@@ -1,6 +1,6 @@
 """One error hierarchy for everything that can go wrong talking to Bytez.
 
-Every class subclasses :class:`BytezError` *and* the matching
+Every class subclasses [`BytezError`][langchain_bytez.errors.BytezError] *and* the matching
 ``langchain_core.exceptions`` ``ModelError`` class, so code written against
 LangChain's provider-neutral errors (``except ModelRateLimitError``) and code
 written against this package (``except BytezRateLimitError``) both work.
@@ -100,9 +100,7 @@ def _rebuild_error(
     body: str | None,
 ) -> BytezError:
     error = cls.__new__(cls)
-    BytezError.__init__(
-        error, message, status_code=status_code, model_id=model_id, body=body
-    )
+    BytezError.__init__(error, message, status_code=status_code, model_id=model_id, body=body)
     return error
 
 
@@ -165,6 +163,13 @@ class BytezAPIError(BytezError, ModelAPIError):
 
     This also covers a 200 whose envelope carries an ``error`` and bodies that are not
     JSON (an HTML error page from a proxy); ``is_retryable`` tells them apart.
+
+    Attributes:
+        is_retryable: Whether retrying the same request may succeed: ``True`` for HTTP
+            500/502/503/504 (gateway or capacity trouble), ``False`` for an error
+            envelope or a non-JSON body on a 2xx, other 5xx and unexpected statuses.
+        retry_after: Seconds the server asked us to wait (``Retry-After``), or ``None``
+            when it did not say.
     """
 
     def __init__(
@@ -210,6 +215,7 @@ class BytezStreamError(BytezError, ModelAPIError):
 
     Attributes:
         delivered_text: The text delivered to the consumer before the failure.
+        is_retryable: Always ``False``: a failed stream is never retried.
     """
 
     is_retryable = False
@@ -241,6 +247,8 @@ class BytezModelLoadError(BytezError, ModelAPIError):
 
     Attributes:
         last_status: The last cluster status seen (a ``ClusterStatus``), if any.
+        is_retryable: Always ``False``: the load already waited (and polled) up to its
+            deadline, so an immediate retry would not help.
     """
 
     is_retryable = False

@@ -3,27 +3,33 @@
 One home for what every generating class needs, so the classes differ only in what they
 send (``text`` or ``messages``) and what they return (strings or messages):
 
-* :class:`BytezGenerationMixin`: the generation fields (``max_new_tokens``,
-  ``temperature``, ``top_p``, ``top_k``, ``stop``, ``params``, ``streaming``), the
-  per-call argument check, the merge of instance fields + ``params`` + per-call kwargs
-  into the Hugging Face ``params`` dict (:meth:`BytezGenerationMixin._call_settings`),
-  and the LangSmith standard params;
-* :func:`dedupe_stops`, :func:`finish_reason`, :func:`cut_output`,
-  :func:`generation_info`: the stop and finish-reason rules and the metadata shape;
-* :func:`run_model` / :func:`arun_model`: one non-streamed run inside the model session
-  (auto-load, in-flight cap, retries reported to the run manager);
-* :func:`stream_text` / :func:`astream_text`: the streaming pipeline "decoded text ->
-  :class:`~langchain_bytez.streaming.StopCutter` -> text pieces", ending with a
-  :class:`StreamEnd` carrying the final metadata;
-* :class:`~langchain_bytez.base.AsyncRetryReporter` and
-  :func:`~langchain_bytez.base.gather_or_cancel` for the async paths (defined in
-  :mod:`langchain_bytez.base`, re-exported here).
+* [`BytezGenerationMixin`][langchain_bytez.generation.BytezGenerationMixin]: the generation
+  fields (``max_new_tokens``, ``temperature``, ``top_p``, ``top_k``, ``stop``, ``params``,
+  ``streaming``), the per-call argument check, the merge of instance fields, ``params``
+  and per-call kwargs into the Hugging Face ``params`` dict
+  (``BytezGenerationMixin._call_settings``), and the LangSmith standard params;
+* [`dedupe_stops`][langchain_bytez.generation.dedupe_stops],
+  [`finish_reason`][langchain_bytez.generation.finish_reason],
+  [`cut_output`][langchain_bytez.generation.cut_output],
+  [`generation_info`][langchain_bytez.generation.generation_info]: the stop and finish-reason
+  rules and the metadata shape;
+* [`run_model`][langchain_bytez.generation.run_model] /
+  [`arun_model`][langchain_bytez.generation.arun_model]: one non-streamed run inside the model
+  session (auto-load, in-flight cap, retries reported to the run manager);
+* [`stream_text`][langchain_bytez.generation.stream_text] /
+  [`astream_text`][langchain_bytez.generation.astream_text]: the streaming pipeline "decoded text ->
+  [`StopCutter`][langchain_bytez.streaming.StopCutter] -> text pieces", ending with a
+  [`StreamEnd`][langchain_bytez.generation.StreamEnd] carrying the final metadata;
+* [`AsyncRetryReporter`][langchain_bytez.base.AsyncRetryReporter] and
+  [`gather_or_cancel`][langchain_bytez.base.gather_or_cancel] for the async paths (defined in
+  [`langchain_bytez.base`][langchain_bytez.base], re-exported here).
 """
 
 from __future__ import annotations
 
 import difflib
 import json
+import math
 from collections.abc import AsyncGenerator, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
@@ -106,7 +112,7 @@ def generation_info(
     Args:
         meta: The response's metadata headers (``None`` if the response never started).
         model_id: The model that ran.
-        reason: The finish reason (see :func:`finish_reason`).
+        reason: The finish reason (see [`finish_reason`][langchain_bytez.generation.finish_reason]).
         **extra: Further keys (e.g. ``model_provider``), placed before ``finish_reason``.
 
     Returns:
@@ -129,21 +135,40 @@ class CallArguments(BaseModel):
     Strict: ``max_new_tokens="10"`` is refused here, before anything is sent. Keys that
     are not fields are kept (``extra="allow"``) and sent as generation params.
     Classes with their own per-call options subclass it and set
-    :attr:`BytezGenerationMixin._call_arguments`.
+    ``BytezGenerationMixin._call_arguments``. A field left ``None`` keeps the
+    instance's setting.
     """
 
     model_config = ConfigDict(
         strict=True, extra="allow", populate_by_name=True, title="Bytez call arguments"
     )
+    """Pydantic settings: strict types, unknown keys kept, names or aliases accepted."""
 
     model: str | None = Field(default=None, alias="model_id", min_length=1)
+    """Run another model for this call only (alias ``model_id``)."""
+
     max_new_tokens: int | None = Field(default=None, alias="max_tokens", ge=1)
+    """Maximum number of new tokens for this call (alias ``max_tokens``)."""
+
     temperature: float | None = Field(default=None, ge=0)
+    """Sampling temperature for this call."""
+
     top_p: float | None = Field(default=None, gt=0, le=1)
+    """Nucleus sampling probability mass for this call."""
+
     top_k: int | None = Field(default=None, ge=0)
+    """Sample from the ``top_k`` most likely tokens in this call."""
+
     params: dict[str, Any] | None = Field(default=None, alias="model_kwargs")
+    """Extra Hugging Face ``generate()`` kwargs for this call (alias ``model_kwargs``).
+
+    Merged over the instance's ``params``."""
+
     streaming: bool | None = None
+    """Use (or not) the streaming route for ``invoke``/``generate`` in this call."""
+
     timeout: float | None = Field(default=None, gt=0)
+    """Request timeout for this call, in seconds."""
 
     @classmethod
     def names(cls) -> frozenset[str]:
@@ -213,8 +238,10 @@ class BytezGenerationMixin(BytezModelMixin):
     """
 
     params: dict[str, Any] = Field(default_factory=dict, alias="model_kwargs")
-    """Hugging Face ``generate()`` kwargs sent as ``params`` (``repetition_penalty``,
-    ``do_sample``, ...). The first-class fields below win over the same keys here."""
+    """Hugging Face ``generate()`` kwargs sent as ``params`` (alias ``model_kwargs``).
+
+    For example ``repetition_penalty`` or ``do_sample``. The first-class fields below win
+    over the same keys here."""
 
     max_new_tokens: int | None = Field(default=None, alias="max_tokens", ge=1, strict=True)
     """Maximum number of new tokens to generate (alias ``max_tokens``)."""
@@ -235,8 +262,9 @@ class BytezGenerationMixin(BytezModelMixin):
     before the first stop sequence, and a stream is closed as soon as one appears."""
 
     streaming: bool = False
-    """Use the streaming route for ``invoke``/``generate`` too (tokens reach
-    ``on_llm_new_token`` callbacks as they arrive)."""
+    """Use the streaming route for ``invoke``/``generate`` too.
+
+    Tokens then reach ``on_llm_new_token`` callbacks as they arrive."""
 
     # The per-call argument model; subclasses with extra per-call options extend it.
     _call_arguments: ClassVar[type[CallArguments]] = CallArguments
@@ -291,7 +319,9 @@ class BytezGenerationMixin(BytezModelMixin):
         max_tokens = kwargs.get("max_new_tokens", kwargs.get("max_tokens", self.max_new_tokens))
         if isinstance(max_tokens, int) and not isinstance(max_tokens, bool):
             params["ls_max_tokens"] = max_tokens
-        stops = dedupe_stops(self.stop, stop)
+        # Tracing must not fail on a malformed stop: _call_settings refuses it clearly.
+        valid = isinstance(stop, (list, tuple)) and all(isinstance(s, str) for s in stop)
+        stops = dedupe_stops(self.stop, stop if valid else None)
         if stops:
             params["ls_stop"] = list(stops)
         return params
@@ -315,7 +345,7 @@ class BytezGenerationMixin(BytezModelMixin):
                 misspelt known argument, or is a client setting that cannot vary per call.
         """
         arguments_model = self._call_arguments
-        names = arguments_model.names()
+        names = arguments_model.names() if kwargs else frozenset()  # only kwargs need it
         for key in kwargs:
             if key in names:
                 continue
@@ -353,10 +383,22 @@ class BytezGenerationMixin(BytezModelMixin):
             value = getattr(call, name)
             if value is not None:
                 params[name] = value
-        stops = dedupe_stops(self.stop, params.pop("stop_strings", None), stop)
+        stops = dedupe_stops(
+            self.stop,
+            _stop_list("params['stop_strings']", params.pop("stop_strings", None)),
+            _stop_list("stop", stop, allow_str=False),
+        )
         if stops:
             params["stop_strings"] = list(stops)
         params = {key: value for key, value in params.items() if value is not None}
+        _check_param_types(params)
+        if self.params:
+            # The instance's own params are checked here too: refused before auto-load
+            # spends a cold start, not when the run body is encoded after it.
+            try:
+                json.dumps(params, allow_nan=False)
+            except (TypeError, ValueError) as error:
+                raise ValueError(f"params must be JSON values: {error}") from None
         budget = params.get("max_new_tokens")
         return CallSettings(
             model=call.model or self.model,
@@ -367,6 +409,50 @@ class BytezGenerationMixin(BytezModelMixin):
             max_new_tokens=budget if isinstance(budget, int) else None,
             arguments=call,
         )
+
+
+_INT_PARAMS = ("max_new_tokens", "min_new_tokens", "top_k", "num_return_sequences")
+_NUMBER_PARAMS = ("temperature", "top_p", "repetition_penalty")
+
+
+def _stop_list(name: str, value: Any, *, allow_str: bool = True) -> Sequence[str] | None:
+    """Check a stop-sequence list before it is iterated (a string would be split).
+
+    ``params["stop_strings"]`` may be one string (Hugging Face accepts it); LangChain's
+    ``stop`` is typed ``list[str]``, and a string there is refused like in the
+    constructor rather than silently cut into one-character stops.
+    """
+    if value is None:
+        return None
+    if isinstance(value, str) and allow_str:
+        return [value]
+    if (
+        isinstance(value, str)
+        or not isinstance(value, (list, tuple))
+        or not all(isinstance(item, str) for item in value)
+    ):
+        raise ValueError(f"{name} must be a list of strings, got {value!r}")
+    return list(value)
+
+
+def _check_param_types(params: Mapping[str, Any]) -> None:
+    """Refuse known generation params of the wrong type before anything is sent.
+
+    First-class arguments are validated by their models; this catches the same names
+    arriving through ``params={...}`` or as extra keyword arguments.
+    """
+    for key in _INT_PARAMS:
+        value = params.get(key)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+            raise ValueError(f"{key} must be an integer, got {value!r}")
+    for key in _NUMBER_PARAMS:
+        value = params.get(key)
+        if value is not None and (
+            isinstance(value, bool)
+            or not isinstance(value, (int, float))
+            or not math.isfinite(value)
+        ):
+            raise ValueError(f"{key} must be a finite number, got {value!r}")
 
 
 # ---------------------------------------------------------------------- runs
@@ -406,7 +492,7 @@ async def arun_model(
     timeout: float | None = None,
     run_manager: AsyncCallbackManagerForLLMRun | None = None,
 ) -> RunResult:
-    """Async twin of :func:`run_model`.
+    """Async twin of [`run_model`][langchain_bytez.generation.run_model].
 
     Args:
         owner: The Bytez object whose client and model settings are used.
@@ -426,10 +512,11 @@ async def arun_model(
 
 @dataclass(frozen=True)
 class StreamEnd:
-    """The last item of :func:`stream_text`: the stream's metadata.
+    """The last item of ``stream_text``: the stream's metadata.
 
     Attributes:
-        info: :func:`generation_info` of the stream (headers, model name, finish reason).
+        info: [`generation_info`][langchain_bytez.generation.generation_info] of the stream
+            (headers, model name, finish reason).
         stopped: Whether a stop sequence ended the text.
     """
 
@@ -462,7 +549,7 @@ def stream_text(
         **info: Extra keys for the final metadata (e.g. ``model_provider``).
 
     Yields:
-        Non-empty text pieces, then one :class:`StreamEnd`.
+        Non-empty text pieces, then one [`StreamEnd`][langchain_bytez.generation.StreamEnd].
 
     Raises:
         BytezStreamError: If the stream ended without any text.
@@ -504,7 +591,9 @@ async def astream_text(
     lead_text: str = "",
     **info: Any,
 ) -> AsyncGenerator[str | StreamEnd, None]:
-    """Async twin of :func:`stream_text`; ``aclose()`` it when stopping early.
+    """Async twin of ``stream_text``; ``aclose()`` it when stopping early.
+
+    See [`stream_text`][langchain_bytez.generation.stream_text].
 
     Args:
         owner: The Bytez object whose client and model settings are used.
@@ -515,7 +604,7 @@ async def astream_text(
         **info: Extra keys for the final metadata (e.g. ``model_provider``).
 
     Yields:
-        Non-empty text pieces, then one :class:`StreamEnd`.
+        Non-empty text pieces, then one [`StreamEnd`][langchain_bytez.generation.StreamEnd].
 
     Raises:
         BytezStreamError: If the stream ended without any text.

@@ -2,19 +2,21 @@
 
 Functions (each with an async twin prefixed ``a``):
 
-* :func:`list_models`: the Bytez catalogue as :class:`~langchain_bytez.types.ModelInfo`,
-  filtered by task on the server and by size / RAM / id substring here.
-* :func:`list_tasks`: the task names Bytez serves.
-* :func:`list_instances`: your instance clusters as
-  :class:`~langchain_bytez.types.ClusterStatus`.
-* :func:`request_model`: ask Bytez to add a Hugging Face model to the catalogue.
+* [`list_models`][langchain_bytez.loaders.list_models]: the Bytez catalogue as
+  [`ModelInfo`][langchain_bytez.types.ModelInfo], filtered by task on the server and by size / RAM /
+  id substring here.
+* [`list_tasks`][langchain_bytez.loaders.list_tasks]: the task names Bytez serves.
+* [`list_instances`][langchain_bytez.loaders.list_instances]: your instance clusters as
+  [`ClusterStatus`][langchain_bytez.types.ClusterStatus].
+* [`request_model`][langchain_bytez.loaders.request_model]: ask Bytez to add a Hugging Face model to
+  the catalogue.
 
 They take a ``client`` (kept open) or build one from ``api_key`` / ``base_url`` /
 environment (``BYTEZ_API_KEY``, ``BYTEZ_BASE_URL``) and close it afterwards.
 
-Loaders: :class:`BytezCatalogLoader` (one ``Document`` per catalogue model, readable
-text for retrieval, every field in metadata) and :class:`BytezInstanceLoader` (one
-``Document`` per cluster).
+Loaders: [`BytezCatalogLoader`][langchain_bytez.loaders.BytezCatalogLoader] (one ``Document`` per
+catalogue model, readable text for retrieval, every field in metadata) and
+[`BytezInstanceLoader`][langchain_bytez.loaders.BytezInstanceLoader] (one ``Document`` per cluster).
 """
 
 from __future__ import annotations
@@ -49,6 +51,7 @@ __all__ = [
 ]
 
 logger = logging.getLogger("langchain_bytez")
+"""The package logger, ``logging.getLogger("langchain_bytez")``."""
 
 _T = TypeVar("_T")
 
@@ -158,11 +161,11 @@ def list_models(
         BytezError: If the request fails.
 
     Example:
-        .. code-block:: python
+        ```python
+        from langchain_bytez.loaders import list_models
 
-            from langchain_bytez.loaders import list_models
-
-            small_chat = list_models("chat", max_params=3, search="qwen")
+        small_chat = list_models("chat", max_params=3, search="qwen")
+        ```
     """
     keep = _model_filter(task, max_params, max_ram, search)
     models = _with_client(client, api_key, base_url, lambda c: c.list_models(task))
@@ -179,7 +182,7 @@ async def alist_models(
     max_ram: float | None = None,
     search: str | None = None,
 ) -> list[ModelInfo]:
-    """Async :func:`list_models`.
+    """Async [`list_models`][langchain_bytez.loaders.list_models].
 
     Args:
         task: Only models of this task; filtered by the server.
@@ -223,7 +226,7 @@ async def alist_tasks(
     api_key: str | SecretStr | None = None,
     base_url: str | None = None,
 ) -> list[str]:
-    """Async :func:`list_tasks`.
+    """Async [`list_tasks`][langchain_bytez.loaders.list_tasks].
 
     Args:
         client: Async client to use (left open); by default one is built and closed.
@@ -281,7 +284,7 @@ async def alist_instances(
     api_key: str | SecretStr | None = None,
     base_url: str | None = None,
 ) -> list[ClusterStatus]:
-    """Async :func:`list_instances`.
+    """Async [`list_instances`][langchain_bytez.loaders.list_instances].
 
     Args:
         client: Async client to use (left open); by default one is built and closed.
@@ -329,7 +332,7 @@ async def arequest_model(
     api_key: str | SecretStr | None = None,
     base_url: str | None = None,
 ) -> str:
-    """Async :func:`request_model`.
+    """Async [`request_model`][langchain_bytez.loaders.request_model].
 
     Args:
         model_id: The Hugging Face model id (``org/name``).
@@ -362,7 +365,7 @@ def model_document(info: ModelInfo) -> Document:
 
     The text reads like ``"openai-community/gpt2 — text-generation model, 0.124B
     parameters, needs 1 GB RAM, billed on meter sm at $0.0000347/s"``; every
-    :class:`~langchain_bytez.types.ModelInfo` field is in the metadata.
+    [`ModelInfo`][langchain_bytez.types.ModelInfo] field is in the metadata.
 
     Args:
         info: The catalogue entry.
@@ -420,12 +423,25 @@ class BytezCatalogLoader(BaseLoader):
     and price; the metadata holds every catalogue field (``model_id``, ``task``,
     ``params``, ``ram_required``, ``meter``, ``meter_price``) plus ``source``.
 
+    Attributes:
+        task: Only models of this task (``None``: every task).
+        client: Sync client used by ``load``/``lazy_load`` (left open), or ``None`` to
+            build one per load.
+        async_client: Async client used by ``aload``/``alazy_load`` (left open), or
+            ``None`` to build one per load.
+        api_key: API key for built clients (``None``: ``BYTEZ_API_KEY``).
+        base_url: Endpoint for built clients (``None``: ``BYTEZ_BASE_URL`` or the
+            default).
+        max_params: Only models with at most this many billion parameters.
+        max_ram: Only models needing at most this many GB of RAM.
+        search: Case-insensitive substring the model id must contain.
+
     Example:
-        .. code-block:: python
+        ```python
+        from langchain_bytez.loaders import BytezCatalogLoader
 
-            from langchain_bytez.loaders import BytezCatalogLoader
-
-            docs = BytezCatalogLoader(task="summarization", max_ram=8).load()
+        docs = BytezCatalogLoader(task="summarization", max_ram=8).load()
+        ```
     """
 
     def __init__(
@@ -457,11 +473,24 @@ class BytezCatalogLoader(BaseLoader):
         self.task = task
         self.client = client
         self.async_client = async_client
-        self.api_key = api_key
+        # Kept as a SecretStr: a loader's vars(), pickle or debugger view must not
+        # show the key.
+        self.api_key = SecretStr(api_key) if isinstance(api_key, str) else api_key
         self.base_url = base_url
         self.max_params = max_params
         self.max_ram = max_ram
         self.search = search
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickle state without the key (read from ``BYTEZ_API_KEY`` again on use).
+
+        Returns:
+            The state for ``pickle``.
+        """
+        # SecretStr pickles its value; like the models, a pickle never carries the key.
+        state = dict(self.__dict__)
+        state["api_key"] = None
+        return state
 
     def lazy_load(self) -> Iterator[Document]:
         """Yield one document per matching catalogue model.
@@ -517,13 +546,24 @@ class BytezInstanceLoader(BaseLoader):
     The metadata holds the state (``"running"``...), ``raw_status``, ``capacity``,
     ``instances``, ``inferences``, ``idle_timeout_minutes``, times and ``reason``.
 
+    Attributes:
+        client: Sync client used by ``load``/``lazy_load`` (left open), or ``None`` to
+            build one per load.
+        async_client: Async client used by ``aload``/``alazy_load`` (left open), or
+            ``None`` to build one per load.
+        api_key: API key for built clients (``None``: ``BYTEZ_API_KEY``).
+        base_url: Endpoint for built clients (``None``: ``BYTEZ_BASE_URL`` or the
+            default).
+        states: The cluster states kept, as a frozenset of ``ClusterState``, or ``None``
+            for every listed cluster.
+
     Example:
-        .. code-block:: python
+        ```python
+        from langchain_bytez.loaders import BytezInstanceLoader
+        from langchain_bytez.types import ClusterState
 
-            from langchain_bytez.loaders import BytezInstanceLoader
-            from langchain_bytez.types import ClusterState
-
-            running = BytezInstanceLoader(states=[ClusterState.RUNNING]).load()
+        running = BytezInstanceLoader(states=[ClusterState.RUNNING]).load()
+        ```
     """
 
     def __init__(
@@ -550,7 +590,9 @@ class BytezInstanceLoader(BaseLoader):
         """
         self.client = client
         self.async_client = async_client
-        self.api_key = api_key
+        # Kept as a SecretStr: a loader's vars(), pickle or debugger view must not
+        # show the key.
+        self.api_key = SecretStr(api_key) if isinstance(api_key, str) else api_key
         self.base_url = base_url
         self.states = None if states is None else frozenset(ClusterState(s) for s in states)
 
@@ -558,6 +600,17 @@ class BytezInstanceLoader(BaseLoader):
         for status in clusters:
             if self.states is None or status.state in self.states:
                 yield instance_document(status)
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickle state without the key (read from ``BYTEZ_API_KEY`` again on use).
+
+        Returns:
+            The state for ``pickle``.
+        """
+        # SecretStr pickles its value; like the models, a pickle never carries the key.
+        state = dict(self.__dict__)
+        state["api_key"] = None
+        return state
 
     def lazy_load(self) -> Iterator[Document]:
         """Yield one document per cluster.

@@ -4,16 +4,18 @@ Bytez serves a model from an *instance cluster*: ``capacity.desired`` instances,
 serving one request at a time, shut down after ``timeout`` idle minutes. This module maps
 that onto a small, typed API:
 
-* :class:`ModelHandle` / :class:`AsyncModelHandle` (what ``client.model(id)`` returns):
-  ``load`` (create or update the cluster and wait until it runs, with progress),
-  ``start`` (the same without waiting), ``status``, ``run``, ``stream``, ``stop``.
-* :class:`ModelManager`: one per API endpoint and key (``client.cache_key``). It makes
-  concurrent first calls single-flight (one create-cluster request however many threads
-  or tasks ask at once), remembers which models are running for a short while, caps
-  in-flight runs per model (``limit`` / ``alimit``) and detects the serverless fallback.
-* :class:`LoadProgress` events, a default console reporter and
-  :func:`langchain_progress_dispatcher`, which turns the events into LangChain custom
-  events named ``"bytez_model_loading"`` (visible in ``astream_events``).
+* [`ModelHandle`][langchain_bytez.manager.ModelHandle] /
+  [`AsyncModelHandle`][langchain_bytez.manager.AsyncModelHandle] (what ``client.model(id)``
+  returns): ``load`` (create or update the cluster and wait until it runs, with progress), ``start``
+  (the same without waiting), ``status``, ``run``, ``stream``, ``stop``.
+* [`ModelManager`][langchain_bytez.manager.ModelManager]: one per API endpoint and key
+  (``client.cache_key``). It makes concurrent first calls single-flight (one create-cluster request
+  however many threads or tasks ask at once), remembers which models are running for a short while,
+  caps in-flight runs per model (``limit`` / ``alimit``) and detects the serverless fallback.
+* [`LoadProgress`][langchain_bytez.manager.LoadProgress] events, a default console reporter and
+  [`langchain_progress_dispatcher`][langchain_bytez.manager.langchain_progress_dispatcher], which
+  turns the events into LangChain custom events named ``"bytez_model_loading"`` (visible in
+  ``astream_events``).
 
 Idle timeouts are given in **seconds** (the LangChain-facing unit) and sent to Bytez in
 whole **minutes, rounded up**, between 1 and 1440 (24 h): ``timeout=90`` keeps the model
@@ -80,16 +82,23 @@ __all__ = [
 ]
 
 logger = logging.getLogger("langchain_bytez")
+"""The package logger, ``logging.getLogger("langchain_bytez")``.
+
+Status-poll retries and ignored progress-callback failures are logged here."""
 
 _T = TypeVar("_T")
 
-#: Name of the LangChain custom event dispatched while a model loads.
 LOADING_EVENT_NAME = "bytez_model_loading"
+"""Name of the LangChain custom event dispatched while a model loads."""
 
-#: Longest idle timeout Bytez accepts, in minutes (24 hours).
 MAX_TIMEOUT_MINUTES = 1440
+"""Longest idle timeout Bytez accepts, in minutes (24 hours)."""
+
 DEFAULT_TIMEOUT_SECONDS = 300
+"""Default idle timeout of a loaded model, in seconds (sent to Bytez as 5 minutes)."""
+
 DEFAULT_DEADLINE_SECONDS = 900.0
+"""Default time a load waits for the cluster to run before giving up, in seconds (15 min)."""
 
 # A fresh cluster may not be visible to GET for a moment after the PUT on an eventually
 # consistent backend; a "stopped" answer within this window is not yet a failure.
@@ -140,14 +149,24 @@ class LoadProgress:
 
 
 ProgressCallback = Callable[[LoadProgress], None]
-"""A synchronous receiver of :class:`LoadProgress` events."""
+"""A synchronous receiver of [`LoadProgress`][langchain_bytez.manager.LoadProgress] events."""
 
 AsyncProgressCallback = Callable[[LoadProgress], Awaitable[None]]
-"""An asynchronous receiver of :class:`LoadProgress` events (async APIs only)."""
+"""An asynchronous receiver of ``LoadProgress`` events (async APIs only)."""
 
 _AnyCallback = Callable[[LoadProgress], Awaitable[None] | None]
 ProgressOption = bool | ProgressCallback | None
+"""How a sync load reports progress.
+
+``True`` for the console reporter (stderr), a
+[`ProgressCallback`][langchain_bytez.manager.ProgressCallback] to receive the events,
+``False``/``None`` for silence."""
+
 AsyncProgressOption = bool | ProgressCallback | AsyncProgressCallback | None
+"""How an async load reports progress.
+
+As [`ProgressOption`][langchain_bytez.manager.ProgressOption], and the callback may also be an
+[`AsyncProgressCallback`][langchain_bytez.manager.AsyncProgressCallback]."""
 
 
 def _isatty(stream: TextIO) -> bool:
@@ -257,14 +276,17 @@ def langchain_progress_dispatcher(
 ) -> ProgressCallback:
     """Build a progress callback that also dispatches LangChain custom events.
 
-    Each :class:`LoadProgress` becomes a custom event named ``"bytez_model_loading"``
-    whose data is :meth:`LoadProgress.as_dict`, attached to the LLM run, so it shows
-    in ``astream_events(version="v2")`` as an ``on_custom_event`` event and reaches any
+    Each [`LoadProgress`][langchain_bytez.manager.LoadProgress] becomes a custom event named
+    ``"bytez_model_loading"`` whose data is
+    [`LoadProgress.as_dict`][langchain_bytez.manager.LoadProgress.as_dict], attached to the LLM run,
+    so it shows in ``astream_events(version="v2")`` as an ``on_custom_event`` event and reaches any
     handler's ``on_custom_event``.
 
     Given an async run manager (``AsyncCallbackManagerForLLMRun``) the returned callback
     is still synchronous: it schedules the async dispatch on the running event loop (in
-    order). :func:`alangchain_progress_dispatcher` awaits it instead.
+    order).
+    [`alangchain_progress_dispatcher`][langchain_bytez.manager.alangchain_progress_dispatcher]
+    awaits it instead.
 
     Args:
         run_manager: The run manager of the current LLM run
@@ -276,11 +298,11 @@ def langchain_progress_dispatcher(
         A synchronous progress callback.
 
     Example:
-        .. code-block:: python
-
-            def _call(self, prompt, stop=None, run_manager=None, **kwargs):
-                callback = langchain_progress_dispatcher(run_manager, self.progress)
-                manager.ensure_loaded(client, self.model, progress=callback)
+        ```python
+        def _call(self, prompt, stop=None, run_manager=None, **kwargs):
+            callback = langchain_progress_dispatcher(run_manager, self.progress)
+            manager.ensure_loaded(client, self.model, progress=callback)
+        ```
     """
     user = _resolve_progress(progress)
     run_id = run_manager.run_id
@@ -315,7 +337,7 @@ def langchain_progress_dispatcher(
 def alangchain_progress_dispatcher(
     run_manager: AsyncRunManager, progress: AsyncProgressOption = None
 ) -> AsyncProgressCallback:
-    """Async twin of :func:`langchain_progress_dispatcher` for ``AsyncCallbackManagerForLLMRun``.
+    """Async twin of ``langchain_progress_dispatcher`` for ``AsyncCallbackManagerForLLMRun``.
 
     Args:
         run_manager: The async run manager of the current LLM run.
@@ -323,7 +345,8 @@ def alangchain_progress_dispatcher(
             reporter), ``False``/``None`` (nothing more) or a (sync or async) callable.
 
     Returns:
-        An async progress callback, for :meth:`ModelManager.aensure_loaded`.
+        An async progress callback, for
+        [`ModelManager.aensure_loaded`][langchain_bytez.manager.ModelManager.aensure_loaded].
     """
     user = _resolve_progress(progress)
     callback_manager = AsyncCallbackManager(**_callback_manager_kwargs(run_manager))
@@ -419,6 +442,9 @@ def _check_deadline(deadline: float) -> float:
     return float(deadline)
 
 
+_SPECS: dict[tuple[object, ...], _LoadSpec] = {}
+
+
 @dataclass(frozen=True)
 class _LoadSpec:
     capacity: Capacity
@@ -433,11 +459,26 @@ class _LoadSpec:
         capacity: Capacity | Mapping[str, int] | None,
         deadline: float,
     ) -> _LoadSpec:
-        return cls(
+        key: tuple[object, ...] | None = None
+        if capacity is None:
+            # Every auto-loaded run asks for one of a few specs; they are immutable, so
+            # each is checked and built once. Types are in the key because True == 1.
+            key = (type(concurrency), concurrency, type(timeout), timeout)
+            key += (type(deadline), deadline)
+            try:
+                cached = _SPECS.get(key)
+            except TypeError:  # unhashable: the checks below say what is wrong
+                cached = key = None
+            if cached is not None:
+                return cached
+        spec = cls(
             capacity=_to_capacity(concurrency, capacity),
             minutes=timeout_to_minutes(timeout),
             deadline=_check_deadline(deadline),
         )
+        if key is not None and len(_SPECS) < 256:
+            _SPECS[key] = spec
+        return spec
 
     @property
     def key(self) -> tuple[int, int, int, int]:
@@ -807,18 +848,25 @@ class _CacheEntry:
 class ModelManager:
     """Shared model-lifecycle state for one Bytez endpoint and API key.
 
-    Obtain it with :meth:`for_client` (one instance per ``client.cache_key``, shared by
-    sync and async clients of the same endpoint and key). It provides:
+    Obtain it with [`for_client`][langchain_bytez.manager.ModelManager.for_client] (one instance per
+    ``client.cache_key``, shared by sync and async clients of the same endpoint and key). It
+    provides:
 
-    * :meth:`ensure_loaded` / :meth:`aensure_loaded`: make sure a model's cluster is
-      running. Concurrent first calls for one model, from threads or asyncio tasks on any
-      event loop, share a single load: exactly one create-cluster request is sent. A model
-      seen running is remembered for ``min(running_ttl, idle timeout / 2)`` seconds, so
-      hot paths cost no request; :meth:`forget` drops that memory.
-    * :meth:`limit` / :meth:`alimit`: at most ``concurrency`` in-flight runs per model;
-      the rest queue in arrival order. Threads and tasks of all loops share one count.
-    * :meth:`session` / :meth:`asession`: load on entry, stop on exit.
-    * :meth:`load`, :meth:`status`, :meth:`stop` (and ``a``-prefixed twins): shortcuts to
+    * [`ensure_loaded`][langchain_bytez.manager.ModelManager.ensure_loaded] /
+      [`aensure_loaded`][langchain_bytez.manager.ModelManager.aensure_loaded]: make sure a model's
+      cluster is running. Concurrent first calls for one model, from threads or asyncio tasks on any
+      event loop, share a single load: exactly one create-cluster request is sent. A model seen
+      running is remembered for ``min(running_ttl, idle timeout / 2)`` seconds, so hot paths cost no
+      request; [`forget`][langchain_bytez.manager.ModelManager.forget] drops that memory.
+    * [`limit`][langchain_bytez.manager.ModelManager.limit] /
+      [`alimit`][langchain_bytez.manager.ModelManager.alimit]: at most ``concurrency`` in-flight
+      runs per model; the rest queue in arrival order. Threads and tasks of all loops share one
+      count.
+    * [`session`][langchain_bytez.manager.ModelManager.session] /
+      [`asession`][langchain_bytez.manager.ModelManager.asession]: load on entry, stop on exit.
+    * [`load`][langchain_bytez.manager.ModelManager.load],
+      [`status`][langchain_bytez.manager.ModelManager.status],
+      [`stop`][langchain_bytez.manager.ModelManager.stop] (and ``a``-prefixed twins): shortcuts to
       the model handles.
 
     When the service answers the cluster routes with 404/405 (routes removed), the manager
@@ -831,16 +879,16 @@ class ModelManager:
         poll_max: Longest delay between polls (the delay doubles up to it).
 
     Example:
-        .. code-block:: python
+        ```python
+        from langchain_bytez.client import BytezClient
+        from langchain_bytez.manager import ModelManager
 
-            from langchain_bytez.client import BytezClient
-            from langchain_bytez.manager import ModelManager
-
-            client = BytezClient()
-            manager = ModelManager.for_client(client)
-            manager.ensure_loaded(client, "openai-community/gpt2", concurrency=2)
-            with manager.limit("openai-community/gpt2", 2):
-                result = client.run("openai-community/gpt2", {"text": "Hello"})
+        client = BytezClient()
+        manager = ModelManager.for_client(client)
+        manager.ensure_loaded(client, "openai-community/gpt2", concurrency=2)
+        with manager.limit("openai-community/gpt2", 2):
+            result = client.run("openai-community/gpt2", {"text": "Hello"})
+        ```
     """
 
     _registry: ClassVar[dict[Any, ModelManager]] = {}
@@ -849,7 +897,7 @@ class ModelManager:
     def __init__(
         self, *, running_ttl: float = 30.0, poll_initial: float = 0.05, poll_max: float = 5.0
     ) -> None:
-        """Create a manager (prefer :meth:`for_client`, which shares one per endpoint).
+        """Create a manager (prefer ``for_client``, which shares one per endpoint).
 
         Args:
             running_ttl: Most seconds a model seen running is trusted without a request.
@@ -901,7 +949,8 @@ class ModelManager:
         """Drop what is remembered about a model being running.
 
         Call it when a run says the model is not loaded; the next
-        :meth:`ensure_loaded` then asks the service again.
+        [`ensure_loaded`][langchain_bytez.manager.ModelManager.ensure_loaded] then asks the service
+        again.
 
         Args:
             model_id: The Bytez model id.
@@ -1359,7 +1408,7 @@ class ModelManager:
         progress: AsyncProgressOption = None,
         deadline: float = DEFAULT_DEADLINE_SECONDS,
     ) -> ClusterStatus | None:
-        """Async :meth:`ensure_loaded`; shares the single flight with sync callers.
+        """Async ``ensure_loaded``; shares the single flight with sync callers.
 
         Args:
             client: The async client to use.
@@ -1418,7 +1467,7 @@ class ModelManager:
 
     @asynccontextmanager
     async def alimit(self, model_id: str, concurrency: int) -> AsyncIterator[None]:
-        """Async :meth:`limit`: waits without blocking the loop; any loop may use it.
+        """Async ``limit``: waits without blocking the loop; any loop may use it.
 
         Args:
             model_id: The Bytez model id.
@@ -1479,7 +1528,7 @@ class ModelManager:
         progress: AsyncProgressOption = True,
         deadline: float = DEFAULT_DEADLINE_SECONDS,
     ) -> ClusterStatus | None:
-        """Async :meth:`load`.
+        """Async ``load``.
 
         Args:
             model_id: The Bytez model id.
@@ -1510,7 +1559,7 @@ class ModelManager:
         return ModelHandle(client, model_id, manager=self).status()
 
     async def astatus(self, model_id: str, *, client: AsyncBytezClient) -> ClusterStatus:
-        """Async :meth:`status`.
+        """Async ``status``.
 
         Args:
             model_id: The Bytez model id.
@@ -1531,7 +1580,7 @@ class ModelManager:
         ModelHandle(client, model_id, manager=self).stop()
 
     async def astop(self, model_id: str, *, client: AsyncBytezClient) -> None:
-        """Async :meth:`stop`.
+        """Async ``stop``.
 
         Args:
             model_id: The Bytez model id.
@@ -1594,7 +1643,7 @@ class ModelManager:
         progress: AsyncProgressOption = True,
         deadline: float = DEFAULT_DEADLINE_SECONDS,
     ) -> AsyncIterator[AsyncModelHandle]:
-        """Async :meth:`session`: ``async with manager.asession(...) as handle``.
+        """Async ``session``: ``async with manager.asession(...) as handle``.
 
         Args:
             model_id: The Bytez model id.
@@ -1630,15 +1679,15 @@ class ModelHandle:
     """One Bytez model seen through a sync client: what ``client.model(id)`` returns.
 
     Example:
-        .. code-block:: python
+        ```python
+        from langchain_bytez.client import BytezClient
 
-            from langchain_bytez.client import BytezClient
-
-            with BytezClient() as client:
-                gpt2 = client.model("openai-community/gpt2")
-                gpt2.load(concurrency=2, timeout=600)  # waits, showing progress
-                print(gpt2.run("Once upon a time", {"max_new_tokens": 20}).output)
-                gpt2.stop()
+        with BytezClient() as client:
+            gpt2 = client.model("openai-community/gpt2")
+            gpt2.load(concurrency=2, timeout=600)  # waits, showing progress
+            print(gpt2.run("Once upon a time", {"max_new_tokens": 20}).output)
+            gpt2.stop()
+        ```
     """
 
     def __init__(
@@ -1699,7 +1748,8 @@ class ModelHandle:
             capacity: Full capacity (``Capacity`` or ``{"min", "desired", "max"}``) for
                 autoscaling; when given it overrides ``concurrency``.
             progress: ``True`` (default) prints progress to stderr; a callable receives
-                :class:`LoadProgress` events; ``False``/``None`` is silent.
+                [`LoadProgress`][langchain_bytez.manager.LoadProgress] events; ``False``/``None`` is
+                silent.
             deadline: Seconds to wait overall before giving up (default 15 min).
 
         Returns:
@@ -1724,7 +1774,7 @@ class ModelHandle:
         *,
         capacity: Capacity | Mapping[str, int] | None = None,
     ) -> ClusterStatus | None:
-        """Like :meth:`load` but returns as soon as the cluster is requested.
+        """Like ``load`` but returns as soon as the cluster is requested.
 
         Args:
             concurrency: Instances to run.
@@ -1779,7 +1829,8 @@ class ModelHandle:
         """Stream the model's output as text.
 
         Args:
-            input: A string or a list of message dicts, as for :meth:`run`.
+            input: A string or a list of message dicts, as for
+                [`run`][langchain_bytez.manager.ModelHandle.run].
             params: Generation parameters.
 
         Returns:
@@ -1792,17 +1843,17 @@ class AsyncModelHandle:
     """One Bytez model seen through an async client: what ``async_client.model(id)`` returns.
 
     Example:
-        .. code-block:: python
+        ```python
+        from langchain_bytez.client import AsyncBytezClient
 
-            from langchain_bytez.client import AsyncBytezClient
-
-            async with AsyncBytezClient() as client:
-                gpt2 = client.model("openai-community/gpt2")
-                await gpt2.load(concurrency=2)
-                async with gpt2.stream("Once upon a time") as stream:
-                    async for text in stream:
-                        print(text, end="")
-                await gpt2.stop()
+        async with AsyncBytezClient() as client:
+            gpt2 = client.model("openai-community/gpt2")
+            await gpt2.load(concurrency=2)
+            async with gpt2.stream("Once upon a time") as stream:
+                async for text in stream:
+                    print(text, end="")
+            await gpt2.stop()
+        ```
     """
 
     def __init__(
@@ -1852,7 +1903,8 @@ class AsyncModelHandle:
     ) -> ClusterStatus | None:
         """Create (or update) the model's cluster and wait until it is running.
 
-        See :meth:`ModelHandle.load`; ``progress`` may also be an async callable.
+        See [`ModelHandle.load`][langchain_bytez.manager.ModelHandle.load]; ``progress`` may also be
+        an async callable.
 
         Args:
             concurrency: Instances to run (``min = desired = max = concurrency``).
@@ -1882,7 +1934,7 @@ class AsyncModelHandle:
         *,
         capacity: Capacity | Mapping[str, int] | None = None,
     ) -> ClusterStatus | None:
-        """Like :meth:`load` but returns as soon as the cluster is requested.
+        """Like ``load`` but returns as soon as the cluster is requested.
 
         Args:
             concurrency: Instances to run.
@@ -1935,7 +1987,8 @@ class AsyncModelHandle:
         """Stream the model's output as text.
 
         Args:
-            input: A string or a list of message dicts, as for :meth:`run`.
+            input: A string or a list of message dicts, as for
+                [`run`][langchain_bytez.manager.AsyncModelHandle.run].
             params: Generation parameters.
 
         Returns:

@@ -1,8 +1,8 @@
 """Pure wire pieces shared by the sync and async clients: no I/O here.
 
 Everything that turns Python values into Bytez requests, and Bytez answers into values
-or typed errors, lives here so that :class:`~langchain_bytez.client.BytezClient` and
-:class:`~langchain_bytez.client.AsyncBytezClient` differ only in how they do I/O.
+or typed errors, lives here so that [`BytezClient`][langchain_bytez.client.BytezClient] and
+[`AsyncBytezClient`][langchain_bytez.client.AsyncBytezClient] differ only in how they do I/O.
 The contract is ``../shared/bytez-protocol.md``.
 """
 
@@ -58,17 +58,23 @@ __all__ = [
 ]
 
 API_PREFIX = "/models/v2"
+"""Path prefix of the model routes (``/models/v2/{model_id}``, ``/models/v2/list/models``...)."""
+
 USER_AGENT = f"langchain-bytez/{__version__}"
+"""``User-Agent`` header sent with every request: ``langchain-bytez/<version>``."""
 
-#: Top-level keys of a run body the server accepts (besides ``stream``, which the client
-#: sets itself). The server rejects unknown keys with 400; refusing them here gives a
-#: clearer message and saves a round trip.
 RUN_BODY_KEYS = frozenset({"text", "messages", "params"})
+"""Top-level keys of a run body the server accepts.
 
-#: Statuses worth another attempt: rate limit and gateway/capacity trouble.
+Besides these, ``stream`` is set by the client itself. The server rejects unknown keys
+with 400; refusing them here gives a clearer message and saves a round trip."""
+
 RETRYABLE_STATUSES = frozenset({429, 500, 502, 503, 504})
+"""HTTP statuses worth another attempt: rate limit and gateway/capacity trouble."""
 
 MAX_MODEL_ID_LENGTH = 256
+"""Longest model id accepted, in characters."""
+
 # DECIDED pattern of the protocol. re.ASCII because \w would otherwise accept unicode
 # letters (lookalikes such as Cyrillic "\u0430"); fullmatch because "$" also matches before
 # a trailing newline.
@@ -78,14 +84,17 @@ MODEL_ID_RULE = (
     f"starting with a letter or digit, at most {MAX_MODEL_ID_LENGTH} characters, "
     "with no '.' or '..' segment"
 )
-#: First path segments that are API routes, not organisations: ``list/models`` or
-#: ``request/x`` would otherwise silently hit the catalogue or the request route.
-#: (``openai/...`` is a real namespace; its compatibility route has more segments.)
+"""The model-id rule in words, quoted in the error raised for an invalid id."""
+
 RESERVED_NAMESPACES = frozenset({"list", "request"})
+"""First path segments that are API routes, not organisations.
+
+``list/models`` or ``request/x`` would otherwise silently hit the catalogue or the request route.
+(``openai/...`` is a real namespace; its compatibility route has more segments.)"""
 
 
 class ResponseLike(Protocol):
-    """What :func:`parse_envelope` needs from an HTTP response (``httpx.Response`` fits)."""
+    """What ``parse_envelope`` needs from an HTTP response (``httpx.Response`` fits)."""
 
     @property
     def status_code(self) -> int:
@@ -287,6 +296,11 @@ def build_run_body(
     return body
 
 
+# What json.dumps(ensure_ascii=False, allow_nan=False, separators=(",", ":")) builds on
+# every call, built once.
+_JSON_ENCODER = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+
+
 def encode_json(body: Any) -> bytes:
     """Encode a request body compactly as UTF-8 JSON.
 
@@ -300,9 +314,7 @@ def encode_json(body: Any) -> bytes:
         ValueError: If the value holds NaN/infinity or something JSON cannot encode.
     """
     try:
-        return json.dumps(body, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode(
-            "utf-8"
-        )
+        return _JSON_ENCODER.encode(body).encode("utf-8")
     except (TypeError, ValueError) as exc:
         msg = f"The request body cannot be encoded as JSON: {exc}"
         raise ValueError(msg) from exc
@@ -363,7 +375,8 @@ def parse_envelope(
 ) -> tuple[Any, dict[str, Any] | None]:
     """Read a Bytez answer: return ``(output, provider)`` or raise the typed error.
 
-    A non-2xx status is an error (see :func:`error_from_response`); so is a 2xx whose
+    A non-2xx status is an error (see
+    [`error_from_response`][langchain_bytez.protocol.error_from_response]); so is a 2xx whose
     envelope carries a non-null ``error``, and a 2xx body that is not JSON. A JSON body
     that is not an envelope (no ``error``/``output`` keys) is returned whole as output.
 
@@ -621,7 +634,8 @@ class RetryPolicy:
             error: The exception the attempt raised.
 
         Returns:
-            True only for :class:`BytezError` instances marked retryable.
+            True only for [`BytezError`][langchain_bytez.errors.BytezError] instances
+            marked retryable.
         """
         return isinstance(error, BytezError) and bool(error.is_retryable)
 
@@ -648,8 +662,8 @@ class RetryPolicy:
             attempt_number: The attempt that just failed (1-based).
 
         Returns:
-            The server's ``retry_after`` when present, else :meth:`backoff`; at most
-            ``max_wait``.
+            The server's ``retry_after`` when present, else
+            [`backoff`][langchain_bytez.protocol.RetryPolicy.backoff]; at most ``max_wait``.
         """
         retry_after = getattr(error, "retry_after", None)
         if isinstance(retry_after, (int, float)) and retry_after >= 0:
@@ -657,7 +671,7 @@ class RetryPolicy:
         return self.backoff(attempt_number)
 
     def wait(self, retry_state: tenacity.RetryCallState) -> float:
-        """Tenacity ``wait=`` hook: :meth:`wait_after` for the state's failed attempt.
+        """Tenacity ``wait=`` hook: ``wait_after`` for the state's failed attempt.
 
         Args:
             retry_state: Tenacity's state after a failed attempt.

@@ -5,8 +5,9 @@ Enable them with ``pytest_plugins = ["langchain_bytez.pytest_plugin"]`` in a
 
 Fixtures:
     bytez_api_key: The API key the fixture servers accept (``"test-key"``).
-    bytez_server_session: One :class:`~langchain_bytez.server.LocalBytezServer` for the
-        whole session.
+    bytez_server_session: One
+        [`LocalBytezServer`][langchain_bytez.server.LocalBytezServer] for the whole
+        session.
     bytez_server: The session server, reset before and after the test (fast).
     bytez_server_factory: ``factory(**kwargs) -> LocalBytezServer`` starting a new server
         with custom knobs; every server it made is stopped at teardown.
@@ -30,6 +31,7 @@ __all__ = [
 ]
 
 TEST_API_KEY = "test-key"
+"""The API key the fixture servers accept (what the ``bytez_api_key`` fixture returns)."""
 
 
 @pytest.fixture(scope="session")

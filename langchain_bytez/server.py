@@ -6,15 +6,19 @@ injectable faults. It is built for tests and benchmarks: a small HTTP/1.1 server
 ``asyncio`` (keep-alive, ``Content-Length`` bodies, chunked streaming where every token is
 its own chunk), cheap per request, that binds loopback addresses only.
 
-Python use::
+Python use:
 
-    with LocalBytezServer(api_keys={"k"}) as server:
-        server.inject(FaultKind.STATUS_503)
-        ...  # point a client at server.url
+```python
+with LocalBytezServer(api_keys={"k"}) as server:
+    server.inject(FaultKind.STATUS_503)
+    ...  # point a client at server.url
+```
 
-Command line::
+Command line:
 
-    python -m langchain_bytez.server --port 8080 --api-key k
+```bash
+python -m langchain_bytez.server --port 8080 --api-key k
+```
 """
 
 from __future__ import annotations
@@ -40,7 +44,7 @@ import threading
 import time
 import zlib
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from types import TracebackType
 from typing import Any
@@ -48,15 +52,18 @@ from urllib.parse import parse_qsl, unquote
 
 __all__ = [
     "CATALOGUE",
+    "Endpoint",
     "FaultKind",
     "LocalBytezServer",
     "RecordedRequest",
     "embed_text",
+    "endpoint_from_env",
     "generate_continuation",
     "main",
 ]
 
 logger = logging.getLogger("langchain_bytez.server")
+"""The server's logger (``"langchain_bytez.server"``): failed connection handlers."""
 
 _PREFIX = "/models/v2/"
 _LOCAL_PREFIX = "/_local/"
@@ -194,6 +201,11 @@ CATALOGUE: list[dict[str, Any]] = [
         "meterPrice": 0.000333,
     },
 ]
+"""The models the local server knows, as ``/list/models`` returns them.
+
+Each entry has ``modelId``, ``task``, ``params``, ``ramRequired``, ``meter`` and
+``meterPrice``. Runs of other model ids answer 404, like Bytez for a model not in its
+catalogue; the task list is derived from it."""
 
 # Output shape and dimension of the embedding models: "flat" = [v], "nested" = [[v]],
 # "per_token" = [[[v], [v], ...]] (one vector per token, mean == the text's vector).
@@ -437,23 +449,63 @@ def _text2text(text: str, count: int) -> str:
 
 
 class FaultKind(str, enum.Enum):
-    """Faults the server can inject (see :meth:`LocalBytezServer.inject`)."""
+    """Faults the server can inject.
+
+    Queue them with
+    [`LocalBytezServer.inject`][langchain_bytez.server.LocalBytezServer.inject]; pass a
+    member or its string value.
+    """
 
     STATUS_503 = "status_503"
+    """HTTP 503 with a ``Service Unavailable`` error envelope."""
+
     RATE_LIMIT = "rate_limit"
+    """HTTP 429 announcing the wait in ``ratelimit-reset`` (``retry_after``, default 1 s)."""
+
     RATE_LIMIT_RETRY_AFTER = "rate_limit_retry_after"
+    """HTTP 429 announcing the wait in a ``Retry-After`` header instead."""
+
     RESET = "reset"
+    """The connection is reset (TCP RST) before any answer."""
+
     DISCONNECT_MID_STREAM = "disconnect_mid_stream"
+    """The connection closes mid-answer.
+
+    A stream stops after ``after_tokens`` tokens; a non-streamed run gets half its body."""
+
     ERROR_MID_STREAM = "error_mid_stream"
+    """A stream sends ``after_tokens`` tokens, then an in-band ``Error: <message>``.
+
+    A non-streamed run gets an error envelope on HTTP 200."""
+
     ERROR_AT_START = "error_at_start"
+    """A stream whose body is only ``Error: <message>``.
+
+    A non-streamed run gets an error envelope on HTTP 200."""
+
     SLOW_FIRST_BYTE = "slow_first_byte"
+    """The answer is delayed by ``delay`` seconds, then served normally."""
+
     MALFORMED_JSON = "malformed_json"
+    """HTTP 200 with a truncated JSON body."""
+
     ERROR_ENVELOPE = "error_envelope"
+    """HTTP 200 whose envelope carries ``error: <message>``."""
+
     PAYMENT_REQUIRED = "payment_required"
+    """HTTP 402 ``Payment Required`` (out of credits)."""
+
     HTML_502 = "html_502"
+    """HTTP 502 with an HTML error page, as a proxy would send."""
+
     UNAUTHORIZED = "unauthorized"
+    """HTTP 401 ``Unauthorized``."""
+
     NOT_FOUND = "not_found"
+    """HTTP 404: the model is not in the catalogue."""
+
     INVALID_PARAMS = "invalid_params"
+    """HTTP 422 as when the model raises on its params: ``message`` and a stack trace."""
 
 
 _RANDOM_FAULTS = (
@@ -948,7 +1000,7 @@ class LocalBytezServer:
         seed: int = 0,
         default_max_new_tokens: int = 20,
     ) -> None:
-        """Configure the server (nothing is bound until :meth:`start`).
+        """Configure the server (nothing is bound until ``start``).
 
         Args:
             host: Loopback address to bind (anything else raises ``ValueError``).
@@ -1023,12 +1075,12 @@ class LocalBytezServer:
 
     @property
     def port(self) -> int:
-        """The bound TCP port (valid after :meth:`start`)."""
+        """The bound TCP port (valid after ``start``)."""
         return self._port
 
     @property
     def url(self) -> str:
-        """The base URL, e.g. ``http://127.0.0.1:8080`` (valid after :meth:`start`)."""
+        """The base URL, e.g. ``http://127.0.0.1:8080`` (valid after ``start``)."""
         host = "127.0.0.1" if self.host == "localhost" else self.host
         if ":" in host:
             host = f"[{host}]"
@@ -1144,12 +1196,13 @@ class LocalBytezServer:
         it; ``method=None`` matches any method.
 
         Args:
-            kind: The fault (a :class:`FaultKind` or its value).
+            kind: The fault (a [`FaultKind`][langchain_bytez.server.FaultKind] or its value).
             count: How many requests get it.
             model_id: Only requests for this model.
             method: Only requests with this method (``None``: any).
             path_prefix: Only paths starting with this (``None``: model routes).
-            delay: Seconds of :attr:`FaultKind.SLOW_FIRST_BYTE`.
+            delay: Seconds of
+                [`FaultKind.SLOW_FIRST_BYTE`][langchain_bytez.server.FaultKind.SLOW_FIRST_BYTE].
             retry_after: Seconds announced by the 429 faults (default 1).
             after_tokens: Tokens sent before a mid-stream fault.
             message: The error message of the error faults.
@@ -2312,6 +2365,82 @@ async def _serve_cli(server: LocalBytezServer, port_file: str | None) -> int:
     finally:
         await server._ashutdown()
     return 0
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """Where an example or app sends its Bytez requests, and what to close afterwards.
+
+    Attributes:
+        base_url: The API base URL (Bytez's, or the local server's loopback URL).
+        api_key: The key to send (from ``BYTEZ_API_KEY``, or the local server's key).
+        server: The local server started for this endpoint, or ``None`` for Bytez.
+    """
+
+    base_url: str
+    # Kept out of repr: endpoints get printed and logged.
+    api_key: str = field(repr=False)
+    server: LocalBytezServer | None = None
+
+    @property
+    def is_local(self) -> bool:
+        """Whether requests go to a local Bytez-compatible server started for us."""
+        return self.server is not None
+
+    def describe(self) -> str:
+        """One line saying which endpoint is used and why, never the key.
+
+        Returns:
+            For example ``"Endpoint: http://127.0.0.1:8080 (local Bytez-compatible
+            server: BYTEZ_API_KEY is not set)"``.
+        """
+        if self.server is not None:
+            why = "local Bytez-compatible server: BYTEZ_API_KEY is not set"
+        else:
+            why = "Bytez API, key from BYTEZ_API_KEY"
+        return f"Endpoint: {self.base_url} ({why})"
+
+    def close(self) -> None:
+        """Stop the local server, if one was started (idempotent)."""
+        if self.server is not None:
+            self.server.stop()
+
+    def __enter__(self) -> Endpoint:
+        """Use the endpoint as a context manager that closes it on exit."""
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        """Stop the local server, if any."""
+        self.close()
+
+
+def endpoint_from_env(*, local_api_key: str = "local-key", **server_knobs: Any) -> Endpoint:
+    """Pick the endpoint for a demo or example: Bytez with a key, a local server without.
+
+    With ``BYTEZ_API_KEY`` set, requests go to ``BYTEZ_BASE_URL`` (default
+    ``https://api.bytez.com``) and nothing is started. Without it, a
+    [`LocalBytezServer`][langchain_bytez.server.LocalBytezServer] is started on a free
+    loopback port, accepting ``local_api_key``, so the same code runs offline.
+
+    Args:
+        local_api_key: The key the local server accepts (and the endpoint carries).
+        **server_knobs: Knobs for the local server (``load_delay``, ``token_delay``...);
+            ignored when a real key is set.
+
+    Returns:
+        The endpoint; close it (or use it in a ``with`` block) to stop a local server.
+    """
+    api_key = os.environ.get("BYTEZ_API_KEY", "").strip()
+    if api_key:
+        base_url = os.environ.get("BYTEZ_BASE_URL", "").strip() or "https://api.bytez.com"
+        return Endpoint(base_url=base_url.rstrip("/"), api_key=api_key)
+    server = LocalBytezServer(api_keys={local_api_key}, **server_knobs).start()
+    return Endpoint(base_url=server.url, api_key=local_api_key, server=server)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

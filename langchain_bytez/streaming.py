@@ -1,12 +1,13 @@
 """Pure streaming pieces shared by the sync and async paths: no I/O here.
 
-* :class:`StreamTextDecoder` turns raw body bytes into text as they arrive: UTF-8 is
-  decoded incrementally (a character split across chunks comes out whole), and the
-  protocol's in-band ``Error: <message>`` failure is recognised without delaying
-  ordinary text.
-* :class:`StopCutter` enforces stop sequences on a stream with a rolling buffer: it
-  holds back only the tail that could still become a stop sequence, so nothing after a
-  stop sequence is ever emitted. :func:`cut_at_stop` is its non-streaming reference.
+* [`StreamTextDecoder`][langchain_bytez.streaming.StreamTextDecoder] turns raw body bytes into text
+  as they arrive: UTF-8 is decoded incrementally (a character split across chunks comes out whole),
+  and the protocol's in-band ``Error: <message>`` failure is recognised without delaying ordinary
+  text.
+* [`StopCutter`][langchain_bytez.streaming.StopCutter] enforces stop sequences on a stream with a
+  rolling buffer: it holds back only the tail that could still become a stop sequence, so nothing
+  after a stop sequence is ever emitted. [`cut_at_stop`][langchain_bytez.streaming.cut_at_stop] is
+  its non-streaming reference.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from collections.abc import Iterable, Sequence
 __all__ = ["ERROR_PREFIX", "StopCutter", "StreamTextDecoder", "cut_at_stop"]
 
 ERROR_PREFIX = "Error: "
+"""How the protocol's in-band stream failure begins: ``Error: <message>`` in the body."""
 # An in-band error is one short line; a held "Error: ..." text longer than this, or one
 # that goes on to a new line, is ordinary model output and is released.
 _MAX_ERROR_LINE = 4096
@@ -25,10 +27,12 @@ _MAX_ERROR_LINE = 4096
 class StreamTextDecoder:
     """Decode a Bytez text stream incrementally and detect in-band errors.
 
-    Feed raw body chunks with :meth:`feed`; it returns the text that is safe to deliver
-    now. Call :meth:`finish` at the end of the body. Both raise nothing themselves:
-    when the body turns out to be an ``Error: <message>`` failure, :attr:`error` holds
-    the message and no further text is released.
+    Feed raw body chunks with [`feed`][langchain_bytez.streaming.StreamTextDecoder.feed]; it returns
+    the text that is safe to deliver now. Call
+    [`finish`][langchain_bytez.streaming.StreamTextDecoder.finish] at the end of the body. Both
+    raise nothing themselves: when the body turns out to be an ``Error: <message>`` failure,
+    [`error`][langchain_bytez.streaming.StreamTextDecoder.error] holds the message and no further
+    text is released.
 
     Rules (``../shared/bytez-protocol.md``, streaming):
 
@@ -52,6 +56,10 @@ class StreamTextDecoder:
         self._held = ""
         self._delivered_any = False
         self.error: str | None = None
+        """The in-band error message, or ``None`` while the stream has not failed.
+
+        Set once the body is known to be an ``Error: ...`` failure (the message without
+        the ``Error: `` prefix)."""
 
     def feed(self, data: bytes) -> str:
         """Take one raw chunk; return the text that can be delivered now.
@@ -72,7 +80,7 @@ class StreamTextDecoder:
     def finish(self) -> str:
         """Signal the end of the body; return the remaining text to deliver.
 
-        After this, :attr:`error` is set if the stream ended in an in-band error.
+        After this, ``error`` is set if the stream ended in an in-band error.
 
         Returns:
             The last text to deliver (may be empty).
@@ -161,10 +169,11 @@ def cut_at_stop(text: str, stops: Iterable[str]) -> tuple[str, bool]:
 class StopCutter:
     """Enforce stop sequences on streamed text, chunk by chunk.
 
-    ``feed`` returns only text that can no longer be part of a stop sequence; the tail
-    that is a proper prefix of some stop sequence is held until the next chunk decides
-    it. Once a stop sequence is seen, :attr:`stopped` is true and nothing more is
-    returned. Joined output equals ``cut_at_stop(full_text, stops)[0]`` for any split.
+    ``feed`` returns only text that can no longer be part of a stop sequence; the tail that
+    is a proper prefix of some stop sequence is held until the next chunk decides it. Once a
+    stop sequence is seen, [`stopped`][langchain_bytez.streaming.StopCutter.stopped] is true
+    and nothing more is returned. Joined output equals ``cut_at_stop(full_text, stops)[0]``
+    for any split.
     """
 
     __slots__ = ("_buffer", "_max_hold", "_stops", "stopped")
@@ -179,6 +188,7 @@ class StopCutter:
         self._max_hold = max((len(s) for s in self._stops), default=1) - 1
         self._buffer = ""
         self.stopped = False
+        """Whether a stop sequence has been seen (nothing more is emitted after it)."""
 
     @property
     def active(self) -> bool:

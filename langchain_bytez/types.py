@@ -98,9 +98,7 @@ class ResponseMeta:
             A new dict holding only the non-``None`` fields.
         """
         return {
-            name: value
-            for name in self.__slots__
-            if (value := getattr(self, name)) is not None
+            name: value for name in self.__slots__ if (value := getattr(self, name)) is not None
         }
 
 
@@ -125,9 +123,16 @@ class ClusterState(str, enum.Enum):
     """The normalised state of a model's instance cluster."""
 
     DEPLOYING = "deploying"
+    """Instances are being created or booted (also any status string not yet known)."""
+
     RUNNING = "running"
+    """The cluster is up and serving requests."""
+
     STOPPED = "stopped"
+    """No cluster is running: never created, stopped, stopping or shut down when idle."""
+
     FAILED = "failed"
+    """The cluster failed to start or crashed; ``ClusterStatus.reason`` may say why."""
 
     @classmethod
     def from_raw(cls, raw: str | None) -> ClusterState:
@@ -174,6 +179,7 @@ class Capacity(BaseModel):
     """
 
     model_config = ConfigDict(frozen=True, extra="ignore")
+    """Pydantic settings: immutable; unknown keys from the server are ignored."""
 
     min: int = Field(default=1, ge=0)
     desired: int = Field(default=1, ge=0)
@@ -233,6 +239,9 @@ class ClusterStatus(BaseModel):
     """
 
     model_config = ConfigDict(frozen=True, extra="ignore", populate_by_name=True)
+    """Pydantic settings: immutable, unknown keys ignored, names or aliases accepted.
+
+    The aliases are the server's camelCase keys (``modelId``...)."""
 
     model_id: str = Field(alias="modelId")
     state: ClusterState = ClusterState.STOPPED
@@ -310,6 +319,9 @@ class ModelInfo(BaseModel):
     """
 
     model_config = ConfigDict(frozen=True, extra="ignore", populate_by_name=True)
+    """Pydantic settings: immutable, unknown keys ignored, names or aliases accepted.
+
+    The aliases are the server's camelCase keys (``modelId``...)."""
 
     model_id: str = Field(alias="modelId")
     task: str | None = None

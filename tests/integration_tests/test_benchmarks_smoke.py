@@ -1,0 +1,73 @@
+"""Smoke test of the benchmark suite: ``benchmarks/run.py --quick`` prints every row.
+
+Only the table's shape is checked: timing targets are never asserted in tests (shared
+machines make them flaky); ``make bench`` is where they are read.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+SCRIPT = ROOT / "benchmarks" / "run.py"
+
+# Every row the table must print (a substring of the Metric column), in order.
+EXPECTED_ROWS = [
+    "BytezLLM.invoke / raw httpx.Client POST",
+    "ChatBytez.invoke / raw httpx.Client POST",
+    "BytezLLM.ainvoke / raw httpx.AsyncClient POST",
+    "first on_llm_new_token - raw TTFB",
+    "client CPU per chunk above raw iter_raw",
+    "of which BytezClient.stream",
+    *(
+        f"{method}: {n} "
+        for method in (
+            "abatch",
+            "gather(astream)",
+            "batch (threads)",
+            "raw httpx.AsyncClient gather (baseline)",
+        )
+        for n in (1, 8, 32, 128)
+    ),
+    "peak RSS rise streaming a",
+    "of which BytezClient.stream (library layer, same answer)",
+    "peak RSS rise sending a",
+    "RSS trend over",
+    "first call, cluster already running",
+    "later calls (cached",
+]
+
+
+@pytest.mark.timeout(60)
+def test_quick_benchmark_prints_every_row(tmp_path: Path) -> None:
+    out = tmp_path / "bench.json"
+    proc = subprocess.run(
+        [sys.executable, str(SCRIPT), "--quick", "--json", str(out)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=40,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    table = proc.stdout
+    header = next(line for line in table.splitlines() if line.startswith("Section"))
+    for column in ("Metric", "Measured", "Target", "Result"):
+        assert column in header
+    lines = [line for line in table.splitlines() if line[:1].isdigit() and "  " in line]
+    position = 0
+    for expected in EXPECTED_ROWS:
+        found = [i for i, line in enumerate(lines) if expected in line and i >= position]
+        assert found, f"row {expected!r} missing from:\n{table}"
+        position = found[0]
+        assert lines[position].rstrip().endswith(("PASS", "MISS", "info")), lines[position]
+    data = json.loads(out.read_text())
+    assert data["mode"] == "quick"
+    printed = [line for line in lines if line.rstrip().endswith(("PASS", "MISS", "info"))]
+    assert len(data["rows"]) == len(printed)
+    assert data["machine"]["nproc"] >= 1
