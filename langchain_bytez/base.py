@@ -78,8 +78,9 @@ _T = TypeVar("_T")
 PROVIDER_KEY_ENV = "BYTEZ_PROVIDER_KEY"
 """Environment variable read for ``provider_key`` when it is not passed."""
 
-# (base_url, key fingerprint, timeout, max_retries, headers, provider-key fingerprint)
-_ClientKey = tuple[str, str, float | None, int, tuple[tuple[str, str], ...], str]
+# (base_url, key fingerprint, timeout, max_retries, max_retry_wait, headers,
+#  provider-key fingerprint)
+_ClientKey = tuple[str, str, float | None, int, float, tuple[tuple[str, str], ...], str]
 
 
 def _fingerprint(secret: SecretStr | None) -> str:
@@ -211,6 +212,12 @@ class BytezModelMixin(BaseModel):
     """Retries on rate limits (429), gateway errors (5xx) and connection failures.
 
     A stream that already delivered text is never retried."""
+
+    max_retry_wait: float = Field(default=60.0, gt=0)
+    """Longest wait in seconds before one retry.
+
+    Caps the wait a server asks for (``Retry-After``, ``ratelimit-reset``) and the
+    exponential backoff alike."""
 
     default_headers: dict[str, str] | None = None
     """Extra HTTP headers sent with every request."""
@@ -407,6 +414,7 @@ class BytezModelMixin(BaseModel):
             _fingerprint(self.api_key),
             self.timeout,
             self.max_retries,
+            self.max_retry_wait,
             headers,
             _fingerprint(self.provider_key),
         )
@@ -417,6 +425,7 @@ class BytezModelMixin(BaseModel):
             "base_url": self.base_url or DEFAULT_BASE_URL,
             "timeout": self.timeout,
             "max_retries": self.max_retries,
+            "max_retry_wait": self.max_retry_wait,
             "default_headers": self.default_headers,
             "provider_key": self.provider_key,
         }

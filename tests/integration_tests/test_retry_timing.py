@@ -169,6 +169,20 @@ def test_langchain_classes_cap_waits_at_the_default(
     assert asked == [60.0]
 
 
+def test_langchain_classes_take_max_retry_wait(server: LocalBytezServer) -> None:
+    # The cap is a field of BytezLLM / ChatBytez / BytezEmbeddings too: measured on the
+    # wire, a 30 s Retry-After becomes a 0.2 s wait.
+    times = SendTimes()
+    http = httpx.Client(event_hooks={"request": [times.hook]})
+    server.inject(FaultKind.RATE_LIMIT_RETRY_AFTER, 2, retry_after=30)
+    llm = _llm(server, max_retry_wait=0.2, http_client=http)
+    assert llm.invoke("x") == "".join(TOKENS)
+    http.close()
+    _assert_gaps(times.gaps, 0.2)
+    chat = ChatBytez(model=CHAT_MODEL, api_key="test-key", base_url=server.url, max_retry_wait=5)
+    assert chat._sync_client()._policy.max_wait == 5
+
+
 # ----------------------------------------------------------------------- attempt bounds
 
 
