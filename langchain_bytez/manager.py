@@ -530,7 +530,7 @@ def _payload(
 
 @dataclass(frozen=True)
 class _Get:
-    pass
+    """Step: read the cluster (GET)."""
 
 
 @dataclass(frozen=True)
@@ -548,7 +548,7 @@ class _Patch:
 
 @dataclass(frozen=True)
 class _Delete:
-    pass
+    """Step: delete the cluster (DELETE), e.g. to replace a failed one."""
 
 
 @dataclass(frozen=True)
@@ -1186,7 +1186,7 @@ class ModelManager:
         try:
             yield _Delete()
         except BytezNotFoundError:
-            pass  # already stopped (or never started): stop is idempotent
+            return None  # already stopped (or never started): stop is idempotent
         except BytezError as exc:
             if exc.status_code != 405:
                 raise

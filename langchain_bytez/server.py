@@ -788,8 +788,10 @@ async def _read_chunked(reader: asyncio.StreamReader) -> bytes:
         line = await reader.readuntil(b"\r\n")
         size = int(line.split(b";", 1)[0].strip(), 16)
         if size == 0:
-            while await reader.readuntil(b"\r\n") != b"\r\n":
-                pass
+            # Skip the (ignored) trailer fields up to the blank line.
+            trailer = await reader.readuntil(b"\r\n")
+            while trailer != b"\r\n":
+                trailer = await reader.readuntil(b"\r\n")
             return b"".join(parts)
         total += size
         if total > _MAX_BODY:
