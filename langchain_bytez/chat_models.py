@@ -24,9 +24,9 @@ Message conversion (LangChain -> Bytez ``messages``), decided here and documente
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Generator, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
 from langchain_core.language_models import LangSmithParams
@@ -451,6 +451,8 @@ class ChatBytez(BytezGenerationMixin, BaseChatModel):
         standard blocks or OpenAI ``image_url`` blocks):
 
         ```python
+        from langchain_core.messages import HumanMessage
+
         vision = ChatBytez(model="Qwen/Qwen2-VL-2B-Instruct")
         message = HumanMessage(
             content=[
@@ -538,6 +540,19 @@ class ChatBytez(BytezGenerationMixin, BaseChatModel):
             message = AIMessageChunk(content=item)
         return ChatGenerationChunk(message=message)
 
+    def _streams(self, call: CallSettings, kwargs: Mapping[str, Any]) -> bool:
+        """Whether ``_generate`` should take the streaming route for this call.
+
+        ``BaseChatModel`` routes ``stream=True`` and a ``streaming=True`` field to
+        ``_stream`` itself; ``_generate`` streams for what it does not know (the per-call
+        ``streaming=True`` argument, a subclass defaulting ``streaming`` to ``True``),
+        and never against LangChain's opt-outs ``stream=False`` and
+        ``disable_streaming=True``.
+        """
+        if self.disable_streaming is True or ("stream" in kwargs and not kwargs["stream"]):
+            return False
+        return call.streaming
+
     # ------------------------------------------------------------------ sync
 
     def _generate(
@@ -560,7 +575,7 @@ class ChatBytez(BytezGenerationMixin, BaseChatModel):
             One generation with the reply and its metadata.
         """
         call = self._call_settings(stop, kwargs)
-        if call.streaming:  # per-call streaming=True: BaseChatModel only knows `stream`
+        if self._streams(call, kwargs):
             return generate_from_stream(self._stream(messages, stop, run_manager, **kwargs))
         payload = call.payload(messages=convert_messages(messages))
         result = run_model(self, call.model, payload, timeout=call.timeout, run_manager=run_manager)
@@ -587,13 +602,22 @@ class ChatBytez(BytezGenerationMixin, BaseChatModel):
         """
         call = self._call_settings(stop, kwargs)
         payload = call.payload(messages=convert_messages(messages))
-        for item in stream_text(self, call, payload, run_manager, model_provider=_PROVIDER):
-            chunk = self._chunk(item)
-            # BaseChatModel.stream() reports tokens itself and passes no run manager;
-            # a run manager here comes from a path that expects us to report them.
-            if run_manager is not None:
-                run_manager.on_llm_new_token(chunk.text, chunk=chunk)
-            yield chunk
+        items = cast(  # a generator (typed Iterator in generation.py): it has close()
+            "Generator[str | StreamEnd, None, None]",
+            stream_text(self, call, payload, run_manager, model_provider=_PROVIDER),
+        )
+        try:
+            for item in items:
+                chunk = self._chunk(item)
+                # BaseChatModel.stream() reports tokens itself and passes no run manager;
+                # a run manager here comes from a path that expects us to report them.
+                if run_manager is not None:
+                    run_manager.on_llm_new_token(chunk.text, chunk=chunk)
+                yield chunk
+        finally:
+            # Close the inner generator now: if a callback raised, the traceback keeps
+            # this frame (and the open response and in-flight slot) alive otherwise.
+            items.close()
 
     # ------------------------------------------------------------------ async
 
@@ -616,7 +640,7 @@ class ChatBytez(BytezGenerationMixin, BaseChatModel):
             One generation with the reply and its metadata.
         """
         call = self._call_settings(stop, kwargs)
-        if call.streaming:
+        if self._streams(call, kwargs):
             return await agenerate_from_stream(self._astream(messages, stop, run_manager, **kwargs))
         payload = call.payload(messages=convert_messages(messages))
         result = await arun_model(

@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 import httpx
 import tenacity
-from pydantic import SecretStr
+from pydantic import SecretStr, ValidationError
 
 from langchain_bytez import protocol
 from langchain_bytez.errors import (
@@ -98,6 +98,7 @@ Request timings go to ``DEBUG``, retries and other recovered problems to
 ``INFO``/``WARNING``."""
 
 _T = TypeVar("_T")
+_E = TypeVar("_E", bound=BaseException)
 _LIST_MODELS = f"{protocol.API_PREFIX}/list/models"
 _LIST_TASKS = f"{protocol.API_PREFIX}/list/tasks"
 _LIST_CLUSTERS = f"{protocol.API_PREFIX}/list/clusters"
@@ -207,7 +208,9 @@ class _ClientBase:
         headers = protocol.build_headers(
             key, provider_key=provider, default_headers=default_headers
         )
-        headers.setdefault("Content-Type", "application/json")
+        if not any(name.lower() == "content-type" for name in headers):
+            # Case-insensitive: a caller's "content-type" must not become a second header.
+            headers["Content-Type"] = "application/json"
         self._headers = headers
         # Our own httpx client carries the headers itself; an injected one gets them per
         # request (its own default headers stay as the caller set them).
@@ -281,19 +284,31 @@ class _ClientBase:
 
     def _transport_error(self, exc: httpx.HTTPError, model_id: str | None) -> BytezError:
         detail = self._redact(str(exc)) or type(exc).__name__
+        error: BytezError
         if isinstance(exc, httpx.TimeoutException):
             message = f"Request to Bytez timed out ({type(exc).__name__}): {detail}"
-            return BytezTimeoutError(message, model_id=model_id)
-        message = f"Could not reach Bytez at {self._base_url} ({type(exc).__name__}): {detail}"
-        error = BytezConnectionError(message, model_id=model_id)
-        if isinstance(exc, (httpx.UnsupportedProtocol, httpx.LocalProtocolError)):
-            # Our own request is at fault; sending it again cannot help.
-            error.is_retryable = False
-        return error
+            error = BytezTimeoutError(message, model_id=model_id)
+        else:
+            message = f"Could not reach Bytez at {self._base_url} ({type(exc).__name__}): {detail}"
+            error = BytezConnectionError(message, model_id=model_id)
+            if isinstance(exc, (httpx.UnsupportedProtocol, httpx.LocalProtocolError)):
+                # Our own request is at fault; sending it again cannot help.
+                error.is_retryable = False
+        return self._caused_by(error, exc)
 
-    def _leaks_secret(self, exc: BaseException) -> bool:
+    def _caused_by(self, error: _E, exc: BaseException) -> _E:
+        """Chain ``exc`` as ``error.__cause__`` unless its text carries a secret.
+
+        Raise the result *outside* the ``except`` block that caught ``exc``: raised
+        inside it, Python would keep ``exc`` as ``__context__`` anyway, where traceback
+        walkers (and ``format_exception`` callers ignoring ``__suppress_context__``)
+        would find the unredacted text.
+        """
         text = str(exc)
-        return any(secret in text for secret in self._secrets)
+        if not any(secret in text for secret in self._secrets):
+            error.__cause__ = exc
+        error.__suppress_context__ = True
+        return error
 
     def _log_response(self, method: str, path: str, status: int, started: float) -> None:
         elapsed = (time.perf_counter() - started) * 1000
@@ -417,7 +432,11 @@ def _parse_models(output: Any, task: str | None, model_id: str | None) -> list[M
     for item in output:
         if not isinstance(item, Mapping) or not item.get("modelId"):
             continue  # tolerate odd entries rather than fail the whole catalogue
-        info = ModelInfo.model_validate(item)
+        try:
+            info = ModelInfo.model_validate(item)
+        except ValidationError:
+            logger.debug("Skipping a malformed catalogue entry: %r", item.get("modelId"))
+            continue
         # Filter here too: an older server may ignore the query parameters.
         if task is not None and info.task != task:
             continue
@@ -448,7 +467,12 @@ def _parse_cluster(
     if not isinstance(output, Mapping):
         msg = f"Unexpected cluster answer: expected an object, got {type(output).__name__}"
         raise BytezAPIError(msg, model_id=model_id, retryable=False)
-    status = ClusterStatus.from_api(output, model_id)
+    try:
+        status = ClusterStatus.from_api(output, model_id)
+    except ValidationError as exc:
+        # Typed like any other unusable answer (a pydantic error is no BytezError).
+        msg = f"Unexpected cluster answer: {exc.error_count()} malformed field(s)"
+        raise BytezAPIError(msg, model_id=model_id, retryable=False) from None
     if redact is not None and status.reason:
         # The failure reason is server text that ends up in BytezModelLoadError and in
         # load-progress events: redacted like every other server message.
@@ -462,15 +486,43 @@ def _parse_clusters(output: Any, redact: Callable[[str], str] | None = None) -> 
     if not isinstance(output, list):
         msg = f"Unexpected cluster list: expected a list, got {type(output).__name__}"
         raise BytezAPIError(msg, retryable=False)
-    return [_parse_cluster(item, None, redact) for item in output if isinstance(item, Mapping)]
+    clusters: list[ClusterStatus] = []
+    for item in output:
+        if not isinstance(item, Mapping):
+            continue
+        try:
+            clusters.append(_parse_cluster(item, None, redact))
+        except BytezAPIError:
+            continue  # one odd entry does not hide the others
+    return clusters
+
+
+_LEGACY_TEXT_KEYS = ("generated_text", "summary_text", "translation_text")
 
 
 def _text_of_json_output(output: Any, model_id: str) -> str:
-    """Text of a JSON answer to a stream request (a server that did not stream)."""
+    """Text of a JSON answer to a stream request (a server that did not stream).
+
+    Accepts the protocol's output forms: a string, a chat message whose ``content`` is
+    a string or a list of ``{"type": "text", "text": ...}`` blocks, and the older
+    ``[{"generated_text": ...}]`` list.
+    """
     if isinstance(output, str):
         return output
-    if isinstance(output, Mapping) and isinstance(output.get("content"), str):
-        return str(output["content"])
+    if isinstance(output, Mapping):
+        content = output.get("content")
+        if isinstance(content, str):
+            return content
+        if isinstance(content, list) and all(isinstance(b, Mapping) for b in content):
+            return "".join(
+                b["text"]
+                for b in content
+                if b.get("type") == "text" and isinstance(b.get("text"), str)
+            )
+    if isinstance(output, list) and len(output) == 1 and isinstance(output[0], Mapping):
+        for key in _LEGACY_TEXT_KEYS:
+            if isinstance(output[0].get(key), str):
+                return str(output[0][key])
     msg = f"Expected a text stream, got a JSON {type(output).__name__} output"
     raise BytezAPIError(msg, model_id=model_id, retryable=False)
 
@@ -623,13 +675,12 @@ class BytezClient(_ClientBase):
         try:
             response = http.send(request, stream=stream)
         except httpx.HTTPError as exc:
-            error = self._transport_error(exc, model_id)
-            if self._leaks_secret(exc):
-                raise error from None
-            raise error from exc
-        if debug:
-            self._log_response(method, path, response.status_code, started)
-        return response
+            failure = exc
+        else:
+            if debug:
+                self._log_response(method, path, response.status_code, started)
+            return response
+        raise self._transport_error(failure, model_id)  # outside the except: see _caused_by
 
     def _with_retries(
         self, attempt: Callable[[], _T], method: str, path: str, on_retry: OnRetry | None
@@ -979,16 +1030,18 @@ class _StreamBase:
             raise RuntimeError(msg)
         self._iterated = True
 
-    def _broken(self, exc: BaseException, redact: Callable[[str], str]) -> BytezStreamError:
+    def _broken(self, exc: BaseException, client: _ClientBase) -> BytezStreamError:
+        # Raise the result outside the except block that caught exc (see _caused_by).
         delivered = self.text
-        detail = redact(str(exc)) or type(exc).__name__
+        detail = client._redact(str(exc)) or type(exc).__name__
         message = (
             f"The stream broke after {len(delivered)} characters "
             f"({type(exc).__name__}: {detail}); the text is incomplete"
         )
-        return BytezStreamError(
+        error = BytezStreamError(
             message, status_code=self._status, model_id=self.model_id, delivered_text=delivered
         )
+        return client._caused_by(error, exc)
 
     def _in_band_error(self, message: str, redact: Callable[[str], str]) -> BytezStreamError:
         text = redact(message)
@@ -1013,7 +1066,13 @@ class _StreamBase:
             # error: never deliver it to the consumer as model text.
             if body.lstrip()[:1] in (b"{", b"["):
                 raise
-            self._prefetched = body.decode("utf-8", errors="replace")  # not JSON after all
+            # Not JSON after all: a text stream under the wrong label, so the stream
+            # rules apply, the in-band "Error: " included.
+            decoder = StreamTextDecoder()
+            text = decoder.feed(body) + decoder.finish()
+            if decoder.error is not None:
+                raise self._in_band_error(decoder.error, redact) from None
+            self._prefetched = text
             return
         self._prefetched = _text_of_json_output(output, self.model_id)
 
@@ -1134,19 +1193,22 @@ class TextStream(_StreamBase):
         self.meta = ResponseMeta.from_headers(response.headers, response.status_code)
         self._status = response.status_code
         if _is_json(response):
+            failure: httpx.HTTPError | None = None
             try:
                 body = response.read()
             except httpx.HTTPError as exc:
-                raise self._broken(exc, client._redact) from exc
+                failure = exc
             finally:
                 response.close()
+            if failure is not None:
+                raise self._broken(failure, client)
             self._prefetch_json(body, response, client._redact)
             return
         self._response = response
 
     def _iterate(self) -> Iterator[str]:
         self._begin_iteration()
-        redact = self._client._redact
+        client = self._client
         try:
             self._ensure_open()
             if self._prefetched is not None:
@@ -1160,13 +1222,15 @@ class TextStream(_StreamBase):
             decoder = StreamTextDecoder()
             delivered = self._delivered
             chunks = response.iter_bytes()
+            failure: BaseException | None = None
             while True:
                 try:
                     chunk = next(chunks, None)
                 except httpx.StreamClosed:
                     return  # closed by the caller: they asked for the end
                 except _STREAMING_EXCEPTIONS as exc:
-                    raise self._broken(exc, redact) from exc
+                    failure = exc
+                    break
                 if chunk is None:
                     break
                 text = decoder.feed(chunk)
@@ -1175,12 +1239,14 @@ class TextStream(_StreamBase):
                     yield text
                 elif decoder.error is not None:
                     break
+            if failure is not None:
+                raise self._broken(failure, client)  # outside the except: see _caused_by
             tail = decoder.finish()
             if tail:
                 delivered.append(tail)
                 yield tail
             if decoder.error is not None:
-                raise self._in_band_error(decoder.error, redact)
+                raise self._in_band_error(decoder.error, client._redact)
         finally:
             self.close()
 
@@ -1333,13 +1399,12 @@ class AsyncBytezClient(_ClientBase):
         try:
             response = await http.send(request, stream=stream)
         except httpx.HTTPError as exc:
-            error = self._transport_error(exc, model_id)
-            if self._leaks_secret(exc):
-                raise error from None
-            raise error from exc
-        if debug:
-            self._log_response(method, path, response.status_code, started)
-        return response
+            failure = exc
+        else:
+            if debug:
+                self._log_response(method, path, response.status_code, started)
+            return response
+        raise self._transport_error(failure, model_id)  # outside the except: see _caused_by
 
     async def _with_retries(
         self,
@@ -1740,19 +1805,22 @@ class AsyncTextStream(_StreamBase):
         self.meta = ResponseMeta.from_headers(response.headers, response.status_code)
         self._status = response.status_code
         if _is_json(response):
+            failure: httpx.HTTPError | None = None
             try:
                 body = await response.aread()
             except httpx.HTTPError as exc:
-                raise self._broken(exc, client._redact) from exc
+                failure = exc
             finally:
                 await response.aclose()
+            if failure is not None:
+                raise self._broken(failure, client)
             self._prefetch_json(body, response, client._redact)
             return
         self._response = response
 
     async def _iterate(self) -> AsyncIterator[str]:
         self._begin_iteration()
-        redact = self._client._redact
+        client = self._client
         chunks: AsyncGenerator[bytes, None] | None = None
         try:
             await self._ensure_open()
@@ -1767,13 +1835,15 @@ class AsyncTextStream(_StreamBase):
             decoder = StreamTextDecoder()
             delivered = self._delivered
             chunks = response.aiter_bytes()  # type: ignore[assignment]
+            failure: BaseException | None = None
             while True:
                 try:
                     chunk = await anext(chunks, None)  # type: ignore[arg-type]
                 except httpx.StreamClosed:
                     return
                 except _STREAMING_EXCEPTIONS as exc:
-                    raise self._broken(exc, redact) from exc
+                    failure = exc
+                    break
                 if chunk is None:
                     break
                 text = decoder.feed(chunk)
@@ -1782,12 +1852,14 @@ class AsyncTextStream(_StreamBase):
                     yield text
                 elif decoder.error is not None:
                     break
+            if failure is not None:
+                raise self._broken(failure, client)  # outside the except: see _caused_by
             tail = decoder.finish()
             if tail:
                 delivered.append(tail)
                 yield tail
             if decoder.error is not None:
-                raise self._in_band_error(decoder.error, redact)
+                raise self._in_band_error(decoder.error, client._redact)
         finally:
             if chunks is not None:
                 # Finish httpx's own async generator now rather than leaving it to the

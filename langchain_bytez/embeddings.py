@@ -212,6 +212,9 @@ class BytezEmbeddings(BytezModelMixin, Embeddings):
 
     @staticmethod
     def _check(texts: Sequence[str]) -> list[str]:
+        if isinstance(texts, str):
+            # A string is a sequence of strings: it would be embedded letter by letter.
+            raise TypeError("texts must be a list of strings; use embed_query for one text")
         checked: list[str] = []
         for index, text in enumerate(texts):
             if not isinstance(text, str):
@@ -249,7 +252,7 @@ class BytezEmbeddings(BytezModelMixin, Embeddings):
 
         Raises:
             ValueError: If a text is empty (nothing is sent).
-            TypeError: If an item is not a string.
+            TypeError: If ``texts`` is one string, or an item is not a string.
         """
         checked = self._check(texts)
         unique = list(dict.fromkeys(checked))  # identical texts are embedded once

@@ -129,6 +129,9 @@ def generation_info(
 # ---------------------------------------------------------------------- call settings
 
 
+_ARGUMENT_NAMES: dict[type[CallArguments], frozenset[str]] = {}
+
+
 class CallArguments(BaseModel):
     """Per-call keyword arguments LangChain passes through ``invoke(..., **kwargs)``.
 
@@ -175,11 +178,14 @@ class CallArguments(BaseModel):
         """Every accepted keyword: field names and their aliases.
 
         Returns:
-            The names.
+            The names (computed once per class: every call with kwargs asks).
         """
-        names = set(cls.model_fields)
-        names.update(info.alias for info in cls.model_fields.values() if info.alias)
-        return frozenset(names)
+        names = _ARGUMENT_NAMES.get(cls)
+        if names is None:
+            found = set(cls.model_fields)
+            found.update(info.alias for info in cls.model_fields.values() if info.alias)
+            names = _ARGUMENT_NAMES[cls] = frozenset(found)
+        return names
 
 
 @dataclass(frozen=True)
@@ -269,15 +275,25 @@ class BytezGenerationMixin(BytezModelMixin):
     # The per-call argument model; subclasses with extra per-call options extend it.
     _call_arguments: ClassVar[type[CallArguments]] = CallArguments
 
-    @property
-    def _default_params(self) -> dict[str, Any]:
-        """The generation params sent with every run (before per-call overrides)."""
+    def _instance_params(self) -> dict[str, Any]:
+        """``self.params`` with the first-class generation fields set over it (a new dict)."""
         params = dict(self.params)
         for name in GENERATION_FIELDS:
             value = getattr(self, name)
             if value is not None:
                 params[name] = value
-        stops = dedupe_stops(self.stop, params.get("stop_strings"))
+        return params
+
+    @property
+    def _default_params(self) -> dict[str, Any]:
+        """The generation params sent with every run (before per-call overrides)."""
+        params = self._instance_params()
+        try:
+            # One string is one stop sequence (as in _call_settings), not its characters.
+            configured = _stop_list("params['stop_strings']", params.get("stop_strings"))
+        except ValueError:
+            configured = None  # tracing must not fail; _call_settings refuses it clearly
+        stops = dedupe_stops(self.stop, configured)
         if stops:
             params["stop_strings"] = list(stops)
         return {key: value for key, value in params.items() if value is not None}
@@ -372,11 +388,7 @@ class BytezGenerationMixin(BytezModelMixin):
             except (TypeError, ValueError) as error:
                 raise ValueError(f"Per-call params must be JSON values: {error}") from None
 
-        params = dict(self.params)
-        for name in GENERATION_FIELDS:
-            value = getattr(self, name)
-            if value is not None:
-                params[name] = value
+        params = self._instance_params()
         params.update(call.params or {})
         params.update(extra)
         for name in GENERATION_FIELDS:

@@ -8,8 +8,8 @@ the ``text`` body, removal of the echoed prompt and ``return_full_text``.
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, AsyncIterator, Iterator, Mapping
-from typing import Any, ClassVar
+from collections.abc import AsyncGenerator, AsyncIterator, Generator, Iterator, Mapping
+from typing import Any, ClassVar, cast
 
 from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
 from langchain_core.language_models import LangSmithParams
@@ -61,6 +61,24 @@ def _output_text(output: Any, model_id: str) -> str:
         model_id=model_id,
         retryable=False,
     )
+
+
+def _strip_echo(full: str, prompt: str) -> str:
+    """The continuation: ``full`` without the prompt the API echoes in front of it.
+
+    The prompt is removed only when it is really there, so a server (or a model) that
+    does not echo it loses no text. An exact echo is expected; an echo whose leading or
+    trailing whitespace was normalised away (``" Hi "`` echoed as ``"Hi"``) is removed
+    too, rather than returned to the caller as if the model had written it.
+    """
+    if full.startswith(prompt):
+        return full[len(prompt) :]
+    core = prompt.strip()
+    if core:
+        body = full.lstrip()
+        if body.startswith(core):
+            return body[len(core) :]
+    return full
 
 
 def _chunk(item: str | StreamEnd) -> GenerationChunk:
@@ -181,9 +199,11 @@ class BytezLLM(BytezGenerationMixin, LLM):
     return_full_text: bool = False
     """Return the prompt followed by the continuation.
 
-    Bytez returns prompt + continuation; by default the prompt is removed, exactly and
-    only when the output starts with it (a server that does not echo it loses nothing).
-    Streams then start with the prompt as their first chunk."""
+    Bytez returns prompt + continuation; by default the prompt is removed, only when the
+    output starts with it (exactly, or with its surrounding whitespace trimmed): a server
+    that does not echo it loses nothing. With ``True``, the text is this call's prompt
+    followed by the continuation, and streams start with the prompt as their first
+    chunk."""
 
     model_config = ConfigDict(
         populate_by_name=True, arbitrary_types_allowed=True, protected_namespaces=()
@@ -223,10 +243,7 @@ class BytezLLM(BytezGenerationMixin, LLM):
         return self.return_full_text if override is None else override
 
     def _finish(self, prompt: str, result: RunResult, call: CallSettings) -> Generation:
-        full = _output_text(result.output, result.model_id)
-        # The API echoes the prompt; strip it only when it is really there, so a server
-        # (or a model) that does not echo it loses no text.
-        continuation = full[len(prompt) :] if full.startswith(prompt) else full
+        continuation = _strip_echo(_output_text(result.output, result.model_id), prompt)
         continuation, reason = cut_output(continuation, call)
         text = prompt + continuation if self._full_text(call) else continuation
         info = generation_info(result.meta, result.model_id, reason)
@@ -260,13 +277,21 @@ class BytezLLM(BytezGenerationMixin, LLM):
     ) -> Iterator[GenerationChunk]:
         # The model session (and its in-flight slot) is held while the consumer reads.
         lead_text = prompt if self._full_text(call) else ""
-        items = stream_text(self, call, call.payload(text=prompt), run_manager, lead_text=lead_text)
-        for item in items:
-            chunk = _chunk(item)
-            # Callbacks hear each token before the consumer sees it (LangChain contract).
-            if token_manager is not None:
-                token_manager.on_llm_new_token(chunk.text, chunk=chunk)
-            yield chunk
+        items = cast(  # a generator (typed Iterator in generation.py): it has close()
+            "Generator[str | StreamEnd, None, None]",
+            stream_text(self, call, call.payload(text=prompt), run_manager, lead_text=lead_text),
+        )
+        try:
+            for item in items:
+                chunk = _chunk(item)
+                # Callbacks hear each token before the consumer sees it (LangChain contract).
+                if token_manager is not None:
+                    token_manager.on_llm_new_token(chunk.text, chunk=chunk)
+                yield chunk
+        finally:
+            # Close the inner generator now: if a callback raised, the traceback keeps
+            # this frame (and the open response and in-flight slot) alive otherwise.
+            items.close()
 
     def _call(
         self,

@@ -573,7 +573,7 @@ class BytezInstanceLoader(BaseLoader):
         async_client: AsyncBytezClient | None = None,
         api_key: str | SecretStr | None = None,
         base_url: str | None = None,
-        states: Iterable[ClusterState | str] | None = None,
+        states: Iterable[ClusterState | str] | ClusterState | str | None = None,
     ) -> None:
         """Create the loader.
 
@@ -583,7 +583,8 @@ class BytezInstanceLoader(BaseLoader):
                 built per load.
             api_key: API key for built clients (default ``BYTEZ_API_KEY``).
             base_url: Endpoint for built clients.
-            states: Only clusters in these states (default: every listed cluster).
+            states: Only clusters in these states, or in this one state (default: every
+                listed cluster).
 
         Raises:
             ValueError: If a state is not a ``ClusterState`` value.
@@ -594,6 +595,8 @@ class BytezInstanceLoader(BaseLoader):
         # show the key.
         self.api_key = SecretStr(api_key) if isinstance(api_key, str) else api_key
         self.base_url = base_url
+        if isinstance(states, str):  # one state ("running" or ClusterState.RUNNING)
+            states = [states]
         self.states = None if states is None else frozenset(ClusterState(s) for s in states)
 
     def _documents(self, clusters: list[ClusterStatus]) -> Iterator[Document]:

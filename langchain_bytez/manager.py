@@ -304,15 +304,21 @@ def langchain_progress_dispatcher(
             manager.ensure_loaded(client, self.model, progress=callback)
         ```
     """
+    # The callback managers are built at the first event, not here: every auto-loaded
+    # run builds a dispatcher, and once the model is known to run no event comes.
     user = _resolve_progress(progress)
     run_id = run_manager.run_id
     if isinstance(run_manager, AsyncRunManagerType):
-        async_manager = AsyncCallbackManager(**_callback_manager_kwargs(run_manager))
+        async_managers: list[AsyncCallbackManager] = []
 
         def dispatch_async(event: LoadProgress) -> None:
             if user is not None:
                 _call_sync(user, event)
-            coro = async_manager.on_custom_event(LOADING_EVENT_NAME, event.as_dict(), run_id=run_id)
+            if not async_managers:
+                async_managers.append(AsyncCallbackManager(**_callback_manager_kwargs(run_manager)))
+            coro = async_managers[0].on_custom_event(
+                LOADING_EVENT_NAME, event.as_dict(), run_id=run_id
+            )
             try:
                 loop = asyncio.get_running_loop()
             except RuntimeError:
@@ -324,12 +330,14 @@ def langchain_progress_dispatcher(
 
         return dispatch_async
 
-    callback_manager = CallbackManager(**_callback_manager_kwargs(run_manager))
+    managers: list[CallbackManager] = []
 
     def dispatch(event: LoadProgress) -> None:
         if user is not None:
             _call_sync(user, event)
-        callback_manager.on_custom_event(LOADING_EVENT_NAME, event.as_dict(), run_id=run_id)
+        if not managers:
+            managers.append(CallbackManager(**_callback_manager_kwargs(run_manager)))
+        managers[0].on_custom_event(LOADING_EVENT_NAME, event.as_dict(), run_id=run_id)
 
     return dispatch
 
@@ -349,13 +357,15 @@ def alangchain_progress_dispatcher(
         [`ModelManager.aensure_loaded`][langchain_bytez.manager.ModelManager.aensure_loaded].
     """
     user = _resolve_progress(progress)
-    callback_manager = AsyncCallbackManager(**_callback_manager_kwargs(run_manager))
     run_id = run_manager.run_id
+    managers: list[AsyncCallbackManager] = []  # built at the first event, as above
 
     async def dispatch(event: LoadProgress) -> None:
         if user is not None:
             await _call_async(user, event)
-        await callback_manager.on_custom_event(LOADING_EVENT_NAME, event.as_dict(), run_id=run_id)
+        if not managers:
+            managers.append(AsyncCallbackManager(**_callback_manager_kwargs(run_manager)))
+        await managers[0].on_custom_event(LOADING_EVENT_NAME, event.as_dict(), run_id=run_id)
 
     return dispatch
 
@@ -390,10 +400,11 @@ def timeout_to_minutes(timeout: float) -> int:
     if isinstance(timeout, bool) or not isinstance(timeout, (int, float)):
         msg = f"timeout must be a number of seconds, got {type(timeout).__name__} {timeout!r}"
         raise ValueError(msg)  # noqa: TRY004 - the documented contract is ValueError
-    if not math.isfinite(timeout) or timeout <= 0:
+    if (isinstance(timeout, float) and not math.isfinite(timeout)) or timeout <= 0:
         msg = f"timeout must be a positive number of seconds, got {timeout!r}"
         raise ValueError(msg)
-    minutes = math.ceil(timeout / 60)
+    # Integer seconds are rounded in integers: exact, and no float overflow on huge ones.
+    minutes = -(-timeout // 60) if isinstance(timeout, int) else math.ceil(timeout / 60)
     if minutes > MAX_TIMEOUT_MINUTES:
         msg = (
             f"timeout must be at most {MAX_TIMEOUT_MINUTES * 60} seconds "
@@ -436,10 +447,13 @@ def _check_deadline(deadline: float) -> float:
     if isinstance(deadline, bool) or not isinstance(deadline, (int, float)):
         msg = f"deadline must be a number of seconds, got {type(deadline).__name__}"
         raise ValueError(msg)  # noqa: TRY004 - the documented contract is ValueError
-    if not math.isfinite(deadline) or deadline <= 0:
+    if (isinstance(deadline, float) and not math.isfinite(deadline)) or deadline <= 0:
         msg = f"deadline must be a positive number of seconds, got {deadline!r}"
         raise ValueError(msg)
-    return float(deadline)
+    try:
+        return float(deadline)
+    except OverflowError:
+        return math.inf  # a huge integer: no deadline worth the name
 
 
 _SPECS: dict[tuple[object, ...], _LoadSpec] = {}
@@ -806,26 +820,40 @@ class _LeaderGone(Exception):  # noqa: N818
 class _Flight:
     """One in-progress load that concurrent callers share."""
 
-    def __init__(self, printer: bool) -> None:
+    def __init__(self, key: tuple[int, int, int, int], printer: bool) -> None:
         self.future: concurrent.futures.Future[ClusterStatus | None] = concurrent.futures.Future()
         # Running futures cannot be cancelled: a cancelled asyncio waiter (wrap_future
         # propagates cancellation) must not cancel the load for everyone else.
         self.future.set_running_or_notify_cancel()
+        # The settings (capacity, minutes) this load applies: only callers asking for
+        # the same may take its result as their own.
+        self.key = key
         self._lock = threading.Lock()
         self._subscribers: list[_AnyCallback] = []
         self._last: LoadProgress | None = None
         self._printer = printer
 
-    def subscribe(self, callback: _AnyCallback, *, printer: bool) -> LoadProgress | None:
-        """Add a follower's callback; returns the latest event to replay to it."""
+    def subscribe(self, callback: _AnyCallback, *, printer: bool) -> bool:
+        """Add a follower's callback and replay the latest event to it.
+
+        The replay happens under the lock, so no newer event can reach the callback
+        before it (a console line replayed after the final "done" would stay on screen).
+        Returns whether the callback was added (a second console printer is not).
+        """
         with self._lock:
             if printer:
                 # One console line per load, not one per waiting caller.
                 if self._printer:
-                    return None
+                    return False
                 self._printer = True
             self._subscribers.append(callback)
-            return self._last
+            if self._last is not None:
+                _call_sync(callback, self._last)
+            return True
+
+    def unsubscribe(self, callback: _AnyCallback) -> None:
+        with self._lock, contextlib.suppress(ValueError):
+            self._subscribers.remove(callback)
 
     def broadcast(self, event: LoadProgress) -> None:
         with self._lock:
@@ -1195,12 +1223,12 @@ class ModelManager:
 
     # ------------------------------------------------------------------ loading
 
-    def _join(self, model_id: str, printer: bool) -> tuple[_Flight, bool]:
+    def _join(self, model_id: str, spec: _LoadSpec, printer: bool) -> tuple[_Flight, bool]:
         with self._lock:
             flight = self._flights.get(model_id)
             if flight is not None:
                 return flight, False
-            flight = _Flight(printer)
+            flight = _Flight(spec.key, printer)
             self._flights[model_id] = flight
             return flight, True
 
@@ -1242,7 +1270,7 @@ class ModelManager:
         own = _resolve_progress(progress)
         printer = progress is True
         while True:
-            flight, leader = self._join(model_id, printer)
+            flight, leader = self._join(model_id, spec, printer)
             if leader:
                 return self._lead_sync(client, model_id, spec, flight, own)
             if _loop_running_here():
@@ -1252,10 +1280,13 @@ class ModelManager:
                 result = _drive(self._load_plan(model_id, spec, wait=True), client, model_id, own)
                 self._remember(model_id, spec, result)
                 return result
+            if flight.key != spec.key:
+                # A load with other settings is under way: its result is not ours. Let
+                # it finish, then load again (which updates the cluster to our settings).
+                concurrent.futures.wait([flight.future])
+                continue
             if own is not None:
-                last = flight.subscribe(own, printer=printer)
-                if last is not None:
-                    _call_sync(own, last)
+                flight.subscribe(own, printer=printer)
             try:
                 return flight.future.result()
             except _LeaderGone:
@@ -1298,9 +1329,14 @@ class ModelManager:
         own = _resolve_progress(progress)
         printer = progress is True
         while True:
-            flight, leader = self._join(model_id, printer)
+            flight, leader = self._join(model_id, spec, printer)
             if leader:
                 return await self._lead_async(client, model_id, spec, flight, own)
+            if flight.key != spec.key:
+                # Another settings' load is under way (see _load_sync): wait, then retry.
+                with contextlib.suppress(Exception):
+                    await asyncio.wrap_future(flight.future)
+                continue
             try:
                 return await self._follow_async(flight, own, printer)
             except _LeaderGone:
@@ -1343,19 +1379,23 @@ class ModelManager:
         def forward(event: LoadProgress) -> None:
             loop.call_soon_threadsafe(queue.put_nowait, event)
 
-        last = flight.subscribe(forward, printer=printer)
-        if last is not None:
-            queue.put_nowait(last)
-        while not waiting.done():
-            getter = asyncio.ensure_future(queue.get())
-            pending: set[asyncio.Future[Any]] = {waiting, getter}
-            try:
-                await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
-            finally:
-                if not getter.done():
-                    getter.cancel()
-            if getter.done() and not getter.cancelled():
-                await _call_async(own, getter.result())
+        if not flight.subscribe(forward, printer=printer):
+            return await waiting
+        try:
+            while not waiting.done():
+                getter = asyncio.ensure_future(queue.get())
+                pending: set[asyncio.Future[Any]] = {waiting, getter}
+                try:
+                    await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+                finally:
+                    if not getter.done():
+                        getter.cancel()
+                if getter.done() and not getter.cancelled():
+                    await _call_async(own, getter.result())
+        finally:
+            # A cancelled follower stops listening: once its loop is closed, forwarding
+            # would fail (and log) on every later event of the load.
+            flight.unsubscribe(forward)
         while not queue.empty():
             await _call_async(own, queue.get_nowait())
         return await waiting
@@ -1435,6 +1475,9 @@ class ModelManager:
     # ------------------------------------------------------------------ limits
 
     def _limiter(self, model_id: str, concurrency: int) -> _Limiter:
+        limiter = self._limiters.get(model_id)  # lock-free fast path: dict reads are atomic
+        if limiter is not None and type(concurrency) is int and limiter.capacity == concurrency:
+            return limiter  # the cap of last time: already checked, nothing to resize
         concurrency = _check_count("concurrency", concurrency, 1)
         with self._lock:
             limiter = self._limiters.get(model_id)

@@ -220,12 +220,17 @@ def build_headers(
     _check_header_value(api_key, "API key")
     headers = {"User-Agent": USER_AGENT}
     for name, value in (default_headers or {}).items():
-        if name.lower() in {"authorization", "provider-key"}:
+        lowered = name.lower()
+        if lowered in {"authorization", "provider-key"}:
             msg = (
                 f"default_headers may not set {name!r}: pass the key as "
                 "api_key / provider_key instead."
             )
             raise ValueError(msg)
+        if lowered == "user-agent":
+            # Header names are case-insensitive: "user-agent" replaces ours rather than
+            # sending a second User-Agent line.
+            headers.pop("User-Agent", None)
         headers[name] = value
     headers["Authorization"] = f"Key {api_key}"
     if provider_key:
@@ -615,7 +620,7 @@ class RetryPolicy:
         ):
             msg = f"max_retries must be a non-negative integer, got {self.max_retries!r}"
             raise ValueError(msg)
-        for name in ("max_wait", "initial_backoff", "max_backoff", "jitter"):
+        for name in ("max_wait", "initial_backoff", "backoff_multiplier", "max_backoff", "jitter"):
             value = getattr(self, name)
             if not isinstance(value, (int, float)) or not value >= 0 or math.isinf(value):
                 msg = f"{name} must be a non-negative number, got {value!r}"

@@ -284,7 +284,9 @@ class ClusterStatus(BaseModel):
         raw = data.get("status")
         raw_str = None if raw is None else str(raw)
         values = dict(data)
-        values.setdefault("modelId", model_id or data.get("model_id") or "")
+        if not isinstance(values.get("modelId"), str) or not values["modelId"]:
+            # Missing, null or not a string: fall back rather than fail validation.
+            values["modelId"] = model_id or data.get("model_id") or ""
         values["state"] = ClusterState.from_raw(raw_str)
         values["raw_status"] = raw_str
         reason = data.get("reason") or data.get("error")

@@ -311,3 +311,36 @@ def test_registry_close_all_closes_pooled_clients() -> None:
     registry.sync_client(key, Closable)  # type: ignore[arg-type]
     registry.close_all()
     assert closed == [True]
+
+
+# ----------------------------------------------------------------------- generation params
+
+
+def test_identifying_params_keep_a_string_stop_strings_whole() -> None:
+    # params={"stop_strings": "END"} is one stop sequence when sent; the params shown to
+    # tracing and LangChain's cache key must say the same, not ["E", "N", "D"].
+    llm = make(params={"stop_strings": "END"}, stop=["X"])
+    sent = llm._call_settings(None, {}).params["stop_strings"]
+    assert sent == ["X", "END"]
+    assert llm._default_params["stop_strings"] == sent
+    assert llm._identifying_params["params"]["stop_strings"] == sent
+
+
+def test_identifying_params_tolerate_a_malformed_stop_strings() -> None:
+    # Tracing must not fail on it; the call itself refuses it clearly.
+    llm = make(params={"stop_strings": 5})
+    assert llm._default_params["stop_strings"] == 5
+    with pytest.raises(ValueError, match="stop_strings"):
+        llm._call_settings(None, {})
+
+
+def test_call_argument_names_are_cached_per_class() -> None:
+    from langchain_bytez.generation import CallArguments
+
+    class WithOption(CallArguments):
+        special: int | None = None
+
+    assert "max_tokens" in CallArguments.names()
+    assert "special" not in CallArguments.names()
+    assert {"special", "max_tokens", "model_kwargs"} <= WithOption.names()
+    assert "special" not in CallArguments.names()

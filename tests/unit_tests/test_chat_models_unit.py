@@ -472,6 +472,51 @@ def test_streaming_field_reports_tokens(make: Any, fake: FakeBytez) -> None:
     assert [t for t in recorder.tokens if t] == ["Hi", " there", ", friend."]
 
 
+def test_stream_false_and_disable_streaming_are_honoured(make: Any, fake: FakeBytez) -> None:
+    recorder = Recorder()
+    result = make(streaming=True).invoke("hi", stream=False, config={"callbacks": [recorder]})
+    assert result.content == "Hi there, friend."
+    assert "stream" not in fake.requests[-1]
+    assert recorder.tokens == []
+    make(streaming=True, disable_streaming=True).invoke("hi")
+    assert "stream" not in fake.requests[-1]
+    make(disable_streaming=True).invoke("hi", streaming=True)
+    assert "stream" not in fake.requests[-1]
+    make().invoke("hi", streaming=True)  # still streams when nothing opts out
+    assert fake.requests[-1]["stream"] is True
+
+
+async def test_async_stream_false_and_disable_streaming_are_honoured(
+    make: Any, fake: FakeBytez
+) -> None:
+    result = await make(streaming=True).ainvoke("hi", stream=False)
+    assert result.content == "Hi there, friend."
+    assert "stream" not in fake.requests[-1]
+    await make(streaming=True, disable_streaming=True).ainvoke("hi")
+    assert "stream" not in fake.requests[-1]
+    await make().ainvoke("hi", streaming=True)
+    assert fake.requests[-1]["stream"] is True
+
+
+class _RaisingTokenHandler(BaseCallbackHandler):
+    raise_error = True
+
+    def on_llm_new_token(self, token: Any, **kwargs: Any) -> None:
+        raise RuntimeError("handler failed")
+
+
+def test_a_raising_callback_does_not_keep_the_stream_slot(make: Any, fake: FakeBytez) -> None:
+    # The error's traceback (holding _stream's frame) is kept alive on purpose: the
+    # response and the concurrency=1 slot must be freed anyway.
+    model = make(concurrency=1)
+    with pytest.raises(RuntimeError, match="handler failed") as caught:
+        model.invoke("hi", streaming=True, config={"callbacks": [_RaisingTokenHandler()]})
+    done = threading.Event()
+    threading.Thread(target=lambda: (model.invoke("hi"), done.set()), daemon=True).start()
+    assert done.wait(5), "the in-flight slot of the failed stream was never released"
+    assert caught.value is not None
+
+
 # ----------------------------------------------------------------------- stop
 
 

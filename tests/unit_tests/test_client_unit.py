@@ -6,6 +6,7 @@ import gc
 import json
 import logging
 import pickle
+import traceback
 import warnings
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
@@ -611,6 +612,9 @@ def test_local_protocol_error_not_retried_and_key_not_leaked(sleeps: list[float]
     assert KEY not in str(info.value)
     assert info.value.__cause__ is None
     assert info.value.__suppress_context__
+    # Not even kept as the implicit context, where a chain walker would still find it.
+    assert info.value.__context__ is None
+    assert KEY not in "".join(traceback.format_exception(info.value))
 
 
 def test_happy_path_builds_no_tenacity_object(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -1195,3 +1199,180 @@ async def test_async_client_pool_follows_event_loop() -> None:
     await client.aclose()
     assert second.is_closed
     await first.aclose()
+
+
+# ----------------------------------------------------------------------------- review fixes
+
+
+def chain_of(error: BaseException) -> list[BaseException]:
+    """The error and every exception reachable through ``__cause__``/``__context__``."""
+    seen: list[BaseException] = []
+    pending: list[BaseException | None] = [error]
+    while pending:
+        current = pending.pop()
+        if current is None or any(current is s for s in seen):
+            continue
+        seen.append(current)
+        pending += [current.__cause__, current.__context__]
+    return seen
+
+
+def assert_key_unreachable(error: BaseException) -> None:
+    assert KEY not in "".join(traceback.format_exception(error))
+    for linked in chain_of(error):
+        assert KEY not in str(linked)
+        assert KEY not in repr(linked)
+
+
+def test_default_headers_in_any_case_are_sent_once() -> None:
+    rec = Recorder(envelope("ok"))
+    client, _ = make_client(
+        rec,
+        default_headers={"content-type": "application/json; charset=utf-8", "user-agent": "me/1"},
+    )
+    client.run(MODEL, {"text": "hi"})
+    headers = rec.requests[0].headers
+    assert headers.get_list("content-type") == ["application/json; charset=utf-8"]
+    assert headers.get_list("user-agent") == ["me/1"]
+
+
+async def test_async_transport_error_echoing_the_key_is_not_chained(sleeps: list[float]) -> None:
+    rec = Recorder(httpx.ConnectError(f"refused, key={KEY}"))
+    client, http = make_async_client(rec, max_retries=1)
+    with pytest.raises(BytezConnectionError) as info:
+        await client.run(MODEL, {"text": "x"})
+    assert len(rec.requests) == 2  # still retried
+    assert_key_unreachable(info.value)
+    await http.aclose()
+
+
+def test_transport_error_without_secret_keeps_its_cause() -> None:
+    failure = httpx.ConnectError("refused")
+    client, _ = make_client(Recorder(failure), max_retries=0)
+    with pytest.raises(BytezConnectionError) as info:
+        client.run(MODEL, {"text": "x"})
+    assert info.value.__cause__ is failure
+
+
+def test_stream_broken_by_an_error_echoing_the_key_does_not_chain_it() -> None:
+    body = ChunkStream([b"a"], fail=httpx.RemoteProtocolError(f"illegal chunk b'Key {KEY}'"))
+    client, _ = make_client(Recorder(stream_response(body)))
+    got: list[str] = []
+    with pytest.raises(BytezStreamError) as info:
+        drain(client.stream(MODEL, {"text": "x"}), got)
+    assert got == ["a"]
+    assert info.value.delivered_text == "a"
+    assert_key_unreachable(info.value)
+    assert body.closed
+    plain = ChunkStream([b"a"], fail=httpx.ReadError("reset"))
+    client, _ = make_client(Recorder(stream_response(plain)))
+    with pytest.raises(BytezStreamError) as info:
+        drain(client.stream(MODEL, {"text": "x"}), [])
+    assert info.value.__cause__ is plain.fail  # still chained when it is clean
+
+
+async def test_async_stream_broken_by_an_error_echoing_the_key_does_not_chain_it() -> None:
+    body = AsyncChunkStream([b"a"], fail=httpx.ReadError(f"reset {KEY}"))
+    client, http = make_async_client(Recorder(stream_response(body)))
+    got: list[str] = []
+    with pytest.raises(BytezStreamError) as info:
+        await adrain(client.stream(MODEL, {"text": "x"}), got)
+    assert got == ["a"]
+    assert_key_unreachable(info.value)
+    assert body.closed
+    await http.aclose()
+
+
+def test_stream_json_read_failure_echoing_the_key_does_not_chain_it() -> None:
+    body = ChunkStream([b'{"error": null, '], fail=httpx.ReadError(f"reset {KEY}"))
+    rec = Recorder(httpx.Response(200, stream=body, headers={"content-type": "application/json"}))
+    client, _ = make_client(rec)
+    with pytest.raises(BytezStreamError) as info:
+        with client.stream(MODEL, {"text": "x"}):
+            pass
+    assert_key_unreachable(info.value)
+    assert body.closed
+
+
+def test_stream_mislabelled_as_json_still_raises_in_band_error() -> None:
+    # Content-Type is to be ignored on streams: an "Error: " body is an error, whatever
+    # its label, never model text.
+    bad = httpx.Response(
+        200, content=b"Error: CUDA out of memory", headers={"content-type": "application/json"}
+    )
+    client, _ = make_client(Recorder(bad))
+    got: list[str] = []
+    with pytest.raises(BytezStreamError, match="CUDA out of memory") as info:
+        drain(client.stream(MODEL, {"text": "x"}), got)
+    assert got == []
+    assert info.value.delivered_text == ""
+    # A mislabelled ordinary text body is still delivered, multi-byte text intact.
+    text = httpx.Response(
+        200, content="plain 北京".encode(), headers={"content-type": "application/json"}
+    )
+    client, _ = make_client(Recorder(text))
+    with client.stream(MODEL, {"text": "x"}) as stream:
+        assert list(stream) == ["plain 北京"]
+
+
+async def test_async_stream_mislabelled_as_json_still_raises_in_band_error() -> None:
+    bad = httpx.Response(200, content=b"Error: boom", headers={"content-type": "application/json"})
+    client, http = make_async_client(Recorder(bad))
+    with pytest.raises(BytezStreamError, match="boom"):
+        await adrain(client.stream(MODEL, {"text": "x"}), [])
+    await http.aclose()
+
+
+@pytest.mark.parametrize(
+    ("output", "expected"),
+    [
+        ({"role": "assistant", "content": "whole"}, "whole"),
+        (
+            {
+                "role": "assistant",
+                "content": [{"type": "text", "text": "a"}, {"type": "text", "text": "b"}],
+            },
+            "ab",
+        ),
+        ([{"generated_text": "legacy"}], "legacy"),
+        ([{"summary_text": "short"}], "short"),
+    ],
+)
+def test_stream_answered_with_json_accepts_every_text_output_form(
+    output: Any, expected: str
+) -> None:
+    client, _ = make_client(Recorder(envelope(output)))
+    with client.stream(MODEL, {"messages": [{"role": "user", "content": "hi"}]}) as stream:
+        assert list(stream) == [expected]
+
+
+def test_stream_answered_with_non_text_json_is_a_clear_error() -> None:
+    client, _ = make_client(Recorder(envelope([0.1, 0.2])))
+    with pytest.raises(BytezAPIError, match="Expected a text stream"):
+        with client.stream(MODEL, {"text": "x"}):
+            pass
+
+
+def test_catalogue_skips_entries_that_fail_validation() -> None:
+    odd = [*CATALOGUE, {"modelId": "a/odd", "task": 5}, {"modelId": "a/odd2", "meter": [1]}]
+    client, _ = make_client(Recorder(envelope(odd)))
+    ids = [m.model_id for m in client.list_models()]
+    assert ids == ["a/chat1", "a/gen1", "a/chat2"]
+
+
+def test_malformed_cluster_answers_are_typed_errors_or_skipped() -> None:
+    client, _ = make_client(
+        Recorder(envelope({"modelId": MODEL, "status": "on", "inferences": "many"}))
+    )
+    with pytest.raises(BytezAPIError, match="Unexpected cluster answer") as info:
+        client.get_cluster(MODEL)
+    assert info.value.is_retryable is False
+    client, _ = make_client(Recorder(envelope({"modelId": None, "status": "on"})))
+    assert client.get_cluster(MODEL).model_id == MODEL  # null id: falls back
+    clusters = [
+        {"modelId": "a/one", "status": "on"},
+        {"modelId": "a/two", "status": "on", "capacity": {"min": -1}},
+        {"modelId": "a/three", "status": "off"},
+    ]
+    client, _ = make_client(Recorder(envelope(clusters)))
+    assert [c.model_id for c in client.list_clusters()] == ["a/one", "a/three"]

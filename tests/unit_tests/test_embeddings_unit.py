@@ -231,6 +231,15 @@ async def test_empty_string_is_refused_before_sending(make: Any, fake: FakeBytez
     assert fake.texts == []
 
 
+async def test_a_bare_string_is_refused(make: Any, fake: FakeBytez) -> None:
+    embeddings = make()
+    with pytest.raises(TypeError, match="embed_query"):
+        embeddings.embed_documents("hello")  # type: ignore[arg-type,unused-ignore]
+    with pytest.raises(TypeError, match="embed_query"):
+        await embeddings.aembed_documents("hello")  # type: ignore[arg-type,unused-ignore]
+    assert fake.texts == []  # not embedded letter by letter
+
+
 def test_async_query(make: Any) -> None:
     assert asyncio.run(make().aembed_query("hey")) == vector_of("hey")
 

@@ -228,6 +228,23 @@ def test_output_without_echo_is_kept_whole(make: Any, fake: FakeBytez) -> None:
     assert make().invoke("Hi") == "Something else entirely"
 
 
+@pytest.mark.parametrize("prompt", ["Hi\t", " Hi", "Hi\n\n", "  Hi \n"])
+def test_echo_with_normalised_whitespace_is_stripped(
+    make: Any, fake: FakeBytez, prompt: str
+) -> None:
+    # A server that trims the prompt it echoes must not leak it into the continuation.
+    fake.output = "Hi world"
+    assert make().invoke(prompt) == " world"
+    assert make().invoke(prompt, return_full_text=True) == prompt + " world"
+
+
+def test_echo_is_stripped_exactly_when_it_is_exact(make: Any, fake: FakeBytez) -> None:
+    fake.output = "Hi  world"  # exact echo of "Hi ": the continuation keeps its own space
+    assert make().invoke("Hi ") == " world"
+    fake.output = "Hi"
+    assert make().invoke("Hi") == ""
+
+
 def test_legacy_output_shape(make: Any, fake: FakeBytez) -> None:
     fake.output = [{"generated_text": "Hi there"}]
     assert make().invoke("Hi") == " there"
@@ -356,6 +373,31 @@ async def test_empty_async_stream_is_an_error(make: Any, fake: FakeBytez) -> Non
     with pytest.raises(BytezStreamError):
         async for _ in make().astream("Hi"):
             pass
+
+
+class _RaisingTokenHandler(BaseCallbackHandler):
+    raise_error = True
+
+    def on_llm_new_token(self, token: str, **kwargs: Any) -> None:
+        raise RuntimeError("handler failed")
+
+
+def test_a_raising_callback_does_not_keep_the_stream_slot(make: Any, fake: FakeBytez) -> None:
+    # The error (and its traceback, holding the stream's frames) is kept alive on
+    # purpose: the response and the concurrency=1 slot must be freed anyway.
+    llm = make(concurrency=1)
+    kept: list[BaseException] = []
+    for call in (
+        lambda: list(llm.stream("Hi", config={"callbacks": [_RaisingTokenHandler()]})),
+        lambda: llm.invoke("Hi", streaming=True, config={"callbacks": [_RaisingTokenHandler()]}),
+    ):
+        with pytest.raises(RuntimeError, match="handler failed") as caught:
+            call()
+        kept.append(caught.value)
+        done = threading.Event()
+        threading.Thread(target=lambda: (llm.invoke("Hi"), done.set()), daemon=True).start()
+        assert done.wait(5), "the in-flight slot of the failed stream was never released"
+    assert len(kept) == 2
 
 
 def test_stream_that_stops_immediately_is_not_an_error(make: Any, fake: FakeBytez) -> None:

@@ -258,6 +258,10 @@ def test_instance_loader() -> None:
     assert [d.metadata["model_id"] for d in running] == ["openai-community/gpt2"]
     with pytest.raises(ValueError):
         BytezInstanceLoader(client=client, states=["sleeping"])
+    # One state alone is that state, not its characters ('r' is not a state).
+    for one in ("running", ClusterState.RUNNING):
+        loader = BytezInstanceLoader(client=client, states=one)
+        assert loader.states == frozenset({ClusterState.RUNNING})
 
 
 async def test_instance_loader_async() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 import itertools
 import threading
@@ -274,7 +275,20 @@ def test_timeout_rounds_up_to_minutes(seconds: float, minutes: int) -> None:
 
 
 @pytest.mark.parametrize(
-    "bad", [0, -1, 86401, 100000, float("nan"), float("inf"), True, False, "60", None]
+    "bad",
+    [
+        0,
+        -1,
+        86401,
+        100000,
+        pytest.param(10**400, id="huge-int"),
+        float("nan"),
+        float("inf"),
+        True,
+        False,
+        "60",
+        None,
+    ],
 )
 def test_timeout_rejects_bad_values(bad: Any) -> None:
     with pytest.raises(ValueError, match="timeout"):
@@ -314,6 +328,15 @@ def test_capacity_rejects_bad_values(client: FakeClient, mgr: ModelManager, bad:
 def test_deadline_rejects_bad_values(client: FakeClient, mgr: ModelManager, bad: Any) -> None:
     with pytest.raises(ValueError, match="deadline"):
         handle(client, mgr).load(deadline=bad, progress=False)
+
+
+def test_huge_integer_deadline_is_accepted_not_an_overflow(
+    client: FakeClient, mgr: ModelManager
+) -> None:
+    # float(10**400) overflows; a huge deadline simply means "no deadline".
+    status = handle(client, mgr).load(deadline=10**400, progress=False)
+    assert status is not None
+    assert status.state is ClusterState.RUNNING
 
 
 def test_progress_rejects_non_callables(client: FakeClient, mgr: ModelManager) -> None:
@@ -756,6 +779,97 @@ async def test_cancelled_follower_does_not_cancel_the_load(mgr: ModelManager) ->
     assert status.state is ClusterState.RUNNING
 
 
+def _wait_for_first_get(backend: FakeBackend) -> None:
+    # A load's first request is its GET, sent once it has registered its flight.
+    deadline = time.monotonic() + 5
+    while not backend.count("GET"):
+        assert time.monotonic() < deadline
+        time.sleep(0.001)
+
+
+def test_concurrent_load_with_other_settings_still_applies_them(mgr: ModelManager) -> None:
+    # A load for concurrency=2 arriving while one for concurrency=1 is in flight must
+    # not take that load's result as its own: the cluster must end up with 2.
+    backend = FakeBackend(put_delay=0.1, polls_to_run=2)
+    client = FakeClient(backend)
+    first = threading.Thread(target=mgr.ensure_loaded, args=(client, MODEL))
+    first.start()
+    _wait_for_first_get(backend)  # the first load is in flight (its PUT takes 0.1 s)
+    status = handle(client, mgr).load(2, progress=False)
+    first.join(5)
+    assert status is not None
+    assert status.capacity == Capacity.fixed(2)
+    assert backend.clusters[MODEL]["capacity"] == {"min": 2, "desired": 2, "max": 2}
+    assert backend.count("PUT") == 1
+    assert backend.count("PATCH") == 1
+
+
+async def test_async_concurrent_load_with_other_settings_still_applies_them(
+    mgr: ModelManager,
+) -> None:
+    backend = FakeBackend(put_delay=0.1, polls_to_run=2)
+    client = AsyncFakeClient(backend)
+    first = asyncio.create_task(mgr.aensure_loaded(client, MODEL))
+    while not backend.count("GET"):
+        await asyncio.sleep(0.001)
+    second = await mgr.aensure_loaded(client, MODEL, concurrency=3, timeout=600)
+    await first
+    assert second is not None
+    assert second.capacity == Capacity.fixed(3)
+    assert second.idle_timeout_minutes == 10
+    assert backend.count("PUT") == 1
+    assert backend.count("PATCH") == 1
+
+
+def test_cancelled_async_follower_stops_listening(
+    mgr: ModelManager, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A follower cancelled inside an asyncio.run whose loop is then closed must not stay
+    # subscribed: forwarding the leader's later events to a closed loop would fail and
+    # log a "progress callback failed" warning for each of them.
+    backend = FakeBackend(polls_to_run=8)
+    client = FakeClient(backend)
+    leader = threading.Thread(
+        target=mgr.ensure_loaded, args=(client, MODEL), kwargs={"progress": lambda _e: None}
+    )
+    leader.start()
+    _wait_for_first_get(backend)
+
+    async def follow() -> None:
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(
+                mgr.aensure_loaded(AsyncFakeClient(backend), MODEL, progress=lambda _e: None),
+                0.01,
+            )
+
+    with caplog.at_level("WARNING", logger="langchain_bytez"):
+        asyncio.run(follow())
+        leader.join(5)
+    assert backend.clusters[MODEL]["status"] == "on"
+    assert not [r for r in caplog.records if "progress callback failed" in r.getMessage()]
+
+
+def test_late_subscriber_gets_the_replay_before_any_newer_event() -> None:
+    # The latest event is replayed under the flight's lock: a broadcast racing with the
+    # subscription cannot reach the new subscriber before the replay (a console line
+    # replayed after the final "done" would stay on screen).
+    flight = manager_mod._Flight((1, 1, 1, 5), printer=False)
+    old, new = _events()[0], _events()[-1]
+    flight.broadcast(old)
+    seen: list[LoadProgress] = []
+    racer = threading.Thread(target=flight.broadcast, args=(new,))
+
+    def callback(event: LoadProgress) -> None:
+        if not seen:
+            racer.start()
+            racer.join(0.05)  # blocked on the lock while the replay runs
+        seen.append(event)
+
+    assert flight.subscribe(callback, printer=False)
+    racer.join(5)
+    assert seen == [old, new]
+
+
 # --------------------------------------------------------------------------- limits
 
 
@@ -875,6 +989,12 @@ def test_limit_rejects_bad_concurrency(mgr: ModelManager) -> None:
         pass
     with pytest.raises(ValueError, match="concurrency"), mgr.limit(MODEL, True):  # noqa: FBT003
         pass
+    # Also once a limiter of that size exists (True == 1.0 == 1, but they are refused).
+    with mgr.limit(MODEL, 1):
+        pass
+    for bad in (True, 1.0):
+        with pytest.raises(ValueError, match="concurrency"), mgr.limit(MODEL, bad):  # type: ignore[arg-type]
+            pass
 
 
 # --------------------------------------------------------------------------- sessions
@@ -1052,6 +1172,36 @@ def test_dispatcher_sends_custom_events_to_handlers() -> None:
     assert received[-1][1]["done"] is True
     assert all(r[2] == run_id for r in received)
     assert len(also) == 3
+
+
+def test_dispatchers_build_no_callback_manager_until_an_event(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Every auto-loaded run builds a dispatcher; a model known to run emits nothing, so
+    # the callback managers must not be built up front (per-call cost on the hot path).
+    from langchain_core.callbacks.manager import (
+        AsyncCallbackManagerForLLMRun,
+        CallbackManagerForLLMRun,
+    )
+
+    built: list[str] = []
+    for name in ("CallbackManager", "AsyncCallbackManager"):
+        real = getattr(manager_mod, name)
+
+        def counting(*args: Any, _real: Any = real, _name: str = name, **kwargs: Any) -> Any:
+            built.append(_name)
+            return _real(*args, **kwargs)
+
+        monkeypatch.setattr(manager_mod, name, counting)
+    sync_rm = CallbackManagerForLLMRun(run_id=uuid4(), handlers=[], inheritable_handlers=[])
+    async_rm = AsyncCallbackManagerForLLMRun(run_id=uuid4(), handlers=[], inheritable_handlers=[])
+    dispatch = langchain_progress_dispatcher(sync_rm)
+    langchain_progress_dispatcher(async_rm)
+    alangchain_progress_dispatcher(async_rm)
+    assert built == []
+    dispatch(_events()[0])
+    dispatch(_events()[1])
+    assert built == ["CallbackManager"]
 
 
 async def test_async_dispatchers_send_custom_events() -> None:

@@ -147,6 +147,13 @@ def test_build_headers_lets_default_headers_replace_user_agent() -> None:
     assert "provider-key" not in headers
 
 
+@pytest.mark.parametrize("name", ["user-agent", "USER-AGENT"])
+def test_build_headers_replaces_user_agent_whatever_its_case(name: str) -> None:
+    headers = protocol.build_headers(KEY, default_headers={name: "mine/1"})
+    assert [k for k in headers if k.lower() == "user-agent"] == [name]
+    assert headers[name] == "mine/1"
+
+
 @pytest.mark.parametrize("name", ["Authorization", "authorization", "Provider-Key"])
 def test_build_headers_refuses_credentials_in_default_headers(name: str) -> None:
     with pytest.raises(ValueError, match="api_key"):
@@ -578,6 +585,7 @@ def test_retry_policy_wait_prefers_server_retry_after_capped() -> None:
         {"max_wait": -1},
         {"max_wait": math.nan},
         {"initial_backoff": math.inf},
+        {"backoff_multiplier": -2},  # would make the backoff negative: time.sleep raises
     ],
 )
 def test_retry_policy_validation(kwargs: dict[str, object]) -> None:
