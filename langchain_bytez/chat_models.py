@@ -24,9 +24,9 @@ Message conversion (LangChain -> Bytez ``messages``), decided here and documente
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Generator, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar, cast
+from typing import Any, ClassVar
 
 from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
 from langchain_core.language_models import LangSmithParams
@@ -53,10 +53,12 @@ from langchain_bytez.generation import (
     CallArguments,
     CallSettings,
     StreamEnd,
+    areport_chunks,
     arun_model,
     astream_text,
     cut_output,
     generation_info,
+    report_chunks,
     run_model,
     stream_text,
 )
@@ -602,22 +604,10 @@ class ChatBytez(BytezGenerationMixin, BaseChatModel):
         """
         call = self._call_settings(stop, kwargs)
         payload = call.payload(messages=convert_messages(messages))
-        items = cast(  # a generator (typed Iterator in generation.py): it has close()
-            "Generator[str | StreamEnd, None, None]",
-            stream_text(self, call, payload, run_manager, model_provider=_PROVIDER),
-        )
-        try:
-            for item in items:
-                chunk = self._chunk(item)
-                # BaseChatModel.stream() reports tokens itself and passes no run manager;
-                # a run manager here comes from a path that expects us to report them.
-                if run_manager is not None:
-                    run_manager.on_llm_new_token(chunk.text, chunk=chunk)
-                yield chunk
-        finally:
-            # Close the inner generator now: if a callback raised, the traceback keeps
-            # this frame (and the open response and in-flight slot) alive otherwise.
-            items.close()
+        items = stream_text(self, call, payload, run_manager, model_provider=_PROVIDER)
+        # BaseChatModel.stream() reports tokens itself and passes no run manager; a run
+        # manager here comes from a path that expects us to report them.
+        yield from report_chunks(items, self._chunk, run_manager)
 
     # ------------------------------------------------------------------ async
 
@@ -670,16 +660,12 @@ class ChatBytez(BytezGenerationMixin, BaseChatModel):
         call = self._call_settings(stop, kwargs)
         payload = call.payload(messages=convert_messages(messages))
         items = astream_text(self, call, payload, run_manager, model_provider=_PROVIDER)
+        chunks = areport_chunks(items, self._chunk, run_manager)
         try:
-            async for item in items:
-                chunk = self._chunk(item)
-                if run_manager is not None:
-                    await run_manager.on_llm_new_token(chunk.text, chunk=chunk)
+            async for chunk in chunks:
                 yield chunk
         finally:
-            # Close the inner generator now (not at GC): it releases the response and
-            # the concurrency slot when the consumer stops early.
-            await items.aclose()
+            await chunks.aclose()
 
 
 # LangChain inspects these on every call; keep their signatures ready.

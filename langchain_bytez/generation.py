@@ -30,12 +30,13 @@ from __future__ import annotations
 import difflib
 import json
 import math
-from collections.abc import AsyncGenerator, Iterator, Mapping, Sequence
+from collections.abc import AsyncGenerator, Callable, Generator, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, TypeVar
 
 from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
 from langchain_core.language_models import LangSmithParams
+from langchain_core.outputs import ChatGenerationChunk, GenerationChunk
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from langchain_bytez.base import AsyncRetryReporter, BytezModelMixin, gather_or_cancel
@@ -51,6 +52,7 @@ __all__ = [
     "CallArguments",
     "CallSettings",
     "StreamEnd",
+    "areport_chunks",
     "arun_model",
     "astream_text",
     "cut_output",
@@ -58,6 +60,7 @@ __all__ = [
     "finish_reason",
     "gather_or_cancel",
     "generation_info",
+    "report_chunks",
     "run_model",
     "stream_text",
 ]
@@ -544,7 +547,7 @@ def stream_text(
     *,
     lead_text: str = "",
     **info: Any,
-) -> Iterator[str | StreamEnd]:
+) -> Generator[str | StreamEnd, None, None]:
     """Stream a run as text pieces with the stop sequences enforced, then a StreamEnd.
 
     The model session (auto-load, in-flight slot) is held while the consumer reads;
@@ -647,6 +650,63 @@ async def astream_text(
                 yield tail
             meta = stream.meta
     yield _stream_end(meta, call, received, cutter.stopped, pieces, info)
+
+
+_ChunkT = TypeVar("_ChunkT", GenerationChunk, ChatGenerationChunk)
+
+
+def report_chunks(
+    items: Generator[str | StreamEnd, None, None],
+    to_chunk: Callable[[str | StreamEnd], _ChunkT],
+    token_manager: CallbackManagerForLLMRun | None,
+) -> Iterator[_ChunkT]:
+    """Turn ``stream_text`` items into LangChain chunks, reporting each token first.
+
+    Args:
+        items: The ``stream_text`` generator.
+        to_chunk: Builds the class's chunk from a text piece or the closing ``StreamEnd``.
+        token_manager: Where ``on_llm_new_token`` goes, or ``None`` when the caller (for
+            example ``BaseChatModel.stream``) reports tokens itself.
+
+    Yields:
+        The chunks, each after its callback (LangChain's contract).
+    """
+    try:
+        for item in items:
+            chunk = to_chunk(item)
+            if token_manager is not None:
+                token_manager.on_llm_new_token(chunk.text, chunk=chunk)
+            yield chunk
+    finally:
+        # Close the stream now, not at GC: a raising callback's traceback would otherwise
+        # keep the open response and the model's in-flight slot alive.
+        items.close()
+
+
+async def areport_chunks(
+    items: AsyncGenerator[str | StreamEnd, None],
+    to_chunk: Callable[[str | StreamEnd], _ChunkT],
+    token_manager: AsyncCallbackManagerForLLMRun | None,
+) -> AsyncGenerator[_ChunkT, None]:
+    """Async twin of [`report_chunks`][langchain_bytez.generation.report_chunks].
+
+    Args:
+        items: The ``astream_text`` generator.
+        to_chunk: Builds the class's chunk from a text piece or the closing ``StreamEnd``.
+        token_manager: Where ``on_llm_new_token`` goes, or ``None``.
+
+    Yields:
+        The chunks, each after its callback.
+    """
+    try:
+        async for item in items:
+            chunk = to_chunk(item)
+            if token_manager is not None:
+                await token_manager.on_llm_new_token(chunk.text, chunk=chunk)
+            yield chunk
+    finally:
+        # Release the response and the concurrency slot when the consumer stops early.
+        await items.aclose()
 
 
 def _stream_end(

@@ -8,8 +8,8 @@ the ``text`` body, removal of the echoed prompt and ``return_full_text``.
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, AsyncIterator, Generator, Iterator, Mapping
-from typing import Any, ClassVar, cast
+from collections.abc import AsyncGenerator, AsyncIterator, Iterator, Mapping
+from typing import Any, ClassVar
 
 from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
 from langchain_core.language_models import LangSmithParams
@@ -25,10 +25,12 @@ from langchain_bytez.generation import (
     CallArguments,
     CallSettings,
     StreamEnd,
+    areport_chunks,
     arun_model,
     astream_text,
     cut_output,
     generation_info,
+    report_chunks,
     run_model,
     stream_text,
 )
@@ -277,21 +279,8 @@ class BytezLLM(BytezGenerationMixin, LLM):
     ) -> Iterator[GenerationChunk]:
         # The model session (and its in-flight slot) is held while the consumer reads.
         lead_text = prompt if self._full_text(call) else ""
-        items = cast(  # a generator (typed Iterator in generation.py): it has close()
-            "Generator[str | StreamEnd, None, None]",
-            stream_text(self, call, call.payload(text=prompt), run_manager, lead_text=lead_text),
-        )
-        try:
-            for item in items:
-                chunk = _chunk(item)
-                # Callbacks hear each token before the consumer sees it (LangChain contract).
-                if token_manager is not None:
-                    token_manager.on_llm_new_token(chunk.text, chunk=chunk)
-                yield chunk
-        finally:
-            # Close the inner generator now: if a callback raised, the traceback keeps
-            # this frame (and the open response and in-flight slot) alive otherwise.
-            items.close()
+        items = stream_text(self, call, call.payload(text=prompt), run_manager, lead_text=lead_text)
+        yield from report_chunks(items, _chunk, token_manager)
 
     def _call(
         self,
@@ -410,16 +399,12 @@ class BytezLLM(BytezGenerationMixin, LLM):
         items = astream_text(
             self, call, call.payload(text=prompt), run_manager, lead_text=lead_text
         )
+        chunks = areport_chunks(items, _chunk, token_manager)
         try:
-            async for item in items:
-                chunk = _chunk(item)
-                if token_manager is not None:
-                    await token_manager.on_llm_new_token(chunk.text, chunk=chunk)
+            async for chunk in chunks:
                 yield chunk
         finally:
-            # Close the inner generator now (not at GC): it releases the response and
-            # the concurrency slot when the consumer stops early.
-            await items.aclose()
+            await chunks.aclose()
 
     async def _acall(
         self,
