@@ -74,6 +74,10 @@ _NOT_IN_CATALOGUE = "Model does not exist or has yet to be added to the Bytez ca
 _MODEL_ID_RE = re.compile(r"^[A-Za-z0-9][\w.\-]*(/[\w.\-]+)?$")
 _DEFAULT_TIMEOUT_MINUTES = 5
 _MAX_TIMEOUT_MINUTES = 1440
+# Generation runs on the event loop: refuse budgets no model offers rather than block every
+# connection. A 1 MB streamed answer (the benchmark's scale case) needs about 130,000.
+_MAX_NEW_TOKENS = 1_000_000
+_MAX_TRAILER_LINES = 100
 
 # --------------------------------------------------------------------------------------
 # Catalogue
@@ -560,6 +564,8 @@ class _Fault:
     retry_after: float | None
     after_tokens: int
     message: str
+    remaining: int = 1
+    """How many more matching requests get this fault (``inject``'s ``count``)."""
 
     def matches(self, req: _Request, model_route: bool) -> bool:
         if self.method is not None and self.method.upper() != req.method:
@@ -581,6 +587,21 @@ class _HTTPError(Exception):
 
 def _envelope_error(status: int, message: str) -> _HTTPError:
     return _HTTPError(status, {"error": message, "output": None})
+
+
+def _finite_seconds(name: str, value: Any) -> float:
+    """``value`` as a finite, non-negative float (``TypeError``/``ValueError`` otherwise)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        msg = f"{name} must be a number, got {value!r}"
+        raise TypeError(msg)
+    try:
+        number = float(value)
+    except OverflowError:  # an int too large for a float
+        number = math.inf
+    if not math.isfinite(number) or number < 0:
+        msg = f"{name} must be a finite non-negative number, got {value!r}"
+        raise ValueError(msg)
+    return number
 
 
 def _now_iso() -> str:
@@ -667,6 +688,7 @@ class _Request:
         "body",
         "epoch",
         "headers",
+        "http10",
         "json",
         "keep_alive",
         "method",
@@ -692,8 +714,10 @@ class _Request:
         writer: asyncio.StreamWriter,
         keep_alive: bool,
         epoch: int,
+        http10: bool = False,
     ) -> None:
         self.method = method
+        self.http10 = http10
         self.reader = reader
         self.epoch = epoch
         self.path = path
@@ -781,23 +805,36 @@ def _parse_head(head: bytes) -> tuple[str, str, str, dict[str, str]] | None:
     return parts[0].upper(), parts[1], parts[2], headers
 
 
+_CHUNK_SIZE_RE = re.compile(rb"[0-9A-Fa-f]{1,16}")
+
+
+def _bad_chunked() -> _HTTPError:
+    return _HTTPError(400, {"error": "Bad chunked request body", "output": None})
+
+
 async def _read_chunked(reader: asyncio.StreamReader) -> bytes:
     parts: list[bytes] = []
     total = 0
-    while True:
-        line = await reader.readuntil(b"\r\n")
-        size = int(line.split(b";", 1)[0].strip(), 16)
-        if size == 0:
-            # Skip the (ignored) trailer fields up to the blank line.
-            trailer = await reader.readuntil(b"\r\n")
-            while trailer != b"\r\n":
-                trailer = await reader.readuntil(b"\r\n")
-            return b"".join(parts)
-        total += size
-        if total > _MAX_BODY:
-            raise _HTTPError(413, {"error": "Request body too large", "output": None})
-        parts.append(await reader.readexactly(size))
-        await reader.readexactly(2)
+    try:
+        while True:
+            size_field = (await reader.readuntil(b"\r\n")).split(b";", 1)[0].strip()
+            if not _CHUNK_SIZE_RE.fullmatch(size_field):
+                raise _bad_chunked()
+            size = int(size_field, 16)
+            if size == 0:
+                # Skip the (ignored) trailer fields up to the blank line.
+                for _ in range(_MAX_TRAILER_LINES):
+                    if await reader.readuntil(b"\r\n") == b"\r\n":
+                        return b"".join(parts)
+                raise _bad_chunked()
+            total += size
+            if total > _MAX_BODY:
+                raise _HTTPError(413, {"error": "Request body too large", "output": None})
+            parts.append(await reader.readexactly(size))
+            if await reader.readexactly(2) != b"\r\n":
+                raise _bad_chunked()
+    except asyncio.LimitOverrunError:
+        raise _bad_chunked() from None
 
 
 def _is_loopback(host: str) -> bool:
@@ -840,6 +877,9 @@ def _check_params(params: Any) -> dict[str, Any]:
                 f"`{name}` must be a non-negative integer, got {value!r}",
                 "ValueError" if isinstance(value, int) else "TypeError",
             )
+    max_new = params.get("max_new_tokens")
+    if max_new is not None and max_new > _MAX_NEW_TOKENS:
+        raise _invalid_params(f"`max_new_tokens` must be at most {_MAX_NEW_TOKENS}, got {max_new}")
     for name in _FLOAT_PARAMS:
         value = params.get(name)
         if value is None:
@@ -847,7 +887,7 @@ def _check_params(params: Any) -> dict[str, Any]:
         if (
             isinstance(value, bool)
             or not isinstance(value, (int, float))
-            or not math.isfinite(value)
+            or (isinstance(value, float) and not math.isfinite(value))
         ):
             raise _invalid_params(f"`{name}` must be a number, got {value!r}", "TypeError")
     do_sample = params.get("do_sample")
@@ -1210,24 +1250,43 @@ class LocalBytezServer:
             message: The error message of the error faults.
 
         Raises:
-            ValueError: If ``kind`` is unknown or ``count`` is negative.
+            ValueError: If ``kind`` is unknown, ``count`` is negative, or ``delay``,
+                ``retry_after`` or ``after_tokens`` is negative or not finite.
+            TypeError: If ``delay``, ``retry_after`` or ``after_tokens`` is not a
+                number, or ``model_id``, ``method``, ``path_prefix`` or ``message`` is
+                not a string (``None`` allowed where documented).
         """
         fault_kind = FaultKind(kind)
         if isinstance(count, bool) or not isinstance(count, int) or count < 0:
             msg = f"count must be a non-negative integer, got {count!r}"
             raise ValueError(msg)
+        # Checked at run time: /_local/faults passes JSON values straight through.
+        strings: tuple[tuple[str, object, bool], ...] = (
+            ("model_id", model_id, True),
+            ("method", method, True),
+            ("path_prefix", path_prefix, True),
+            ("message", message, False),
+        )
+        for name, value, optional in strings:
+            if not isinstance(value, str) and not (optional and value is None):
+                msg = f"{name} must be a string{' or None' if optional else ''}, got {value!r}"
+                raise TypeError(msg)
         fault = _Fault(
             kind=fault_kind,
             model_id=model_id,
             method=None if method is None else method.upper(),
             path_prefix=path_prefix,
-            delay=float(delay),
-            retry_after=retry_after,
-            after_tokens=max(0, int(after_tokens)),
+            delay=_finite_seconds("delay", delay),
+            retry_after=None
+            if retry_after is None
+            else _finite_seconds("retry_after", retry_after),
+            after_tokens=max(0, int(_finite_seconds("after_tokens", after_tokens))),
             message=message,
+            remaining=count,
         )
-        with self._lock:
-            self._faults.extend(fault for _ in range(count))
+        if count:
+            with self._lock:
+                self._faults.append(fault)
 
     def clear_faults(self) -> None:
         """Drop every queued fault."""
@@ -1471,16 +1530,15 @@ class LocalBytezServer:
                 writer.write(self._simple(400, b'{"error":"Bad request","output":null}'))
                 return False
             method, target, version, headers = parsed
+            http10 = version == "HTTP/1.0"
             try:
-                body = await self._read_body(reader, headers)
+                body = await self._read_body(reader, writer, headers, http10=http10)
             except _HTTPError as exc:
                 writer.write(self._simple(exc.status, _dumps(exc.payload)))
                 return False
             connection = headers.get("connection", "").lower()
-            if version == "HTTP/1.0":
-                keep_alive = "keep-alive" in connection
-            else:
-                keep_alive = "close" not in connection
+            # HTTP/1.1 keeps the connection unless told otherwise; HTTP/1.0 only when asked.
+            keep_alive = "keep-alive" in connection if http10 else "close" not in connection
             raw_path, _, raw_query = target.partition("?")
             query = dict(parse_qsl(raw_query)) if raw_query else {}
             req = _Request(
@@ -1493,12 +1551,23 @@ class LocalBytezServer:
                 writer,
                 keep_alive,
                 self._epoch,
+                http10,
             )
             started = time.perf_counter()
             try:
                 await self._dispatch(req)
             except (ConnectionError, OSError):
                 req.aborted = True
+            except Exception:
+                # A bug in a route: answer 500 if nothing was sent yet, never just hang up.
+                logger.exception("local Bytez server: %s %s failed", req.method, req.path)
+                if req.status:
+                    req.aborted = True
+                else:
+                    req.keep_alive = False
+                    await self._send_json(
+                        req, 500, {"error": "Internal Server Error", "output": None}
+                    )
             self._finalize(req)
             if logger.isEnabledFor(logging.INFO):
                 logger.info(
@@ -1515,8 +1584,20 @@ class LocalBytezServer:
                 return False
         return False
 
-    async def _read_body(self, reader: asyncio.StreamReader, headers: dict[str, str]) -> bytes:
+    async def _read_body(
+        self,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        headers: dict[str, str],
+        *,
+        http10: bool,
+    ) -> bytes:
+        # A client sending ``Expect: 100-continue`` waits for this before the body
+        # (HTTP/1.1 only; a 413 is answered instead, before the body is sent).
+        expects = not http10 and headers.get("expect", "").lower() == "100-continue"
         if "chunked" in headers.get("transfer-encoding", "").lower():
+            if expects:
+                writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
             return await _read_chunked(reader)
         raw = headers.get("content-length")
         if not raw:
@@ -1529,7 +1610,11 @@ class LocalBytezServer:
             raise _HTTPError(400, {"error": "Bad Content-Length", "output": None})
         if length > _MAX_BODY:
             raise _HTTPError(413, {"error": "Request body too large", "output": None})
-        return await reader.readexactly(length) if length else b""
+        if not length:
+            return b""
+        if expects:
+            writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+        return await reader.readexactly(length)
 
     def _simple(self, status: int, body: bytes) -> bytes:
         head = (
@@ -1598,6 +1683,8 @@ class LocalBytezServer:
         lines.extend(f"{name}: {value}" for name, value in headers)
         if not req.keep_alive:
             lines.append("connection: close")
+        elif req.http10:  # an HTTP/1.0 client keeps the connection only when told so
+            lines.append("connection: keep-alive")
         req.status = status
         return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
 
@@ -1662,7 +1749,7 @@ class LocalBytezServer:
         if req.body:
             try:
                 req.json = json.loads(req.body)
-            except ValueError:
+            except (ValueError, RecursionError):  # RecursionError: absurdly nested JSON
                 req.json = None
         if isinstance(req.json, dict):
             req.stream = req.json.get("stream") is True
@@ -1729,7 +1816,7 @@ class LocalBytezServer:
     def _auth_ok(self, headers: dict[str, str]) -> bool:
         raw = headers.get("authorization", "").strip()
         scheme, _, rest = raw.partition(" ")
-        key = rest.strip() if rest and scheme.lower() in ("key", "bearer") else raw
+        key = rest.strip() if scheme.lower() in ("key", "bearer") else raw
         if not key:
             return False
         return self._api_keys is None or key in self._api_keys
@@ -1738,7 +1825,9 @@ class LocalBytezServer:
         with self._lock:
             for index, fault in enumerate(self._faults):
                 if fault.matches(req, model_route):
-                    del self._faults[index]
+                    fault.remaining -= 1
+                    if fault.remaining <= 0:
+                        del self._faults[index]
                     return fault
         return None
 
@@ -1765,7 +1854,7 @@ class LocalBytezServer:
             req.json = data
             kwargs = {k: v for k, v in data.items() if k != "kind"}
             self.inject(data["kind"], **kwargs)
-        except (ValueError, TypeError) as exc:
+        except (ValueError, TypeError, RecursionError) as exc:
             await self._send_json(req, 400, {"error": str(exc), "output": None})
             return
         await self._send_json(req, 200, {"error": None, "output": "queued"})
@@ -2054,11 +2143,18 @@ class LocalBytezServer:
     ) -> None:
         writer = req.writer
         elapsed = 0.0 if started is None else time.perf_counter() - started
-        headers = [
-            ("content-type", "text/plain; charset=utf-8"),
-            ("transfer-encoding", "chunked"),
-            ("cache-control", "no-cache"),
-        ]
+        # HTTP/1.0 has no chunked coding: there the body ends when the connection closes.
+        chunked = not req.http10
+        if not chunked:
+            req.keep_alive = False
+        headers = [("content-type", "text/plain; charset=utf-8")]
+        if chunked:
+            headers.append(("transfer-encoding", "chunked"))
+        headers.append(("cache-control", "no-cache"))
+
+        def frame(data: bytes) -> bytes:
+            return b"%x\r\n%b\r\n" % (len(data), data) if chunked else data
+
         headers.extend(self._meta_headers(model, elapsed))
         head = self._head(req, 200, headers)
         limit = len(tokens)
@@ -2079,7 +2175,7 @@ class LocalBytezServer:
                 continue
             if index and delay > 0:
                 await asyncio.sleep(delay)
-            writer.write(pending + b"%x\r\n%b\r\n" % (len(data), data))
+            writer.write(pending + frame(data))
             pending = b""
             await writer.drain()
         if fault is not None and fault.kind is FaultKind.DISCONNECT_MID_STREAM:
@@ -2090,9 +2186,9 @@ class LocalBytezServer:
         if tail is not None:
             if limit and delay > 0:
                 await asyncio.sleep(delay)
-            pending += b"%x\r\n%b\r\n" % (len(tail), tail)
+            pending += frame(tail)
         self._finalize(req)
-        writer.write(pending + b"0\r\n\r\n")
+        writer.write(pending + (b"0\r\n\r\n" if chunked else b""))
         await writer.drain()
 
     # ----------------------------------------------------------------- clusters

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -24,9 +25,12 @@ PNG_B64 = (  # a 1x1 PNG
 
 
 @pytest.fixture
-def server(bytez_server: LocalBytezServer) -> LocalBytezServer:
-    bytez_server.load_delay = 0.05  # a short cold start: loading is tested elsewhere
-    return bytez_server
+def server(bytez_server_factory: Callable[..., LocalBytezServer]) -> LocalBytezServer:
+    # A fresh server per test: a new URL means a new model manager, so "is it running"
+    # memory and concurrency limiters never leak between tests (the session server keeps
+    # its URL, and the per-endpoint manager would remember models it reset). A short
+    # cold start: loading is tested elsewhere.
+    return bytez_server_factory(load_delay=0.05)
 
 
 def make(server: LocalBytezServer, bytez_api_key: str, **kwargs: Any) -> ChatBytez:
@@ -157,15 +161,25 @@ async def test_async_paths(server: LocalBytezServer, bytez_api_key: str) -> None
     chunks = [c async for c in model.astream("hello")]
     assert "".join(c.text for c in chunks) == result.text
     assert chunks[-1].chunk_position == "last"
-    assert server.cluster(CHAT) is not None  # auto-loaded before the first run
+    # Auto-loaded before the first run: one create-cluster PUT, sent before any run.
+    # (The server also starts a model on a bare run, so the cluster existing afterwards
+    # would prove nothing.)
+    methods = [r.method for r in server.requests if r.path == f"/models/v2/{CHAT}"]
+    assert methods.count("PUT") == 1, methods
+    assert methods.index("PUT") < methods.index("POST"), methods
 
 
 def test_concurrency_cap_holds_for_batches(server: LocalBytezServer, bytez_api_key: str) -> None:
-    server.token_delay = 0.01
+    # Each run takes 0.1 s before its first byte, so the runs of the batch overlap (the
+    # token delay would only slow streamed answers; batch() does not stream).
+    server.ttfb = 0.1
     model = make(server, bytez_api_key, concurrency=2, max_tokens=8)
     results = model.batch([f"question {i}" for i in range(6)], config={"max_concurrency": 6})
-    assert len(results) == 6
-    assert server.peak_in_flight(CHAT) <= 2
+    # Every answer is to its own question, in order.
+    for i, result in enumerate(results):
+        assert f'"question {i}"' in result.text, (i, result.text)
+    # The cap held, and was reached (so the batch really ran concurrently).
+    assert server.peak_in_flight(CHAT) == 2
 
 
 # ----------------------------------------------------------------------- failures
@@ -189,10 +203,24 @@ def test_retry_is_reported(server: LocalBytezServer, bytez_api_key: str) -> None
 
 
 def test_error_mid_stream_is_raised(server: LocalBytezServer, bytez_api_key: str) -> None:
-    model = make(server, bytez_api_key, max_retries=0)
+    # Retries are allowed, yet a stream that already delivered text is never sent again
+    # (the text would be delivered twice).
+    model = make(server, bytez_api_key, max_retries=3, auto_load=False)
     server.inject(FaultKind.ERROR_MID_STREAM, after_tokens=2, message="CUDA out of memory")
-    with pytest.raises(BytezStreamError, match="CUDA out of memory"):
-        list(model.stream("hello"))
+    pieces: list[str] = []
+
+    def consume() -> None:
+        for chunk in model.stream("hello"):
+            pieces.append(chunk.text)
+
+    with pytest.raises(BytezStreamError, match="CUDA out of memory") as caught:
+        consume()
+    delivered = "".join(pieces)
+    assert delivered  # the failure came after text had been streamed
+    assert caught.value.delivered_text == delivered
+    assert "CUDA" not in delivered  # the error line is never streamed as text
+    assert "Error:" not in delivered
+    assert server.count("POST", f"/models/v2/{CHAT}") == 1
 
 
 # ----------------------------------------------------------------------- LCEL

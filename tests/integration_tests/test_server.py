@@ -1178,3 +1178,180 @@ def test_cli_refuses_non_loopback_host() -> None:
     )
     assert result.returncode == 2
     assert "loopback" in result.stderr
+
+
+# ------------------------------------------------------------------ malformed and unusual HTTP
+
+
+def _raw_exchange(server: LocalBytezServer, payload: bytes, timeout: float = 3) -> bytes:
+    """Send ``payload``, read until the server closes (or ``timeout``)."""
+    with socket.create_connection(("127.0.0.1", server.port), timeout=timeout) as sock:
+        sock.sendall(payload)
+        data = b""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                chunk = sock.recv(65536)
+            except (TimeoutError, ConnectionResetError):
+                break
+            if not chunk:
+                break
+            data += chunk
+        return data
+
+
+def _post_head(path: str, extra: str = "", version: str = "HTTP/1.1") -> bytes:
+    return (f"POST {path} {version}\r\nHost: x\r\nAuthorization: Key {KEY}\r\n{extra}\r\n").encode()
+
+
+def test_malformed_chunked_bodies_answer_400(
+    server: LocalBytezServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.ERROR, logger="langchain_bytez.server")
+    head = _post_head(f"/models/v2/{GPT2}", "Transfer-Encoding: chunked\r\n")
+    for body in (
+        b"zz\r\n{}\r\n0\r\n\r\n",  # size is not hex
+        b"-2\r\n{}\r\n0\r\n\r\n",  # negative size
+        b"2\r\n{}XX0\r\n\r\n",  # no CRLF after the chunk data
+        b"1" * 70_000 + b"\r\n",  # a size line longer than the reader's limit
+    ):
+        answer = _raw_exchange(server, head + body)
+        assert answer.startswith(b"HTTP/1.1 400 "), (body[:20], answer[:80])
+        assert b"connection: close" in answer.lower()
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+
+
+def test_oversized_requests_answer_413_and_431(server: LocalBytezServer) -> None:
+    big = _post_head(f"/models/v2/{GPT2}", "Content-Length: 999999999999\r\n")
+    assert _raw_exchange(server, big).startswith(b"HTTP/1.1 413 ")
+    huge_header = b"GET /models/v2/list/tasks HTTP/1.1\r\nX-Big: " + b"a" * 100_000 + b"\r\n\r\n"
+    assert _raw_exchange(server, huge_header).startswith(b"HTTP/1.1 431 ")
+
+
+def test_absurd_json_and_numbers_answer_instead_of_crashing(
+    server: LocalBytezServer, client: httpx.Client, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.ERROR, logger="langchain_bytez.server")
+    nested = b"[" * 100_000 + b"]" * 100_000  # RecursionError in json.loads
+    r = client.post(f"/models/v2/{GPT2}", content=nested)
+    assert r.status_code == 400
+    assert r.json()["output"] is None
+    bad_local = httpx.post(f"{server.url}/_local/faults", content=nested)
+    assert bad_local.status_code == 400
+    # an integer too large for a float is still a number (math.isfinite would overflow)
+    huge = run(client, GPT2, {"text": "x", "params": {"temperature": 10**400}})
+    assert huge.status_code == 200
+    # a max_new_tokens no model can produce is refused, not generated (it would block the loop)
+    t0 = time.perf_counter()
+    r = run(client, GPT2, {"text": "x", "params": {"max_new_tokens": 10**9}})
+    assert time.perf_counter() - t0 < 2
+    assert r.status_code == 422
+    assert "max_new_tokens" in r.json()["error"]
+    assert (
+        run(client, GPT2, {"text": "x", "params": {"max_new_tokens": 100_000}}).status_code == 200
+    )
+    over = run(client, GPT2, {"text": "x", "params": {"max_new_tokens": 1_000_001}})
+    assert over.status_code == 422
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+
+
+def test_expect_100_continue(server: LocalBytezServer) -> None:
+    body = json.dumps({"text": "hi", "params": {"max_new_tokens": 1}}).encode()
+    head = _post_head(
+        f"/models/v2/{GPT2}",
+        f"Content-Length: {len(body)}\r\nExpect: 100-continue\r\nConnection: close\r\n",
+    )
+    with socket.create_connection(("127.0.0.1", server.port), timeout=2) as sock:
+        sock.sendall(head)
+        interim = sock.recv(65536)  # a client waits for this before sending the body
+        assert interim == b"HTTP/1.1 100 Continue\r\n\r\n"
+        sock.sendall(body)
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    assert answer.startswith(b"HTTP/1.1 200 OK")
+    # a body that will be refused gets the refusal, not an invitation to send it
+    big = _post_head(
+        f"/models/v2/{GPT2}", "Content-Length: 999999999999\r\nExpect: 100-continue\r\n"
+    )
+    assert _raw_exchange(server, big).startswith(b"HTTP/1.1 413 ")
+
+
+def test_http10_clients_get_no_chunked_coding(server: LocalBytezServer) -> None:
+    body = json.dumps({"text": "old", "stream": True, "params": {"max_new_tokens": 4}}).encode()
+    payload = _post_head(f"/models/v2/{GPT2}", f"Content-Length: {len(body)}\r\n", "HTTP/1.0")
+    answer = _raw_exchange(server, payload + body)
+    head, _, content = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200 OK")
+    assert b"transfer-encoding" not in head.lower()  # RFC 9112: not to an HTTP/1.0 client
+    assert b"connection: close" in head.lower()
+    assert content == "".join(generate_continuation("old", 4)).encode()  # close-delimited
+    # a keep-alive HTTP/1.0 request is told the connection stays open
+    plain = json.dumps({"text": "old", "params": {"max_new_tokens": 1}}).encode()
+    keep = _post_head(
+        f"/models/v2/{GPT2}",
+        f"Content-Length: {len(plain)}\r\nConnection: keep-alive\r\n",
+        "HTTP/1.0",
+    )
+    with socket.create_connection(("127.0.0.1", server.port), timeout=2) as sock:
+        sock.sendall(keep + plain)
+        first = sock.recv(65536)
+    assert first.startswith(b"HTTP/1.1 200 OK")
+    assert b"connection: keep-alive" in first.lower()
+
+
+def test_auth_scheme_without_key_is_refused(bytez_server_factory) -> None:
+    server = bytez_server_factory(api_keys=None)  # any non-empty key
+    for value in ("Key", "Bearer", "key  "):
+        answer = _raw_exchange(
+            server,
+            f"GET /models/v2/list/tasks HTTP/1.1\r\nAuthorization: {value}\r\n"
+            "Connection: close\r\n\r\n".encode(),
+        )
+        assert answer.startswith(b"HTTP/1.1 401 "), value
+    ok = httpx.get(f"{server.url}/models/v2/list/tasks", headers={"Authorization": "rawkey"})
+    assert ok.status_code == 200
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        {"path_prefix": 5},
+        {"method": 5},
+        {"model_id": ["x"]},
+        {"message": None},
+        {"delay": -1},
+        {"delay": "slow"},
+        {"retry_after": "soon"},
+        {"after_tokens": 1e999},
+    ],
+)
+def test_local_faults_refuse_bad_values(
+    server: LocalBytezServer, client: httpx.Client, extra: dict[str, Any]
+) -> None:
+    content = json.dumps({"kind": "status_503", **extra}).encode()  # 1e999 -> Infinity
+    r = httpx.post(f"{server.url}/_local/faults", content=content)
+    assert r.status_code == 400, r.text
+    # nothing was queued, and nothing poisons the fault queue for later requests
+    assert run(client, GPT2, {"text": "x"}).status_code == 200
+    assert client.get("/models/v2/list/models").status_code == 200
+
+
+def test_a_failing_route_answers_500(
+    bytez_server_factory, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    server = bytez_server_factory(load_delay=0)
+
+    async def broken(req: Any) -> None:
+        raise RuntimeError("bug in a route")
+
+    monkeypatch.setattr(server, "_list_models", broken)
+    caplog.set_level(logging.ERROR, logger="langchain_bytez.server")
+    with httpx.Client(base_url=server.url, headers={"Authorization": KEY}) as c:
+        r = c.get("/models/v2/list/models")
+        assert r.status_code == 500
+        assert r.json() == {"error": "Internal Server Error", "output": None}
+        assert r.headers["connection"] == "close"
+        assert c.get("/models/v2/list/tasks").status_code == 200
+    assert any("bug in a route" in (r.exc_text or "") for r in caplog.records)
+    assert server.requests[0].status == 500

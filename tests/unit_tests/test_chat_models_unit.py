@@ -332,6 +332,38 @@ def test_blocks_the_api_cannot_carry_are_refused(block: Any, match: str) -> None
             AIMessage("", additional_kwargs={"function_call": {"name": "f", "arguments": "{}"}}),
             "AIMessage",
         ),
+        (
+            AIMessage(
+                "",
+                invalid_tool_calls=[
+                    {"name": "f", "args": "{not json", "id": "call-1", "error": "bad json"}
+                ],
+            ),
+            "AIMessage",
+        ),
+        (
+            AIMessage(
+                "",
+                additional_kwargs={
+                    "tool_calls": [
+                        {
+                            "id": "call-1",
+                            "type": "function",
+                            "function": {"name": "f", "arguments": "{}"},
+                        }
+                    ]
+                },
+            ),
+            "AIMessage",
+        ),
+    ],
+    ids=[
+        "tool-message",
+        "function-message",
+        "ai-tool-calls",
+        "ai-openai-function-call",
+        "ai-invalid-tool-calls",
+        "ai-openai-tool-calls",
     ],
 )
 def test_tool_messages_and_calls_are_refused(message: BaseMessage, kind: str) -> None:

@@ -210,6 +210,14 @@ def test_identical_texts_are_sent_once(make: Any, fake: FakeBytez) -> None:
     assert vectors[2] == vector_of("a")
 
 
+async def test_async_identical_texts_are_sent_once(make: Any, fake: FakeBytez) -> None:
+    vectors = await make(concurrency=2).aembed_documents(["a", "b", "a", "a"])
+    assert sorted(fake.texts) == ["a", "b"]
+    assert vectors == [vector_of("a"), vector_of("b"), vector_of("a"), vector_of("a")]
+    vectors[0].append(9.0)  # results are independent lists
+    assert vectors[2] == vector_of("a")
+
+
 # ----------------------------------------------------------------------- input rules
 
 

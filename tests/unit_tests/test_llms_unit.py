@@ -16,7 +16,7 @@ from langchain_core.callbacks import AsyncCallbackHandler, BaseCallbackHandler
 from langchain_core.load import dumpd, dumps, loads
 from langchain_core.outputs import GenerationChunk
 
-from langchain_bytez.errors import BytezStreamError
+from langchain_bytez.errors import BytezAPIError, BytezStreamError
 from langchain_bytez.llms import BytezLLM
 
 FAKE_KEY = "sk-FAKE-KEY-0123456789"
@@ -40,7 +40,9 @@ class FakeBytez:
         self.output: Any = None  # None: echo the prompt + " world"
         self.chunks: list[bytes] = [b" hello", b" world"]
         self.statuses: list[int] = []  # statuses to answer first (then 200)
-        self.delay = 0.0
+        self.delay = 0.0  # seconds before answering, or a function of the request body
+        self.in_flight = 0
+        self.peak_in_flight = 0  # most requests answered at once (concurrency seen)
         self.requests: list[dict[str, Any]] = []
         self.paths: list[str] = []
         self.pulled = 0  # stream chunks the client actually read
@@ -55,7 +57,21 @@ class FakeBytez:
         return body, status
 
     def _output(self, body: dict[str, Any]) -> Any:
+        if callable(self.output):
+            return self.output(body)
         return body["text"] + " world" if self.output is None else self.output
+
+    def _delay_for(self, body: dict[str, Any]) -> float:
+        return float(self.delay(body)) if callable(self.delay) else self.delay
+
+    def _enter(self) -> None:
+        with self.lock:
+            self.in_flight += 1
+            self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
+
+    def _leave(self) -> None:
+        with self.lock:
+            self.in_flight -= 1
 
     def _error(self, status: int) -> httpx.Response:
         return httpx.Response(status, json={"error": "Model is busy", "output": None})
@@ -64,8 +80,12 @@ class FakeBytez:
         body, status = self._record(request)
         if status is not None:
             return self._error(status)
-        if self.delay:
-            time.sleep(self.delay)
+        if delay := self._delay_for(body):
+            self._enter()
+            try:
+                time.sleep(delay)
+            finally:
+                self._leave()
         if body.get("stream"):
 
             def chunks() -> Iterator[bytes]:
@@ -84,8 +104,12 @@ class FakeBytez:
         body, status = self._record(request)
         if status is not None:
             return self._error(status)
-        if self.delay:
-            await asyncio.sleep(self.delay)
+        if delay := self._delay_for(body):
+            self._enter()
+            try:
+                await asyncio.sleep(delay)
+            finally:
+                self._leave()
         if body.get("stream"):
 
             async def chunks() -> AsyncIterator[bytes]:
@@ -252,8 +276,10 @@ def test_legacy_output_shape(make: Any, fake: FakeBytez) -> None:
 
 def test_unexpected_output_is_a_clear_error(make: Any, fake: FakeBytez) -> None:
     fake.output = {"embedding": [1, 2]}
-    with pytest.raises(Exception, match="text-generation"):
+    with pytest.raises(BytezAPIError, match="text-generation") as caught:
         make().invoke("Hi")
+    assert caught.value.is_retryable is False  # a wrong model type: asking again cannot help
+    assert len(fake.requests) == 1
 
 
 def test_stop_cuts_the_continuation_not_the_prompt(make: Any, fake: FakeBytez) -> None:
@@ -283,26 +309,44 @@ def test_generation_info_and_llm_output(make: Any, fake: FakeBytez) -> None:
     assert result.llm_output == {"model_name": MODEL}
 
 
+def _later_prompts_answer_sooner(body: dict[str, Any]) -> float:
+    # p0 waits longest, p7 least: answers complete in reverse order of the prompts.
+    return 0.05 + 0.03 * (7 - int(body["text"][1:]))
+
+
+def _echo_and_tag(body: dict[str, Any]) -> str:
+    return f"{body['text']} -> {body['text']}!"
+
+
 def test_generate_runs_prompts_concurrently_in_order(make: Any, fake: FakeBytez) -> None:
-    fake.delay = 0.2
+    fake.delay = _later_prompts_answer_sooner
+    fake.output = _echo_and_tag
     llm = make(concurrency=8)
+    prompts = [f"p{i}" for i in range(8)]
     started = time.perf_counter()
-    result = llm.generate([f"p{i}" for i in range(8)])
+    result = llm.generate(prompts)
     elapsed = time.perf_counter() - started
-    assert [g[0].text for g in result.generations] == [" world"] * 8
-    assert sorted(r["text"] for r in fake.requests) == sorted(f"p{i}" for i in range(8))
-    assert elapsed < 0.8  # 8 x 0.2 s sequentially
+    # Each generation belongs to its own prompt, in prompt order, though the answers
+    # arrived in the reverse order.
+    assert [g[0].text for g in result.generations] == [f" -> {p}!" for p in prompts]
+    assert sorted(r["text"] for r in fake.requests) == sorted(prompts)
+    assert fake.peak_in_flight > 1  # concurrent, not one after the other
+    # Sequential runs take at least the sum of the waits (1.24 s); a bound that no
+    # scheduling noise can break, as it only makes calls slower.
+    assert elapsed < sum(_later_prompts_answer_sooner({"text": p}) for p in prompts)
 
 
 async def test_agenerate_runs_prompts_concurrently_in_order(make: Any, fake: FakeBytez) -> None:
-    fake.delay = 0.2
-    fake.output = None
+    fake.delay = _later_prompts_answer_sooner
+    fake.output = _echo_and_tag
     llm = make(concurrency=8)
+    prompts = [f"p{i}" for i in range(8)]
     started = time.perf_counter()
-    result = await llm.agenerate([f"p{i}" for i in range(8)])
+    result = await llm.agenerate(prompts)
     elapsed = time.perf_counter() - started
-    assert [g[0].text for g in result.generations] == [" world"] * 8
-    assert elapsed < 0.8
+    assert [g[0].text for g in result.generations] == [f" -> {p}!" for p in prompts]
+    assert fake.peak_in_flight > 1
+    assert elapsed < sum(_later_prompts_answer_sooner({"text": p}) for p in prompts)
 
 
 # ----------------------------------------------------------------------- streaming
@@ -344,6 +388,23 @@ def test_stop_split_across_chunks_closes_the_stream(make: Any, fake: FakeBytez) 
     assert not any("three" in p or "D" in p for p in pieces)
     assert fake.pulled == 4  # the response was closed right after the stop
     assert fake.requests[-1]["params"]["stop_strings"] == ["END"]
+
+
+def test_stream_ending_on_a_held_stop_is_still_cut(make: Any, fake: FakeBytez) -> None:
+    # "X\n" is held back at the end (it could have grown into the longer stop "X\nX");
+    # when the body ends there, the short stop "\n" applies: it is never emitted.
+    fake.chunks = [b" one X", b"\n"]
+    chunks = list(make()._stream("Hi", stop=["\n", "X\nX"]))
+    assert "".join(c.text for c in chunks) == " one X"
+    assert not any("\n" in c.text for c in chunks)
+    assert chunks[-1].generation_info is not None
+    assert chunks[-1].generation_info["finish_reason"] == "stop"
+
+
+async def test_astream_ending_on_a_held_stop_is_still_cut(make: Any, fake: FakeBytez) -> None:
+    fake.chunks = [b" one X", b"\n"]
+    pieces = [p async for p in make().astream("Hi", stop=["\n", "X\nX"])]
+    assert "".join(pieces) == " one X"
 
 
 async def test_astream_stop_split_across_chunks(make: Any, fake: FakeBytez) -> None:

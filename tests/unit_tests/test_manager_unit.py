@@ -845,6 +845,7 @@ def test_cancelled_async_follower_stops_listening(
     with caplog.at_level("WARNING", logger="langchain_bytez"):
         asyncio.run(follow())
         leader.join(5)
+    assert not leader.is_alive(), "the leader's load never finished"
     assert backend.clusters[MODEL]["status"] == "on"
     assert not [r for r in caplog.records if "progress callback failed" in r.getMessage()]
 

@@ -99,6 +99,8 @@ def _clean(text: str) -> str:
 @PROPS
 @given(st.data(), texts, stop_lists)
 @example(None, "ab北🎉X\nb", ["北🎉", "\nb"])
+# The body ends on a held complete stop ("\n" waiting on the longer "X\nX").
+@example(None, "abX\n", ["\n", "X\nX"])
 def test_stream_text_equals_the_reference_for_any_byte_split(
     data: st.DataObject | None, text: str, stops: list[str]
 ) -> None:

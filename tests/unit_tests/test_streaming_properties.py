@@ -190,20 +190,26 @@ def str_splits(draw: st.DrawFn, text: str) -> list[str]:
 @PROPS
 @given(st.data(), stop_texts, stop_lists)
 @example(None, "abXab\nb", ["X", "b\n", ""])
+# The stream ends while the cutter holds a complete short stop ("\n") because a longer
+# one ("X\nX") could still have begun earlier: flush must cut it, not release it.
+@example(None, "abX\n", ["\n", "X\nX"])
+@example(None, "X\n", ["X\nX", "\n"])
 def test_stop_cutter_joined_equals_cut_at_stop_for_any_split(
     data: st.DataObject | None, text: str, stops: list[str]
 ) -> None:
     chunks = list(text) if data is None else data.draw(str_splits(text))
+    expected, stopped = cut_at_stop(text, stops)
     cutter = StopCutter(stops)
     emitted: list[str] = []
     for chunk in chunks:
         piece = cutter.feed(chunk)
         emitted.append(piece)
-        # Nothing emitted so far may contain or run into a stop sequence.
+        # Nothing emitted so far may contain or run into a stop sequence, and nothing is
+        # ever emitted that the final answer does not begin with (no text is taken back).
         so_far = "".join(emitted)
         assert cut_at_stop(so_far, stops) == (so_far, False) or cutter.stopped
+        assert expected.startswith(so_far), (so_far, expected)
     emitted.append(cutter.flush())
-    expected, stopped = cut_at_stop(text, stops)
     assert "".join(emitted) == expected
     assert cutter.stopped is stopped
     assert cutter.active is any(stops)
@@ -226,6 +232,17 @@ def test_stop_cutter_without_stops_passes_through() -> None:
     cutter = StopCutter(None)
     assert not cutter.active
     assert cutter.feed("abc") == "abc"
+    assert cutter.flush() == ""
+
+
+def test_flush_cuts_a_complete_stop_held_for_a_longer_one() -> None:
+    # "X\n" is held: it could still become "X\nX", which would begin earlier than "\n".
+    cutter = StopCutter(["\n", "X\nX"])
+    assert cutter.feed("abX\n") == "ab"
+    assert not cutter.stopped
+    assert cutter.flush() == "X"  # the stream ended: "\n" is the stop after all
+    assert cutter.stopped
+    assert cutter.feed("more") == ""
     assert cutter.flush() == ""
 
 
