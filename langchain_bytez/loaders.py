@@ -416,7 +416,37 @@ def instance_document(status: ClusterStatus) -> Document:
     return Document(id=status.model_id, page_content=content, metadata=metadata)
 
 
-class BytezCatalogLoader(BaseLoader):
+class _BytezConnectionLoader(BaseLoader):
+    """Connection settings shared by the Bytez document loaders.
+
+    The key is kept as a ``SecretStr`` and left out of pickles, so a loader's
+    ``vars()``, pickle or debugger view never shows it.
+    """
+
+    def __init__(
+        self,
+        client: BytezClient | None,
+        async_client: AsyncBytezClient | None,
+        api_key: str | SecretStr | None,
+        base_url: str | None,
+    ) -> None:
+        self.client = client
+        self.async_client = async_client
+        self.api_key = SecretStr(api_key) if isinstance(api_key, str) else api_key
+        self.base_url = base_url
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickle state without the key (read from ``BYTEZ_API_KEY`` again on use).
+
+        Returns:
+            The state for ``pickle``.
+        """
+        state = dict(self.__dict__)
+        state["api_key"] = None
+        return state
+
+
+class BytezCatalogLoader(_BytezConnectionLoader):
     """Load the Bytez model catalogue as documents, one per model.
 
     Handy for "which model should I use" retrieval: the text names the task, size, RAM
@@ -470,27 +500,11 @@ class BytezCatalogLoader(BaseLoader):
             search: Case-insensitive substring the model id must contain.
         """
         _model_filter(task, max_params, max_ram, search)  # fail fast on bad filters
+        super().__init__(client, async_client, api_key, base_url)
         self.task = task
-        self.client = client
-        self.async_client = async_client
-        # Kept as a SecretStr: a loader's vars(), pickle or debugger view must not
-        # show the key.
-        self.api_key = SecretStr(api_key) if isinstance(api_key, str) else api_key
-        self.base_url = base_url
         self.max_params = max_params
         self.max_ram = max_ram
         self.search = search
-
-    def __getstate__(self) -> dict[str, Any]:
-        """Pickle state without the key (read from ``BYTEZ_API_KEY`` again on use).
-
-        Returns:
-            The state for ``pickle``.
-        """
-        # SecretStr pickles its value; like the models, a pickle never carries the key.
-        state = dict(self.__dict__)
-        state["api_key"] = None
-        return state
 
     def lazy_load(self) -> Iterator[Document]:
         """Yield one document per matching catalogue model.
@@ -540,7 +554,7 @@ class BytezCatalogLoader(BaseLoader):
             yield model_document(info)
 
 
-class BytezInstanceLoader(BaseLoader):
+class BytezInstanceLoader(_BytezConnectionLoader):
     """Load your Bytez instance clusters as documents, one per cluster.
 
     The metadata holds the state (``"running"``...), ``raw_status``, ``capacity``,
@@ -589,12 +603,7 @@ class BytezInstanceLoader(BaseLoader):
         Raises:
             ValueError: If a state is not a ``ClusterState`` value.
         """
-        self.client = client
-        self.async_client = async_client
-        # Kept as a SecretStr: a loader's vars(), pickle or debugger view must not
-        # show the key.
-        self.api_key = SecretStr(api_key) if isinstance(api_key, str) else api_key
-        self.base_url = base_url
+        super().__init__(client, async_client, api_key, base_url)
         if isinstance(states, str):  # one state ("running" or ClusterState.RUNNING)
             states = [states]
         self.states = None if states is None else frozenset(ClusterState(s) for s in states)
@@ -603,17 +612,6 @@ class BytezInstanceLoader(BaseLoader):
         for status in clusters:
             if self.states is None or status.state in self.states:
                 yield instance_document(status)
-
-    def __getstate__(self) -> dict[str, Any]:
-        """Pickle state without the key (read from ``BYTEZ_API_KEY`` again on use).
-
-        Returns:
-            The state for ``pickle``.
-        """
-        # SecretStr pickles its value; like the models, a pickle never carries the key.
-        state = dict(self.__dict__)
-        state["api_key"] = None
-        return state
 
     def lazy_load(self) -> Iterator[Document]:
         """Yield one document per cluster.
