@@ -17,19 +17,30 @@ Message conversion (LangChain -> Bytez ``messages``), decided here and documente
   ``image_url`` and ``input_audio`` blocks become Bytez blocks
   ``{"type": "image"|"audio"|"video", "url": ...}`` or ``{..., "base64":
   "data:<mime>;base64,..."}``; text blocks become ``{"type": "text", "text": ...}``;
-* what the API cannot carry (tool messages, tool calls, files/PDFs, reasoning and other
-  unknown blocks) raises ``ValueError`` naming the message index and type; nothing is
-  silently dropped.
+* tool calls and tool results (``AIMessage.tool_calls``, ``ToolMessage``,
+  ``FunctionMessage``) are rendered as text with the roles every chat template accepts
+  (see [`render_history`][langchain_bytez.tool_calling.render_history]): the Bytez
+  chat route has no tool role;
+* what the API cannot carry (files/PDFs, reasoning and other unknown blocks) raises
+  ``ValueError`` naming the message index and type; nothing is silently dropped.
+
+Output: a text answer becomes a string ``content``; an answer holding non-text blocks
+(e.g. an image next to the text) keeps them: ``content`` is then a list of LangChain
+content blocks (``message.text`` still gives the text). With tools bound the answer is
+read by [`ToolProtocol`][langchain_bytez.tool_calling.ToolProtocol].
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any, ClassVar
+import json
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from operator import itemgetter
+from typing import Any, ClassVar, Literal, cast
 
 from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
-from langchain_core.language_models import LangSmithParams
+from langchain_core.exceptions import OutputParserException
+from langchain_core.language_models import LangSmithParams, LanguageModelInput
 from langchain_core.language_models.chat_models import (
     BaseChatModel,
     agenerate_from_stream,
@@ -43,8 +54,13 @@ from langchain_core.messages import (
     HumanMessage,
     SystemMessage,
 )
-from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
-from pydantic import ConfigDict
+from langchain_core.messages.tool import tool_call_chunk
+from langchain_core.output_parsers import BaseGenerationOutputParser
+from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult, Generation
+from langchain_core.runnables import Runnable, RunnableMap, RunnablePassthrough
+from langchain_core.utils.function_calling import convert_to_json_schema, convert_to_openai_tool
+from langchain_core.utils.pydantic import is_basemodel_subclass
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 from langchain_bytez.base import store_signatures
 from langchain_bytez.errors import BytezAPIError
@@ -61,6 +77,14 @@ from langchain_bytez.generation import (
     report_chunks,
     run_model,
     stream_text,
+)
+from langchain_bytez.tool_calling import (
+    RawCall,
+    ToolProtocol,
+    extract_json,
+    json_answer_prompt,
+    render_history,
+    validate_arguments,
 )
 
 __all__ = ["ChatBytez", "convert_messages"]
@@ -90,20 +114,7 @@ def _role_of(index: int, message: BaseMessage) -> str:
     if isinstance(message, HumanMessage):
         return "user"
     if isinstance(message, AIMessage):
-        if message.tool_calls or message.invalid_tool_calls:
-            raise _refuse(
-                index,
-                message,
-                "has tool calls, and the Bytez API has no tool calling: tool-call "
-                "histories cannot be sent",
-            )
-        if message.additional_kwargs.get("tool_calls") or message.additional_kwargs.get(
-            "function_call"
-        ):
-            raise _refuse(
-                index, message, "carries OpenAI tool/function calls, which Bytez cannot take"
-            )
-        return "assistant"
+        return "assistant"  # tool calls were rendered as text by render_history
     if isinstance(message, ChatMessage):
         role = _ROLE_ALIASES.get(message.role.lower())
         if role is None:
@@ -117,7 +128,7 @@ def _role_of(index: int, message: BaseMessage) -> str:
         index,
         message,
         f"message type {message.type!r} cannot be sent to Bytez, whose messages are "
-        "system/user/assistant only (no tool or function messages: no tool calling)",
+        "system/user/assistant only",
     )
 
 
@@ -263,7 +274,7 @@ def convert_messages(messages: Sequence[BaseMessage]) -> list[dict[str, Any]]:
     """Convert LangChain messages to the Bytez ``messages`` list.
 
     See the module docstring for the rules (roles, merging of consecutive same-role
-    messages, names, content blocks, refusals).
+    messages, names, content blocks, tool calls and results, refusals).
 
     Args:
         messages: The conversation.
@@ -278,7 +289,8 @@ def convert_messages(messages: Sequence[BaseMessage]) -> list[dict[str, Any]]:
     if not messages:
         raise ValueError("Cannot send an empty conversation: give at least one message")
     groups: list[list[_Part]] = []
-    for index, message in enumerate(messages):
+    # Rendering keeps one message per message, so indexes in errors stay the caller's.
+    for index, message in enumerate(render_history(messages)):
         part = _Part(
             role=_role_of(index, message),
             content=_convert_content(index, message),
@@ -294,24 +306,54 @@ def convert_messages(messages: Sequence[BaseMessage]) -> list[dict[str, Any]]:
 # ---------------------------------------------------------------------- output parsing
 
 
-def _text_of_content(content: Any, model_id: str) -> str:
+@dataclass(frozen=True)
+class _Answer:
+    """A chat answer: its text, and its blocks when it holds more than text."""
+
+    text: str
+    blocks: list[dict[str, Any]] | None = None
+    """All blocks in their order (text blocks included), only if some are not text."""
+
+
+def _media_out(block: Mapping[str, Any]) -> dict[str, Any]:
+    """A Bytez media block of an answer as a LangChain standard block."""
+    out = dict(block)
+    for key in ("base64", "url"):
+        value = out.get(key)
+        if isinstance(value, str) and value.startswith("data:") and ";base64," in value:
+            # A data URL: LangChain's standard form is the bare data plus its mime type.
+            head, _, data = value.partition(";base64,")
+            out.pop(key)
+            out["base64"] = data
+            out.setdefault("mime_type", head.removeprefix("data:"))
+    return out
+
+
+def _answer_of_content(content: Any, model_id: str) -> _Answer:
     if isinstance(content, str):
-        return content
+        return _Answer(content)
     if isinstance(content, list):
         texts: list[str] = []
+        blocks: list[dict[str, Any]] = []
+        others = False
         for block in content:
             if isinstance(block, str):
                 texts.append(block)
+                blocks.append({"type": "text", "text": block})
             elif isinstance(block, Mapping) and block.get("type") == "text":
-                texts.append(str(block.get("text") or ""))
+                text = str(block.get("text") or "")
+                texts.append(text)
+                blocks.append({"type": "text", "text": text})
+            elif isinstance(block, Mapping) and isinstance(block.get("type"), str):
+                others = True  # kept: an image (or other block) is part of the answer
+                blocks.append(_media_out(block) if block["type"] in _MEDIA_TYPES else dict(block))
             else:
-                kind = block.get("type") if isinstance(block, Mapping) else type(block).__name__
                 raise BytezAPIError(
-                    f"The chat output holds a {kind!r} block; only text output is supported",
+                    f"Unexpected block in the chat output: {block!r}",
                     model_id=model_id,
                     retryable=False,
                 )
-        return "".join(texts)
+        return _Answer("".join(texts), blocks if others else None)
     raise BytezAPIError(
         f"Unexpected chat output content of type {type(content).__name__}; "
         "is this a chat or *-text-to-text model?",
@@ -320,10 +362,10 @@ def _text_of_content(content: Any, model_id: str) -> str:
     )
 
 
-def _output_text(output: Any, model_id: str) -> str:
-    """The reply text of a chat ``output``, whatever its form.
+def _output_answer(output: Any, model_id: str) -> _Answer:
+    """The reply of a chat ``output``, whatever its form.
 
-    Current API: ``{"role": "assistant", "content": str | [text blocks]}``. Older
+    Current API: ``{"role": "assistant", "content": str | [blocks]}``. Older
     pipelines: ``[{"generated_text": [..., {"role": "assistant", ...}]}]`` (the whole
     conversation, reply last) or ``[{"generated_text": str}]``; a bare string is taken
     as the reply.
@@ -334,8 +376,240 @@ def _output_text(output: Any, model_id: str) -> str:
         generated = output["generated_text"]
         output = generated[-1] if isinstance(generated, list) and generated else generated
     if isinstance(output, Mapping):
-        return _text_of_content(output.get("content"), model_id)
-    return _text_of_content(output, model_id)
+        return _answer_of_content(output.get("content"), model_id)
+    return _answer_of_content(output, model_id)
+
+
+def _content(text: str, answer: _Answer) -> str | list[str | dict[str, Any]]:
+    """The message content: ``text``, plus the answer's non-text blocks if it had any.
+
+    The blocks keep their order when ``text`` is the answer's whole text; when stop
+    sequences or tool calls changed the text, it comes first, then the other blocks.
+    """
+    if answer.blocks is None:
+        return text
+    if text == answer.text:
+        return list(answer.blocks)
+    rest: list[str | dict[str, Any]] = [b for b in answer.blocks if b.get("type") != "text"]
+    return [{"type": "text", "text": text}, *rest] if text else rest
+
+
+# ---------------------------------------------------------------------- answer modes
+
+_TOOL_KWARGS = ("tools", "tool_choice", "parallel_tool_calls", "response_format")
+_REFUSED_KWARGS = {
+    "functions": "legacy OpenAI 'functions' are not supported: use bind_tools(...)",
+    "function_call": "legacy OpenAI 'function_call' is not supported: use bind_tools(...)",
+}
+
+
+@dataclass(frozen=True)
+class _Mode:
+    """How one call asks and reads its answer: plain text, tool protocol or JSON."""
+
+    tools: ToolProtocol | None = None
+    json_schema: Mapping[str, Any] | None = None
+    json_answer: bool = False
+    rest: dict[str, Any] = field(default_factory=dict)
+    """The call's other keyword arguments (generation settings)."""
+
+    @property
+    def reads_calls(self) -> bool:
+        return self.tools is not None and self.tools.active
+
+    def system_text(self) -> str:
+        parts = []
+        if self.tools is not None and self.tools.active:
+            parts.append(self.tools.system_prompt())
+        if self.json_answer:
+            parts.append(json_answer_prompt(self.json_schema))
+        return "\n\n".join(parts)
+
+
+def _json_format(response_format: Any) -> tuple[bool, Mapping[str, Any] | None]:
+    """Read an OpenAI-style ``response_format``: ``(JSON answer?, schema)``."""
+    if response_format is None:
+        return False, None
+    if isinstance(response_format, Mapping):
+        kind = response_format.get("type")
+        if kind == "text":
+            return False, None
+        if kind == "json_object":
+            return True, None
+        if kind == "json_schema":
+            spec = response_format.get("json_schema")
+            schema = spec.get("schema") if isinstance(spec, Mapping) else None
+            if isinstance(schema, Mapping):
+                return True, schema
+    raise ValueError(
+        f"Unsupported response_format {response_format!r}: use {{'type': 'json_object'}} "
+        "or {'type': 'json_schema', 'json_schema': {'name': ..., 'schema': {...}}}"
+    )
+
+
+def _answer_mode(kwargs: Mapping[str, Any]) -> _Mode:
+    """Split the tool and JSON options off the call's kwargs (never sent as params)."""
+    for key, why in _REFUSED_KWARGS.items():
+        if key in kwargs:
+            raise ValueError(why)
+    rest = {k: v for k, v in kwargs.items() if k not in _TOOL_KWARGS}
+    tools = kwargs.get("tools")
+    protocol = None
+    if tools is not None:
+        if not isinstance(tools, Sequence) or isinstance(tools, (str, bytes)):
+            raise ValueError(f"tools must be a list, got {type(tools).__name__}")
+        parallel = kwargs.get("parallel_tool_calls")
+        protocol = ToolProtocol.build(list(tools), kwargs.get("tool_choice"), parallel=parallel)
+    elif kwargs.get("tool_choice") not in (None, "auto", "none"):
+        raise ValueError("tool_choice requires a tool call, but no tools are bound")
+    json_answer, schema = _json_format(kwargs.get("response_format"))
+    return _Mode(tools=protocol, json_schema=schema, json_answer=json_answer, rest=rest)
+
+
+def _with_system_text(messages: Sequence[BaseMessage], text: str) -> list[BaseMessage]:
+    """Add ``text`` to the system prompt (after the caller's own system message)."""
+    if not text:
+        return list(messages)
+    addition = SystemMessage(text)
+    if messages and isinstance(messages[0], SystemMessage):
+        # Merged into one system message by convert_messages (blank line between).
+        return [messages[0], addition, *messages[1:]]
+    return [addition, *messages]
+
+
+class _ToolStream:
+    """Turns streamed text into chunks: text as it is decided, each call once complete."""
+
+    def __init__(self, protocol: ToolProtocol) -> None:
+        self._protocol = protocol
+        self._scanner = protocol.scanner()
+        self._text: list[str] = []
+        self._index = 0
+        self._valid = 0
+        self._invalid = 0
+
+    def _chunks(self, events: list[Any]) -> list[ChatGenerationChunk]:
+        chunks = []
+        for event in events:
+            if event.call is None:
+                chunks.append(ChatGenerationChunk(message=AIMessageChunk(content=event.text)))
+            else:
+                chunks.append(self._call_chunk(event.call))
+        return chunks
+
+    def _call_chunk(self, call: RawCall | dict[str, Any]) -> ChatGenerationChunk:
+        checked = self._protocol.check(call) if isinstance(call, RawCall) else call
+        if "error" in checked:
+            self._invalid += 1
+            args = checked.get("args")
+        else:
+            self._valid += 1
+            args = json.dumps(checked["args"], ensure_ascii=False)
+        piece = tool_call_chunk(
+            name=checked.get("name"), args=args, id=checked.get("id"), index=self._index
+        )
+        self._index += 1
+        return ChatGenerationChunk(message=AIMessageChunk(content="", tool_call_chunks=[piece]))
+
+    def feed(self, item: str | StreamEnd) -> list[ChatGenerationChunk]:
+        if not isinstance(item, StreamEnd):
+            self._text.append(item)
+            return self._chunks(self._scanner.feed(item))
+        chunks = self._chunks(self._scanner.finish())
+        if not self._valid and not self._invalid:
+            missing = self._protocol.missing_call("".join(self._text))
+            if missing is not None:
+                chunks.append(self._call_chunk(dict(missing)))
+        info = dict(item.info)
+        if self._valid and not item.stopped:
+            info["finish_reason"] = "tool_calls"
+        last = AIMessageChunk(content="", response_metadata=info, chunk_position="last")
+        chunks.append(ChatGenerationChunk(message=last))
+        return chunks
+
+
+# ---------------------------------------------------------------------- structured output
+
+
+def _schema_name(schema: Any) -> str:
+    return str(convert_to_openai_tool(schema)["function"]["name"])
+
+
+class _StructuredParser(BaseGenerationOutputParser[Any]):
+    """Reads a structured answer (a tool call or a JSON text) and validates it."""
+
+    source: Literal["tool", "json"]
+    """Where the answer is: the call of ``tool_name``, or the JSON text of the reply."""
+    tool_name: str | None = None
+    """The tool whose call holds the answer (``source="tool"``)."""
+    model_class: Any = None
+    """A pydantic class to build, or ``None`` for a dict."""
+    json_schema: dict[str, Any] | None = None
+    """The JSON schema a dict answer is checked against (``None``: any JSON)."""
+
+    def parse_result(self, result: list[Generation], *, partial: bool = False) -> Any:
+        """Parse the model message into the schema's type.
+
+        Args:
+            result: The generations (the first one is read).
+            partial: Unused: the answer is parsed whole.
+
+        Returns:
+            A pydantic instance or a dict.
+
+        Raises:
+            OutputParserException: No answer, unreadable JSON or failed validation; the
+                exception's ``llm_output`` holds the model's text.
+        """
+        generation = result[0]
+        message = getattr(generation, "message", None)
+        raw = message.text if isinstance(message, BaseMessage) else generation.text
+        if self.source == "tool":
+            value, raw = self._from_tool(message, raw)
+        else:
+            try:
+                value = extract_json(raw)
+            except ValueError as error:
+                raise OutputParserException(
+                    f"The answer is not JSON: {error}", llm_output=raw
+                ) from None
+        return self._validated(value, raw)
+
+    def _from_tool(self, message: Any, raw: str) -> tuple[Any, str]:
+        calls = message.tool_calls if isinstance(message, AIMessage) else []
+        for call in calls:
+            if call["name"] == self.tool_name:
+                return call["args"], raw or json.dumps(call["args"])
+        invalid = message.invalid_tool_calls if isinstance(message, AIMessage) else []
+        if invalid:
+            first = invalid[0]
+            text = first.get("args") or raw
+            raise OutputParserException(
+                f"The model's {self.tool_name!r} call is invalid: {first.get('error')}",
+                llm_output=text,
+            )
+        raise OutputParserException(
+            f"The model answered without calling {self.tool_name!r}", llm_output=raw
+        )
+
+    def _validated(self, value: Any, raw: str) -> Any:
+        if self.model_class is not None:
+            try:
+                return self.model_class.model_validate(value)
+            except ValidationError as error:
+                raise OutputParserException(
+                    f"The answer does not match {self.model_class.__name__}: {error}",
+                    llm_output=raw,
+                ) from None
+        if self.json_schema is not None:
+            checked, errors = validate_arguments(value, self.json_schema)
+            if errors:
+                raise OutputParserException(
+                    f"The answer does not match the schema: {'; '.join(errors)}",
+                    llm_output=raw,
+                )
+            return checked
+        return value
 
 
 # ---------------------------------------------------------------------- the model
@@ -525,10 +799,24 @@ class ChatBytez(BytezGenerationMixin, BaseChatModel):
     # ------------------------------------------------------------------ shaping
 
     @staticmethod
-    def _result(output: Any, model_id: str, call: CallSettings, meta: Any) -> ChatResult:
-        text, reason = cut_output(_output_text(output, model_id), call)
+    def _result(
+        output: Any, model_id: str, call: CallSettings, meta: Any, mode: _Mode
+    ) -> ChatResult:
+        answer = _output_answer(output, model_id)
+        text, reason = cut_output(answer.text, call)
         info = generation_info(meta, model_id, reason, model_provider=_PROVIDER)
-        message = AIMessage(content=text, response_metadata=info)
+        if mode.reads_calls and mode.tools is not None:
+            parsed = mode.tools.parse(text)
+            if parsed.tool_calls and reason is None:
+                info["finish_reason"] = "tool_calls"
+            message = AIMessage(
+                content=_content(parsed.content, answer),
+                response_metadata=info,
+                tool_calls=parsed.tool_calls,
+                invalid_tool_calls=parsed.invalid_tool_calls,
+            )
+        else:
+            message = AIMessage(content=_content(text, answer), response_metadata=info)
         return ChatResult(
             generations=[ChatGeneration(message=message)], llm_output={"model_name": model_id}
         )
@@ -541,6 +829,15 @@ class ChatBytez(BytezGenerationMixin, BaseChatModel):
         else:
             message = AIMessageChunk(content=item)
         return ChatGenerationChunk(message=message)
+
+    def _prepare(
+        self, messages: list[BaseMessage], stop: list[str] | None, kwargs: Mapping[str, Any]
+    ) -> tuple[CallSettings, _Mode, dict[str, Any]]:
+        """Resolve one call: settings, answer mode and the run body (checked before I/O)."""
+        mode = _answer_mode(kwargs)
+        call = self._call_settings(stop, mode.rest)
+        conversation = _with_system_text(messages, mode.system_text())
+        return call, mode, call.payload(messages=convert_messages(conversation))
 
     def _streams(self, call: CallSettings, kwargs: Mapping[str, Any]) -> bool:
         """Whether ``_generate`` should take the streaming route for this call.
@@ -576,12 +873,11 @@ class ChatBytez(BytezGenerationMixin, BaseChatModel):
         Returns:
             One generation with the reply and its metadata.
         """
-        call = self._call_settings(stop, kwargs)
+        call, mode, payload = self._prepare(messages, stop, kwargs)
         if self._streams(call, kwargs):
             return generate_from_stream(self._stream(messages, stop, run_manager, **kwargs))
-        payload = call.payload(messages=convert_messages(messages))
         result = run_model(self, call.model, payload, timeout=call.timeout, run_manager=run_manager)
-        return self._result(result.output, result.model_id, call, result.meta)
+        return self._result(result.output, result.model_id, call, result.meta, mode)
 
     def _stream(
         self,
@@ -602,12 +898,22 @@ class ChatBytez(BytezGenerationMixin, BaseChatModel):
             One chunk per decoded piece, then an empty ``chunk_position="last"`` chunk
             carrying the response metadata.
         """
-        call = self._call_settings(stop, kwargs)
-        payload = call.payload(messages=convert_messages(messages))
+        call, mode, payload = self._prepare(messages, stop, kwargs)
         items = stream_text(self, call, payload, run_manager, model_provider=_PROVIDER)
         # BaseChatModel.stream() reports tokens itself and passes no run manager; a run
         # manager here comes from a path that expects us to report them.
-        yield from report_chunks(items, self._chunk, run_manager)
+        if not mode.reads_calls or mode.tools is None:
+            yield from report_chunks(items, self._chunk, run_manager)
+            return
+        reader = _ToolStream(mode.tools)
+        try:
+            for item in items:
+                for chunk in reader.feed(item):
+                    if run_manager is not None:
+                        run_manager.on_llm_new_token(chunk.text, chunk=chunk)
+                    yield chunk
+        finally:
+            items.close()  # frees the response and the in-flight slot on early exit
 
     # ------------------------------------------------------------------ async
 
@@ -629,14 +935,13 @@ class ChatBytez(BytezGenerationMixin, BaseChatModel):
         Returns:
             One generation with the reply and its metadata.
         """
-        call = self._call_settings(stop, kwargs)
+        call, mode, payload = self._prepare(messages, stop, kwargs)
         if self._streams(call, kwargs):
             return await agenerate_from_stream(self._astream(messages, stop, run_manager, **kwargs))
-        payload = call.payload(messages=convert_messages(messages))
         result = await arun_model(
             self, call.model, payload, timeout=call.timeout, run_manager=run_manager
         )
-        return self._result(result.output, result.model_id, call, result.meta)
+        return self._result(result.output, result.model_id, call, result.meta, mode)
 
     async def _astream(
         self,
@@ -657,15 +962,158 @@ class ChatBytez(BytezGenerationMixin, BaseChatModel):
             One chunk per decoded piece, then an empty ``chunk_position="last"`` chunk
             carrying the response metadata.
         """
-        call = self._call_settings(stop, kwargs)
-        payload = call.payload(messages=convert_messages(messages))
+        call, mode, payload = self._prepare(messages, stop, kwargs)
         items = astream_text(self, call, payload, run_manager, model_provider=_PROVIDER)
-        chunks = areport_chunks(items, self._chunk, run_manager)
+        if not mode.reads_calls or mode.tools is None:
+            chunks = areport_chunks(items, self._chunk, run_manager)
+            try:
+                async for chunk in chunks:
+                    yield chunk
+            finally:
+                await chunks.aclose()
+            return
+        reader = _ToolStream(mode.tools)
         try:
-            async for chunk in chunks:
-                yield chunk
+            async for item in items:
+                for chunk in reader.feed(item):
+                    if run_manager is not None:
+                        await run_manager.on_llm_new_token(chunk.text, chunk=chunk)
+                    yield chunk
         finally:
-            await chunks.aclose()
+            await items.aclose()
+
+    # ------------------------------------------------------------------ tools
+
+    def bind_tools(
+        self,
+        tools: Sequence[dict[str, Any] | type | Callable[..., Any] | Any],
+        *,
+        tool_choice: dict[str, Any] | str | bool | None = None,
+        strict: bool | None = None,
+        parallel_tool_calls: bool | None = None,
+        **kwargs: Any,
+    ) -> Runnable[LanguageModelInput, AIMessage]:
+        """Bind tools: the model may answer with ``tool_calls`` (prompt-based protocol).
+
+        The tool schemas and the answer format go into the system prompt of each call;
+        the answer is read into ``tool_calls`` / ``invalid_tool_calls`` (see
+        [`langchain_bytez.tool_calling`][langchain_bytez.tool_calling]). Nothing about
+        tools is sent as a generation param.
+
+        Args:
+            tools: LangChain tools, pydantic models, TypedDicts, functions, JSON schemas
+                or OpenAI tool/function dicts.
+            tool_choice: ``"auto"`` (default), ``"any"``/``"required"``/``True`` (call at
+                least one tool), a tool name or ``{"type": "function", "function":
+                {"name": ...}}`` (call that tool), ``"none"``/``False`` (answer in text).
+            strict: Accepted for compatibility with other chat models; arguments are
+                always validated against the tool schemas.
+            parallel_tool_calls: ``False`` asks for at most one call per answer.
+            **kwargs: Further per-call arguments (as for ``invoke``).
+
+        Returns:
+            A runnable that calls this model with the tools.
+
+        Raises:
+            ValueError: A tool cannot be converted to a schema, two tools share a name,
+                or ``tool_choice`` names an unknown tool or has an unknown form.
+        """
+        del strict  # validation is always on: see the docstring
+        protocol = ToolProtocol.build(tools, tool_choice, parallel=parallel_tool_calls)
+        if parallel_tool_calls is not None:
+            kwargs["parallel_tool_calls"] = parallel_tool_calls
+        return super().bind(tools=list(protocol.tools), tool_choice=protocol.choice, **kwargs)
+
+    def with_structured_output(
+        self,
+        schema: dict[str, Any] | type | None = None,
+        *,
+        method: Literal["function_calling", "json_schema", "json_mode"] = "function_calling",
+        include_raw: bool = False,
+        strict: bool | None = None,
+        **kwargs: Any,
+    ) -> Runnable[LanguageModelInput, dict[str, Any] | BaseModel]:
+        """A runnable whose answers are parsed and validated against ``schema``.
+
+        Args:
+            schema: A pydantic class (answers are instances of it), a TypedDict or a
+                JSON schema / OpenAI function dict (answers are dicts). Optional only
+                with ``method="json_mode"`` (any JSON object is then returned).
+            method: ``"function_calling"`` (the schema is a tool the model must call:
+                the tool-calling protocol), ``"json_schema"`` (the model is asked for a
+                JSON answer following the schema) or ``"json_mode"`` (a JSON answer;
+                the schema, if given, is included and used for validation).
+            include_raw: Return ``{"raw": AIMessage, "parsed": ..., "parsing_error":
+                ...}`` instead of raising on a parsing failure.
+            strict: Accepted for compatibility; answers are always validated.
+            **kwargs: Not supported: any key raises ``ValueError``.
+
+        Returns:
+            The runnable.
+
+        Raises:
+            ValueError: Unknown ``method`` or keyword, or a missing/unconvertible schema.
+            OutputParserException: (when invoked, without ``include_raw``) the answer is
+                missing, not JSON or invalid; ``llm_output`` holds the model's text.
+        """
+        del strict
+        if kwargs:
+            raise ValueError(f"Unsupported arguments: {', '.join(sorted(kwargs))}")
+        model_class = schema if isinstance(schema, type) and is_basemodel_subclass(schema) else None
+        if schema is None and method != "json_mode":
+            raise ValueError(f"method={method!r} needs a schema")
+        if method == "function_calling":
+            assert schema is not None  # noqa: S101 - checked above
+            name = _schema_name(schema)
+            llm = self.bind_tools(
+                [schema],
+                tool_choice=name,
+                ls_structured_output_format={
+                    "kwargs": {"method": method},
+                    "schema": convert_to_openai_tool(schema),
+                },
+            )
+            parser = _StructuredParser(
+                source="tool",
+                tool_name=name,
+                model_class=model_class,
+                json_schema=None if model_class else convert_to_json_schema(schema),
+            )
+        elif method in ("json_schema", "json_mode"):
+            json_schema = convert_to_json_schema(schema) if schema is not None else None
+            response_format: dict[str, Any] = (
+                {"type": "json_object"}
+                if json_schema is None
+                else {
+                    "type": "json_schema",
+                    "json_schema": {"name": json_schema.get("title"), "schema": json_schema},
+                }
+            )
+            llm = self.bind(
+                response_format=response_format,
+                ls_structured_output_format={
+                    "kwargs": {"method": method},
+                    "schema": json_schema,
+                },
+            )
+            parser = _StructuredParser(
+                source="json",
+                model_class=model_class,
+                json_schema=None if model_class else json_schema,
+            )
+        else:
+            raise ValueError(
+                f"Unknown method {method!r}: use 'function_calling', 'json_schema' or "
+                "'json_mode'"
+            )
+        if not include_raw:
+            return llm | parser
+        parsed = RunnablePassthrough.assign(
+            parsed=itemgetter("raw") | parser, parsing_error=lambda _: None
+        )
+        failed = RunnablePassthrough.assign(parsed=lambda _: None)
+        with_fallback = parsed.with_fallbacks([failed], exception_key="parsing_error")
+        return cast(Runnable[LanguageModelInput, Any], RunnableMap(raw=llm) | with_fallback)
 
 
 # LangChain inspects these on every call; keep their signatures ready.

@@ -259,9 +259,14 @@ def _render_ai(message: AIMessage) -> BaseMessage:
     return AIMessage(content=content, name=message.name)
 
 
-def _render_result(message: ToolMessage | FunctionMessage) -> HumanMessage:
+def _render_result(
+    message: ToolMessage | FunctionMessage, names: Mapping[str, str]
+) -> HumanMessage:
     text, others = _text_and_blocks(message.content)
-    result: dict[str, Any] = {"name": message.name}
+    name = message.name
+    if name is None and isinstance(message, ToolMessage):
+        name = names.get(message.tool_call_id)  # ToolNode sets it; hand-made ones may not
+    result: dict[str, Any] = {"name": name}
     if isinstance(message, ToolMessage):
         result["id"] = message.tool_call_id
         if message.status == "error":
@@ -292,11 +297,13 @@ def render_history(messages: Sequence[BaseMessage]) -> list[BaseMessage]:
         A new list with only system, human and AI messages (and ``ChatMessage``\\ s as given).
     """
     rendered: list[BaseMessage] = []
+    names: dict[str, str] = {}  # call id -> tool name, for results that lack the name
     for message in messages:
         if isinstance(message, AIMessage):
+            names.update({c["id"]: c["name"] for c in message.tool_calls if c.get("id")})
             rendered.append(_render_ai(message))
         elif isinstance(message, (ToolMessage, FunctionMessage)):
-            rendered.append(_render_result(message))
+            rendered.append(_render_result(message, names))
         else:
             rendered.append(message)
     return rendered
