@@ -498,8 +498,11 @@ class _ToolStream:
         return chunks
 
     def _call_chunk(self, call: RawCall | dict[str, Any]) -> ChatGenerationChunk:
-        checked = self._protocol.check(call) if isinstance(call, RawCall) else call
-        if "error" in checked:
+        checked: Mapping[str, Any] = (
+            self._protocol.check(call) if isinstance(call, RawCall) else call
+        )
+        args: str | None
+        if checked.get("type") == "invalid_tool_call":
             self._invalid += 1
             args = checked.get("args")
         else:
@@ -742,11 +745,73 @@ class ChatBytez(BytezGenerationMixin, BaseChatModel):
         Audio and video work the same way with ``audio-``/``video-text-to-text``
         models. Files/PDFs cannot be sent (the API has no such block): ``ValueError``.
 
+    Tool calling:
+        The Bytez chat route has no ``tools`` field, so tool calling is prompt-based and
+        works with any instruct model (best with models trained for it: Qwen2.5/Qwen3,
+        Llama 3.1+, Mistral/Mixtral instruct, Hermes). The tool schemas go into the
+        system prompt; the answer is parsed into ``tool_calls`` whatever format the model
+        uses (``<tool_call>`` blocks, bare JSON, ``[TOOL_CALLS]``, fenced JSON, ...).
+
+        ```python
+        from pydantic import BaseModel, Field
+
+
+        class GetWeather(BaseModel):
+            '''Get the current weather in a given location'''
+
+            location: str = Field(..., description="The city, e.g. Paris")
+
+
+        model_with_tools = model.bind_tools([GetWeather])
+        ai_msg = model_with_tools.invoke("What is the weather like in Paris?")
+        ai_msg.tool_calls
+        ```
+        ```python
+        [{"name": "GetWeather", "args": {"location": "Paris"},
+          "id": "call_5f1c...", "type": "tool_call"}]
+        ```
+        ``tool_choice``: ``"auto"`` (default), ``"any"``/``"required"``, a tool name,
+        or ``"none"``. Arguments are validated against the schema (a quoted number
+        such as ``"2"`` becomes ``2`` where an integer is expected); a call that does
+        not parse or validate is in ``invalid_tool_calls`` with the model's text and
+        the reason, as is a missing call under ``"required"`` or a tool name.
+        ``AIMessage`` tool calls and ``ToolMessage`` results in the history are
+        rendered as text (roles system/user/assistant only), so agents such as
+        ``langchain.agents.create_agent`` run several steps. Streaming yields text as
+        it comes and each call as a ``tool_call_chunks`` chunk once complete. See
+        [`langchain_bytez.tool_calling`][langchain_bytez.tool_calling].
+
+    Structured output:
+        ```python
+        from typing import Optional
+
+        from pydantic import BaseModel, Field
+
+
+        class Joke(BaseModel):
+            '''Joke to tell user.'''
+
+            setup: str = Field(description="The setup of the joke")
+            punchline: str = Field(description="The punchline to the joke")
+            rating: Optional[int] = Field(description="How funny the joke is, from 1 to 10")
+
+
+        structured_model = model.with_structured_output(Joke)
+        structured_model.invoke("Tell me a joke about cats")
+        ```
+        ```python
+        Joke(setup="Why was the cat sitting on the computer?",
+             punchline="To keep an eye on the mouse!", rating=7)
+        ```
+        ``method="function_calling"`` (default) goes through the tool protocol;
+        ``"json_schema"`` and ``"json_mode"`` ask for a JSON answer and parse it. A
+        failed validation raises ``OutputParserException`` carrying the model's text;
+        ``include_raw=True`` returns ``{"raw", "parsed", "parsing_error"}`` instead.
+
     Message conversion:
         Consecutive messages of one role are merged (blank line between texts);
-        ``name`` is sent per message; tool messages and tool calls raise
-        ``ValueError``. See
-        [`convert_messages`][langchain_bytez.chat_models.convert_messages].
+        ``name`` is sent per message; tool calls and tool results are rendered as
+        text. See [`convert_messages`][langchain_bytez.chat_models.convert_messages].
 
     Response metadata:
         ```python
@@ -766,9 +831,10 @@ class ChatBytez(BytezGenerationMixin, BaseChatModel):
         Bytez reports no token counts (it bills inference time: see
         ``inference_time``/``inference_cost``), so ``usage_metadata`` is ``None``.
 
-    Tool calling and structured output:
-        The Bytez model API has no native tool calling or JSON mode: ``bind_tools`` and
-        ``with_structured_output`` raise ``NotImplementedError``.
+    Non-text answers:
+        An answer holding other blocks than text (e.g. an image) keeps them:
+        ``content`` is then a list of LangChain content blocks and ``message.text``
+        is its text.
     """
 
     model_config = ConfigDict(
@@ -1015,8 +1081,8 @@ class ChatBytez(BytezGenerationMixin, BaseChatModel):
             A runnable that calls this model with the tools.
 
         Raises:
-            ValueError: A tool cannot be converted to a schema, two tools share a name,
-                or ``tool_choice`` names an unknown tool or has an unknown form.
+            ValueError: A tool cannot be converted to a schema, or ``tool_choice`` names
+                an unknown tool or has an unknown form.
         """
         del strict  # validation is always on: see the docstring
         protocol = ToolProtocol.build(tools, tool_choice, parallel=parallel_tool_calls)
@@ -1103,8 +1169,7 @@ class ChatBytez(BytezGenerationMixin, BaseChatModel):
             )
         else:
             raise ValueError(
-                f"Unknown method {method!r}: use 'function_calling', 'json_schema' or "
-                "'json_mode'"
+                f"Unknown method {method!r}: use 'function_calling', 'json_schema' or 'json_mode'"
             )
         if not include_raw:
             return llm | parser

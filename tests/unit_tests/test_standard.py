@@ -33,13 +33,21 @@ class TestChatBytezUnit(ChatModelUnitTests):
 
     @property
     def has_tool_calling(self) -> bool:
-        # The Bytez model API has no native tool calling.
-        return False
+        # Prompt-based tool calling in the client (the Bytez route has no tools field).
+        return True
+
+    @property
+    def has_tool_choice(self) -> bool:
+        return True
 
     @property
     def has_structured_output(self) -> bool:
-        # No tool calling and no JSON mode / JSON schema on the Bytez model API.
-        return False
+        return True
+
+    @property
+    def supports_json_mode(self) -> bool:
+        # with_structured_output(method="json_mode") asks for and parses a JSON answer.
+        return True
 
     @property
     def returns_usage_metadata(self) -> bool:
