@@ -1,0 +1,1 @@
+"""Test helpers: fakes that behave like Bytez models, for local servers and tests."""
