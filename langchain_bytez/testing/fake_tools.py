@@ -46,14 +46,88 @@ TOOL_FORMATS = ("hermes", "json", "json_list", "fenced", "mistral", "prose")
 _NUMBER = re.compile(r"-?\d+(?:\.\d+)?")
 _WORD = re.compile(r"[A-Za-z][A-Za-z'-]*")
 _STOPWORDS = frozenset(
-    """a an and are as at be by can could do does for from give how i in is it its me
-    my of on or please show tell that the this to use what whats what's when where which
-    who why will with would you your call using get find""".split()
+    [
+        "a",
+        "an",
+        "and",
+        "are",
+        "as",
+        "at",
+        "be",
+        "by",
+        "can",
+        "could",
+        "do",
+        "does",
+        "for",
+        "from",
+        "give",
+        "how",
+        "i",
+        "in",
+        "is",
+        "it",
+        "its",
+        "me",
+        "my",
+        "of",
+        "on",
+        "or",
+        "please",
+        "show",
+        "tell",
+        "that",
+        "the",
+        "this",
+        "to",
+        "use",
+        "what",
+        "whats",
+        "what's",
+        "when",
+        "where",
+        "which",
+        "who",
+        "why",
+        "will",
+        "with",
+        "would",
+        "you",
+        "your",
+        "call",
+        "using",
+        "get",
+        "find",
+    ]
 )
 # Sentence openers that are capitalised without being names.
 _OPENERS = frozenset(
-    "what who how when where which why tell please give show find is are can could "
-    "the a an i use call get my".split()
+    [
+        "what",
+        "who",
+        "how",
+        "when",
+        "where",
+        "which",
+        "why",
+        "tell",
+        "please",
+        "give",
+        "show",
+        "find",
+        "is",
+        "are",
+        "can",
+        "could",
+        "the",
+        "a",
+        "an",
+        "i",
+        "use",
+        "call",
+        "get",
+        "my",
+    ]
 )
 # Symbols and words of arithmetic, so "2 + 3" finds a tool named "add".
 _SYNONYMS = {
@@ -268,14 +342,14 @@ class _Filler:
             options = schema.get(key)
             if isinstance(options, list):
                 for option in options:
-                    option = self._resolve(option)
-                    if option.get("type") != "null":
-                        return option
+                    resolved = self._resolve(option)
+                    if resolved.get("type") != "null":
+                        return resolved
         return schema
 
     def value(self, name: str, schema: Any) -> Any:
         schema = self._resolve(schema)
-        if "enum" in schema and schema["enum"]:
+        if schema.get("enum"):
             return schema["enum"][0]
         if "const" in schema:
             return schema["const"]
@@ -304,7 +378,7 @@ class _Filler:
     def string(self, name: str) -> str:
         key = name.lower()
         if any(k in key for k in _PLACE_KEYS + _NAME_KEYS) and self._proper:
-            return self._proper[0]
+            return str(self._proper[0])
         if self._proper:
             return " ".join(self._proper)
         return " ".join(self._content_words) or name
