@@ -26,8 +26,9 @@ and no JSON mode. Tool calling is therefore built here, on the client, in three 
    inside one block too), a bare JSON object with ``name`` and ``arguments`` (or
    ``parameters``, Llama 3.x style), a JSON list of them, fenced ````` ```json `````
    blocks, Mistral's ``[TOOL_CALLS]`` prefix (a JSON list, or ``name[ARGS]{...}``),
-   Llama's ``<|python_tag|>`` and ``<function=name>{...}</function>``, with text before
-   or after the call. Text outside the calls becomes the message content.
+   Llama's ``<|python_tag|>`` and ``<function=name>{...}</function>``, Granite's
+   ``<|tool_call|>[...]``, and Python-literal dicts (``{'name': ...}``, as Hermes 2 Pro
+   writes them), with text before or after the call. Text outside the calls becomes the message content.
 
 Arguments are validated against the tool's JSON schema
 ([`validate_arguments`][langchain_bytez.tool_calling.validate_arguments]): required keys,
@@ -50,6 +51,7 @@ the same scanner fed once, so a stream and ``invoke`` agree by construction.
 
 from __future__ import annotations
 
+import ast
 import json
 import math
 import re
@@ -89,12 +91,13 @@ ToolChoice = str
 _CALL_OPEN = "<tool_call>"
 _CALL_CLOSE = "</tool_call>"
 _MISTRAL = "[TOOL_CALLS]"
+_GRANITE = "<|tool_call|>"
 _PYTHON_TAG = "<|python_tag|>"
 _FUNCTION_OPEN = "<function="
 _FUNCTION_CLOSE = "</function>"
 _FENCE = "```"
 # Markers recognised anywhere in the text (line-start candidates are found separately).
-_ANYWHERE = (_CALL_OPEN, _MISTRAL, _PYTHON_TAG, _FUNCTION_OPEN)
+_ANYWHERE = (_CALL_OPEN, _MISTRAL, _GRANITE, _PYTHON_TAG, _FUNCTION_OPEN)
 _JSON_FENCE_LANGS = frozenset({"", "json", "jsonc", "json5", "tool_call", "tool_calls"})
 _LOOKS_LIKE_CALL = re.compile(r'"(?:name|function)"\s*:')
 _INT_TEXT = re.compile(r"[+-]?\d+")
@@ -192,7 +195,7 @@ def _call_block(name: Any, arguments: Any) -> str:
 def _invalid_call_block(call: Mapping[str, Any]) -> str:
     """An invalid call of the history, shown to the model as it was written."""
     args = call.get("args")
-    if isinstance(args, str) and (_CALL_OPEN in args or _MISTRAL in args):
+    if isinstance(args, str) and any(marker in args for marker in _ANYWHERE):
         return args  # already the model's own text, markers included
     try:
         arguments: Any = json.loads(args) if isinstance(args, str) else {}
@@ -484,8 +487,22 @@ def _calls_in(value: Any, known: Callable[[str], bool]) -> list[tuple[str, Any]]
     return calls
 
 
+def _python_literal(text: str) -> Any:
+    """A Python dict/list literal (Hermes 2 Pro writes ``{'name': ..., 'arguments': ...}``)."""
+    if len(text) > 100_000 or not text.startswith(("{", "[")):
+        return None  # literal_eval of huge input is slow; anything else is not a call
+    try:
+        value = ast.literal_eval(text)
+    except (ValueError, SyntaxError, MemoryError, RecursionError):
+        return None
+    return value if isinstance(value, (dict, list)) else None
+
+
 def _json_values(text: str) -> list[Any] | None:
-    """One or more JSON values separated by whitespace (or ``;``/``,``), else ``None``."""
+    """One or more JSON values separated by whitespace (or ``;``/``,``), else ``None``.
+
+    A body that is not JSON but a Python dict/list literal is read as one value.
+    """
     decoder = json.JSONDecoder()
     values = []
     pos = 0
@@ -494,7 +511,8 @@ def _json_values(text: str) -> list[Any] | None:
         try:
             value, end = decoder.raw_decode(text, pos)
         except ValueError:
-            return None
+            literal = _python_literal(text) if pos == 0 else None
+            return [literal] if literal is not None else None
         values.append(value)
         pos = end
         while pos < len(text) and (text[pos].isspace() or text[pos] in ";,"):
@@ -737,6 +755,8 @@ class ToolCallScanner:
             return end, _read_function_tag(text[start:end], text[start + 10 : end])
         if text.startswith(_MISTRAL, start):
             return self._take_mistral(start, final=final)
+        if text.startswith(_GRANITE, start):
+            return self._take_granite(start, final=final)
         if text.startswith(_PYTHON_TAG, start):
             closes = [
                 (index, index + len(marker))
@@ -770,6 +790,21 @@ class ToolCallScanner:
         else:
             end = len(text)
         return end, _read_mistral(text[start:end], text[body_start:end], self.known)
+
+    def _take_granite(self, start: int, *, final: bool) -> tuple[int, list[RawCall]] | None:
+        """``<|tool_call|>`` followed by a JSON list of calls (IBM Granite 3.x)."""
+        text = self._text
+        body_start = start + len(_GRANITE)
+        index = body_start
+        while index < len(text) and text[index].isspace():
+            index += 1
+        if index >= len(text) and not final:
+            return None
+        end = _json_end(text, index) if index < len(text) and text[index] in "[{" else None
+        if end is None and not final:
+            return None
+        end = len(text) if end is None else end
+        return end, _read_calls(text[start:end], text[body_start:end], self.known, _GRANITE)
 
     def _take_fence(self, start: int, *, final: bool) -> tuple[int, list[RawCall]] | None:
         text = self._text
