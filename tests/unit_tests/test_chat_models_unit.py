@@ -22,7 +22,7 @@ from langchain_core.messages import (
     ToolMessage,
 )
 
-from langchain_bytez.chat_models import ChatBytez, _output_text, convert_messages
+from langchain_bytez.chat_models import ChatBytez, _Answer, _output_answer, convert_messages
 from langchain_bytez.errors import BytezAPIError
 
 FAKE_KEY = "sk-FAKE-KEY-0123456789"
@@ -320,55 +320,60 @@ def test_blocks_the_api_cannot_carry_are_refused(block: Any, match: str) -> None
 
 
 @pytest.mark.parametrize(
-    ("message", "kind"),
+    ("message", "expected"),
     [
-        (ToolMessage("42", tool_call_id="call-1"), "ToolMessage"),
-        (FunctionMessage(name="f", content="42"), "FunctionMessage"),
+        (
+            ToolMessage("42", tool_call_id="call-1", name="f"),
+            {
+                "role": "user",
+                "content": '<tool_response>\n{"name": "f", "id": "call-1", "content": "42"}'
+                "\n</tool_response>",
+            },
+        ),
+        (
+            FunctionMessage(name="f", content="42"),
+            {
+                "role": "user",
+                "content": '<tool_response>\n{"name": "f", "content": "42"}\n</tool_response>',
+            },
+        ),
         (
             AIMessage("", tool_calls=[{"name": "f", "args": {}, "id": "call-1"}]),
-            "AIMessage",
+            {
+                "role": "assistant",
+                "content": '<tool_call>\n{"name": "f", "arguments": {}}\n</tool_call>',
+            },
         ),
         (
             AIMessage("", additional_kwargs={"function_call": {"name": "f", "arguments": "{}"}}),
-            "AIMessage",
-        ),
-        (
-            AIMessage(
-                "",
-                invalid_tool_calls=[
-                    {"name": "f", "args": "{not json", "id": "call-1", "error": "bad json"}
-                ],
-            ),
-            "AIMessage",
-        ),
-        (
-            AIMessage(
-                "",
-                additional_kwargs={
-                    "tool_calls": [
-                        {
-                            "id": "call-1",
-                            "type": "function",
-                            "function": {"name": "f", "arguments": "{}"},
-                        }
-                    ]
-                },
-            ),
-            "AIMessage",
+            {
+                "role": "assistant",
+                "content": '<tool_call>\n{"name": "f", "arguments": {}}\n</tool_call>',
+            },
         ),
     ],
-    ids=[
-        "tool-message",
-        "function-message",
-        "ai-tool-calls",
-        "ai-openai-function-call",
-        "ai-invalid-tool-calls",
-        "ai-openai-tool-calls",
-    ],
+    ids=["tool-message", "function-message", "ai-tool-calls", "ai-openai-function-call"],
 )
-def test_tool_messages_and_calls_are_refused(message: BaseMessage, kind: str) -> None:
-    with pytest.raises(ValueError, match=rf"messages\[1\] \({kind}\)"):
-        convert_messages([HumanMessage("hi"), message])
+def test_tool_messages_and_calls_are_rendered_as_text(
+    message: BaseMessage, expected: dict[str, Any]
+) -> None:
+    # Formerly refused: the history is now rendered with the roles every template accepts.
+    assert convert_messages([SystemMessage("s"), message]) == [
+        {"role": "system", "content": "s"},
+        expected,
+    ]
+
+
+def test_tool_results_merge_with_the_user_turn_before_them() -> None:
+    # Templates that need alternating roles get one user turn.
+    converted = convert_messages([HumanMessage("hi"), ToolMessage("42", tool_call_id="c")])
+    assert converted == [
+        {
+            "role": "user",
+            "content": 'hi\n\n<tool_response>\n{"name": null, "id": "c", "content": "42"}'
+            "\n</tool_response>",
+        }
+    ]
 
 
 def test_empty_conversation_is_refused() -> None:
@@ -378,16 +383,11 @@ def test_empty_conversation_is_refused() -> None:
 
 def test_refused_input_sends_nothing(make: Any, fake: FakeBytez) -> None:
     model = make()
-    with pytest.raises(ValueError, match="ToolMessage"):
-        model.invoke([HumanMessage("hi"), ToolMessage("42", tool_call_id="c")])
     with pytest.raises(ValueError, match="'file'"):
         list(model.stream([HumanMessage([{"type": "file", "url": "https://x/a.pdf"}])]))
+    with pytest.raises(ValueError, match="not bound"):
+        model.bind_tools([], tool_choice="f")
     assert fake.requests == []
-
-
-def test_no_tool_calling() -> None:
-    with pytest.raises(NotImplementedError):
-        ChatBytez(model=MODEL).bind_tools([])
 
 
 # ----------------------------------------------------------------------- output forms
@@ -415,16 +415,16 @@ def test_no_tool_calling() -> None:
     ],
 )
 def test_output_forms(output: Any) -> None:
-    assert _output_text(output, MODEL) == "Hi there"
+    assert _output_answer(output, MODEL) == _Answer("Hi there")
 
 
 @pytest.mark.parametrize(
     "output",
-    [None, 42, {"role": "assistant"}, {"content": [{"type": "image", "url": "u"}]}],
+    [None, 42, {"role": "assistant"}, {"content": [{"type": "image", "url": "u"}, 7]}],
 )
 def test_unexpected_output_is_a_clear_error(output: Any) -> None:
     with pytest.raises(BytezAPIError):
-        _output_text(output, MODEL)
+        _output_answer(output, MODEL)
 
 
 def test_block_output_becomes_a_string(make: Any, fake: FakeBytez) -> None:
@@ -434,6 +434,44 @@ def test_block_output_becomes_a_string(make: Any, fake: FakeBytez) -> None:
     }
     result = make().invoke("hi")
     assert result.content == "ab"
+
+
+def test_non_text_answer_blocks_are_kept_in_order(make: Any, fake: FakeBytez) -> None:
+    # Issue 11 item 5: an image in the answer no longer fails the call.
+    fake.output = {
+        "role": "assistant",
+        "content": [
+            {"type": "text", "text": "Here is the chart:"},
+            {"type": "image", "base64": f"data:image/png;base64,{PNG_B64}"},
+            {"type": "image", "url": "https://x/b.png"},
+            {"type": "text", "text": " done"},
+        ],
+    }
+    result = make().invoke("draw")
+    assert result.content == [
+        {"type": "text", "text": "Here is the chart:"},
+        {"type": "image", "base64": PNG_B64, "mime_type": "image/png"},
+        {"type": "image", "url": "https://x/b.png"},
+        {"type": "text", "text": " done"},
+    ]
+    assert result.text == "Here is the chart: done"
+    assert [b["type"] for b in result.content_blocks] == ["text", "image", "image", "text"]
+
+
+def test_non_text_blocks_follow_the_cut_text(make: Any, fake: FakeBytez) -> None:
+    fake.output = {
+        "role": "assistant",
+        "content": [
+            {"type": "text", "text": "keep STOP drop"},
+            {"type": "image", "url": "https://x/b.png"},
+        ],
+    }
+    result = make(stop=["STOP"]).invoke("draw")
+    assert result.content == [
+        {"type": "text", "text": "keep "},
+        {"type": "image", "url": "https://x/b.png"},
+    ]
+    assert result.response_metadata["finish_reason"] == "stop"
 
 
 # ----------------------------------------------------------------------- request body
