@@ -77,6 +77,7 @@ __all__ = [
     "RawCall",
     "ToolCallScanner",
     "ToolProtocol",
+    "call_text",
     "extract_json",
     "format_tools",
     "json_answer_prompt",
@@ -192,6 +193,27 @@ def _call_block(name: Any, arguments: Any) -> str:
     return f"{_CALL_OPEN}\n{call}\n{_CALL_CLOSE}"
 
 
+def call_text(raw: str) -> str:
+    """The ``args`` text of an invalid call: the model's text, never a JSON object.
+
+    An ``InvalidToolCall`` keeps what the model wrote. LangChain rebuilds a streamed
+    message's calls from ``tool_call_chunks`` and would read any ``args`` that parses as
+    a JSON object as a *valid* call, so a bare JSON object is given inside
+    ``<tool_call>`` tags (the protocol's own notation); text with a marker or that is
+    not an object is kept as it is. Calls that were read but failed validation are
+    given as ``<tool_call>{"name": ..., "arguments": ...}</tool_call>``.
+
+    Args:
+        raw: The text of the attempt (or the whole answer).
+
+    Returns:
+        The text for ``InvalidToolCall.args``.
+    """
+    if raw.lstrip().startswith("{"):
+        return f"{_CALL_OPEN}\n{raw.strip()}\n{_CALL_CLOSE}"
+    return raw
+
+
 def _invalid_call_block(call: Mapping[str, Any]) -> str:
     """An invalid call of the history, shown to the model as it was written."""
     args = call.get("args")
@@ -243,13 +265,17 @@ def _text_and_blocks(content: Any) -> tuple[str, list[Any]]:
 
 
 def _render_ai(message: AIMessage) -> BaseMessage:
+    text, others = _text_and_blocks(message.content)
     blocks = [_call_block(c["name"], c["args"]) for c in message.tool_calls]
-    blocks += [_invalid_call_block(c) for c in message.invalid_tool_calls]
+    blocks += [
+        _invalid_call_block(c)
+        for c in message.invalid_tool_calls
+        if c.get("args") != text  # a "missing call" entry repeats the text: shown once
+    ]
     if not blocks:
         blocks = _openai_calls(message)
     if not blocks:
         return message
-    text, others = _text_and_blocks(message.content)
     rendered = "\n".join([text.rstrip(), *blocks] if text.strip() else blocks)
     content: Any = rendered if not others else [{"type": "text", "text": rendered}, *others]
     return AIMessage(content=content, name=message.name)
@@ -867,10 +893,8 @@ class ToolCallScanner:
         if found is not None:
             return [RawCall(raw=raw, name=name, arguments=args) for name, args in found]
         if self.forced_schema is not None and isinstance(value, dict):
-            name, schema = self.forced_schema
-            _, errors = validate_arguments(value, schema)
-            if not errors:
-                return [RawCall(raw=raw, name=name, arguments=value)]
+            # Under a forced tool, a bare object is that tool's arguments (valid or not).
+            return [RawCall(raw=raw, name=self.forced_schema[0], arguments=value)]
         return []
 
 
@@ -1016,49 +1040,41 @@ class ToolProtocol:
             call: The attempt as read by the scanner.
 
         Returns:
-            A ``ToolCall`` with a generated id, or an ``InvalidToolCall`` whose ``args``
-            is the arguments as JSON text when they could be read (else the raw text).
+            A ``ToolCall`` with a generated id, or an ``InvalidToolCall`` (see
+            [`call_text`][langchain_bytez.tool_calling.call_text] for its ``args``).
         """
-        if call.error is not None:
-            return invalid_tool_call(name=call.name, args=call.raw, id=_new_id(), error=call.error)
         arguments = call.arguments
-        if isinstance(arguments, str):  # OpenAI-style arguments encoded as a string
+        error = call.error
+        if error is None and isinstance(arguments, str):  # OpenAI-style JSON string
             try:
                 arguments = json.loads(arguments) if arguments.strip() else {}
             except ValueError:
-                return invalid_tool_call(
-                    name=call.name,
-                    args=call.raw,
-                    id=_new_id(),
-                    error="the arguments string is not valid JSON",
-                )
+                error = "the arguments string is not valid JSON"
+        if error is not None:
+            return invalid_tool_call(
+                name=call.name, args=call_text(call.raw), id=_new_id(), error=error
+            )
         if arguments is None:
             arguments = {}
-        as_text = json.dumps(arguments, ensure_ascii=False)
+        errors: list[str] = []
         if call.name not in self.names:
-            return invalid_tool_call(
-                name=call.name,
-                args=as_text,
-                id=_new_id(),
-                error=f"unknown tool {call.name!r}; available: {', '.join(self.names)}",
+            errors.append(f"unknown tool {call.name!r}; available: {', '.join(self.names)}")
+        elif self.choice not in ("auto", "required") and call.name != self.choice:
+            errors.append(
+                f"tool_choice requires {self.choice!r}, but the model called {call.name!r}"
             )
-        if self.choice not in ("auto", "required") and call.name != self.choice:
-            return invalid_tool_call(
-                name=call.name,
-                args=as_text,
-                id=_new_id(),
-                error=f"tool_choice requires {self.choice!r}, but the model called {call.name!r}",
-            )
-        if not isinstance(arguments, dict):
-            return invalid_tool_call(
-                name=call.name, args=as_text, id=_new_id(), error="the arguments are not an object"
-            )
-        checked, errors = validate_arguments(arguments, self._schema(call.name or ""))
+        elif not isinstance(arguments, dict):
+            errors.append("the arguments are not an object")
+        else:
+            arguments, errors = validate_arguments(arguments, self._schema(call.name or ""))
         if errors:
             return invalid_tool_call(
-                name=call.name, args=as_text, id=_new_id(), error="; ".join(errors)
+                name=call.name,
+                args=_call_block(call.name, arguments),
+                id=_new_id(),
+                error="; ".join(errors),
             )
-        return tool_call(name=call.name or "", args=checked, id=_new_id())
+        return tool_call(name=call.name or "", args=arguments, id=_new_id())
 
     def missing_call(self, text: str) -> InvalidToolCall | None:
         """The entry for an answer without any call when the choice required one.
@@ -1075,7 +1091,7 @@ class ToolProtocol:
         wanted = f"a call of {forced!r}" if forced else "a tool call"
         return invalid_tool_call(
             name=forced,
-            args=text,
+            args=call_text(text),
             id=_new_id(),
             error=f"tool_choice={self.choice!r} requires {wanted}, but the model answered "
             "with text only",
