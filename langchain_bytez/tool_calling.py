@@ -28,7 +28,8 @@ and no JSON mode. Tool calling is therefore built here, on the client, in three 
    blocks, Mistral's ``[TOOL_CALLS]`` prefix (a JSON list, or ``name[ARGS]{...}``),
    Llama's ``<|python_tag|>`` and ``<function=name>{...}</function>``, Granite's
    ``<|tool_call|>[...]``, and Python-literal dicts (``{'name': ...}``, as Hermes 2 Pro
-   writes them), with text before or after the call. Text outside the calls becomes the message content.
+   writes them), with text before or after the call. Text outside the calls becomes
+   the message content.
 
 Arguments are validated against the tool's JSON schema
 ([`validate_arguments`][langchain_bytez.tool_calling.validate_arguments]): required keys,

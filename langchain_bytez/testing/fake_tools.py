@@ -170,6 +170,22 @@ def _role(message: Mapping[str, Any]) -> str:
 
 def _json_objects(text: str) -> Iterator[Any]:
     """Every JSON object or list that starts somewhere in ``text`` (outermost only)."""
+    for _, _, value in _json_spans(text):
+        yield value
+
+
+def _without_json(text: str) -> str:
+    """``text`` with its JSON objects and lists cut out (a schema is not the question)."""
+    kept = []
+    pos = 0
+    for start, end, _ in _json_spans(text):
+        kept.append(text[pos:start])
+        pos = end
+    kept.append(text[pos:])
+    return " ".join(kept)
+
+
+def _json_spans(text: str) -> Iterator[tuple[int, int, Any]]:
     decoder = json.JSONDecoder()
     pos = 0
     while True:
@@ -182,7 +198,7 @@ def _json_objects(text: str) -> Iterator[Any]:
         except ValueError:
             pos = start + 1
             continue
-        yield value
+        yield start, end, value
         pos = end
 
 
@@ -272,7 +288,7 @@ def _last_turn(messages: list[dict[str, Any]]) -> dict[str, Any] | None:
 def _last_user_text(messages: list[dict[str, Any]]) -> str:
     for message in reversed(messages):
         if _role(message) in ("user", "human") and _results_in(message) is None:
-            return _text(message.get("content"))
+            return _without_json(_text(message.get("content")))
     return ""
 
 
@@ -319,7 +335,10 @@ class _Filler:
 
     def __init__(self, user_text: str, root: Mapping[str, Any]) -> None:
         self._numbers = iter(_NUMBER.findall(user_text))
-        words = _WORD.findall(user_text)
+        # A capitalised word before a colon is a label ("Schema: ..."), not a name.
+        words = [
+            m.group() for m in _WORD.finditer(user_text) if not user_text.startswith(":", m.end())
+        ]
         self._content_words = [w for w in words if w.lower() not in _STOPWORDS]
         self._proper = [
             w for w in words if w[0].isupper() and w.lower().split("'")[0] not in _OPENERS
