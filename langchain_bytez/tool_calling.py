@@ -595,12 +595,25 @@ def _read_function_tag(raw: str, body: str) -> list[RawCall]:
     return [RawCall(raw=raw, name=name.strip(), arguments=values[0])]
 
 
-def _json_end(text: str, start: int) -> int | None:
-    """End index of the balanced JSON object/array starting at ``start``, if complete."""
-    depth = 0
-    in_string = False
-    escaped = False
-    for index in range(start, len(text)):
+@dataclass
+class _Balance:
+    """Where a bracket-balance scan stopped, to resume it when more text arrives."""
+
+    index: int
+    depth: int = 0
+    in_string: bool = False
+    escaped: bool = False
+
+
+def _json_end(text: str, start: int, state: _Balance | None = None) -> int | None:
+    """End index of the balanced JSON object/array starting at ``start``, if complete.
+
+    With ``state``, the scan resumes where it stopped and records where it stops, so a
+    value arriving in many pieces is scanned once overall.
+    """
+    state = state if state is not None else _Balance(start)
+    depth, in_string, escaped = state.depth, state.in_string, state.escaped
+    for index in range(state.index, len(text)):
         char = text[index]
         if in_string:
             if escaped:
@@ -617,6 +630,12 @@ def _json_end(text: str, start: int) -> int | None:
             depth -= 1
             if depth == 0:
                 return index + 1
+    state.index, state.depth, state.in_string, state.escaped = (
+        len(text),
+        depth,
+        in_string,
+        escaped,
+    )
     return None
 
 
@@ -651,6 +670,7 @@ class ToolCallScanner:
     _pos: int = 0  # everything before it is decided
     _held_space: str = ""  # whitespace waiting for more text
     _calls_seen: bool = False
+    _balances: dict[int, _Balance] = field(default_factory=dict)  # open JSON values
 
     def feed(self, piece: str) -> list[_Event]:
         """Add text; return the events that are decided now.
@@ -682,6 +702,14 @@ class ToolCallScanner:
         return self._calls_seen
 
     # -- internals
+
+    def _json_end(self, start: int) -> int | None:
+        """``_json_end`` for the value at ``start``, resuming the previous scan of it."""
+        state = self._balances.setdefault(start, _Balance(start))
+        end = _json_end(self._text, start, state)
+        if end is not None:
+            del self._balances[start]
+        return end
 
     def _emit_text(self, text: str, events: list[_Event]) -> None:
         stripped = text.rstrip()
@@ -808,7 +836,7 @@ class ToolCallScanner:
         if index >= len(text) and not final:
             return None
         if index < len(text) and text[index] in "[{":
-            end = _json_end(text, index)
+            end = self._json_end(index)
             if end is None and not final:
                 return None
             end = len(text) if end is None else end
@@ -827,7 +855,7 @@ class ToolCallScanner:
             index += 1
         if index >= len(text) and not final:
             return None
-        end = _json_end(text, index) if index < len(text) and text[index] in "[{" else None
+        end = self._json_end(index) if index < len(text) and text[index] in "[{" else None
         if end is None and not final:
             return None
         end = len(text) if end is None else end
@@ -875,7 +903,7 @@ class ToolCallScanner:
                 return None if not final else (len(text), [])
             if text[index] != "{":
                 return start + 1, []  # "[1, 2]", "[link](...)": not a list of calls
-        end = _json_end(text, start)
+        end = self._json_end(start)
         if end is None:
             if not final:
                 return None
