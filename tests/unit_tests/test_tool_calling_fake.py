@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import httpx
 import pytest
-from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
+from langchain_core.messages import AIMessage, AIMessageChunk, HumanMessage, ToolMessage
 from langchain_core.tools import tool
 from pydantic import BaseModel
 
@@ -281,6 +281,20 @@ class FakeToolServer:
             200, json={"error": None, "output": {"role": "assistant", "content": text}}
         )
 
+    async def async_(self, request: httpx.Request) -> httpx.Response:
+        body = json.loads(request.content)
+        text = self._reply(body["messages"])
+        if body.get("stream"):
+
+            async def pieces() -> AsyncIterator[bytes]:
+                for i in range(0, len(text), 3):
+                    yield text[i : i + 3].encode()
+
+            return httpx.Response(200, content=pieces())
+        return httpx.Response(
+            200, json={"error": None, "output": {"role": "assistant", "content": text}}
+        )
+
 
 @pytest.fixture(params=TOOL_FORMATS)
 def fake_server(request: pytest.FixtureRequest) -> FakeToolServer:
@@ -290,6 +304,7 @@ def fake_server(request: pytest.FixtureRequest) -> FakeToolServer:
 @pytest.fixture
 def chat(fake_server: FakeToolServer) -> Iterator[ChatBytez]:
     http = httpx.Client(transport=httpx.MockTransport(fake_server.sync))
+    ahttp = httpx.AsyncClient(transport=httpx.MockTransport(fake_server.async_))
     yield ChatBytez(
         model="org/tool-model",
         api_key="k",
@@ -297,6 +312,7 @@ def chat(fake_server: FakeToolServer) -> Iterator[ChatBytez]:
         auto_load=False,
         max_retries=0,
         http_client=http,
+        http_async_client=ahttp,
     )
     http.close()
 
@@ -332,6 +348,37 @@ def test_create_agent_runs_the_tool_once_and_answers(
     assert runs == [(2, 3)]
     assert result["messages"][-1].content == "The answer is 5."
     assert fake_server.runs == 2
+
+
+async def test_create_agent_async_and_streamed_messages(
+    chat: ChatBytez, fake_server: FakeToolServer
+) -> None:
+    from langchain.agents import create_agent
+
+    runs: list[tuple[int, int]] = []
+
+    @tool
+    def add_numbers(a: int, b: int) -> int:
+        """Add two integers."""
+        runs.append((a, b))
+        return a + b
+
+    agent = create_agent(chat, tools=[add_numbers])
+    result = await agent.ainvoke({"messages": [HumanMessage("What is 2 + 3?")]})
+    assert result["messages"][-1].content == "The answer is 5."
+    streamed: list[Any] = []
+    async for message, _ in agent.astream(
+        {"messages": [HumanMessage("What is 2 + 3?")]}, stream_mode="messages"
+    ):
+        streamed.append(message)
+    assert runs == [(2, 3), (2, 3)]
+    calls = [c for m in streamed for c in getattr(m, "tool_call_chunks", [])]
+    assert [c["name"] for c in calls] == ["add_numbers"]
+    answer = "".join(
+        m.text for m in streamed if isinstance(m, AIMessageChunk) and not m.tool_call_chunks
+    )
+    assert answer.endswith("The answer is 5.")
+    assert any(isinstance(m, ToolMessage) and m.content == "5" for m in streamed)
 
 
 def test_structured_output_against_the_fake(chat: ChatBytez) -> None:
