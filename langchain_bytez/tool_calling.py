@@ -27,8 +27,9 @@ and no JSON mode. Tool calling is therefore built here, on the client, in three 
    ``parameters``, Llama 3.x style), a JSON list of them, fenced ````` ```json `````
    blocks, Mistral's ``[TOOL_CALLS]`` prefix (a JSON list, or ``name[ARGS]{...}``),
    Llama's ``<|python_tag|>`` and ``<function=name>{...}</function>``, Granite's
-   ``<|tool_call|>[...]``, and Python-literal dicts (``{'name': ...}``, as Hermes 2 Pro
-   writes them), with text before or after the call. Text outside the calls becomes
+   ``<|tool_call|>[...]``, Python-literal dicts (``{'name': ...}``, as Hermes 2 Pro
+   writes them) and pythonic calls at the start of a line (``[add(a=2, b=3)]``, Llama
+   3.2/4), with text before or after the call. Text outside the calls becomes
    the message content.
 
 Arguments are validated against the tool's JSON schema
@@ -605,6 +606,40 @@ class _Balance:
     escaped: bool = False
 
 
+_PYTHONIC_HEAD = re.compile(r"\[\s*[A-Za-z_][\w.]*\s*")
+# After the name: "()" or "(key=" opens a call; these are the prefixes that still could.
+_PYTHONIC_OPEN = re.compile(r"\(\s*(?:\)|[A-Za-z_]\w*\s*=)")
+_PYTHONIC_OPEN_PREFIX = re.compile(r"(?:\(\s*(?:[A-Za-z_]\w*\s*)?)?")
+
+
+def _read_pythonic(source: str) -> list[RawCall] | None:
+    """Calls of a ``[name(key=value, ...), ...]`` list; ``None`` if it does not parse.
+
+    Only literal keyword arguments are read (``ast.literal_eval``: nothing is executed).
+    """
+    try:
+        tree = ast.parse(source, mode="eval")
+    except (SyntaxError, ValueError, MemoryError, RecursionError):
+        return None
+    if not isinstance(tree.body, ast.List) or not tree.body.elts:
+        return None
+    calls: list[RawCall] = []
+    for node in tree.body.elts:
+        if not isinstance(node, ast.Call):
+            return None
+        name = ast.unparse(node.func)
+        if node.args or any(k.arg is None for k in node.keywords):
+            calls.append(RawCall(raw=source, name=name, error="only key=value arguments"))
+            continue
+        try:
+            arguments = {k.arg: ast.literal_eval(k.value) for k in node.keywords}
+        except ValueError:
+            calls.append(RawCall(raw=source, name=name, error="an argument is not a literal"))
+            continue
+        calls.append(RawCall(raw=source, name=name, arguments=arguments))
+    return calls
+
+
 def _json_end(text: str, start: int, state: _Balance | None = None) -> int | None:
     """End index of the balanced JSON object/array starting at ``start``, if complete.
 
@@ -671,6 +706,7 @@ class ToolCallScanner:
     _held_space: str = ""  # whitespace waiting for more text
     _calls_seen: bool = False
     _balances: dict[int, _Balance] = field(default_factory=dict)  # open JSON values
+    _pythonic_from: dict[int, int] = field(default_factory=dict)  # where to look for "]"
 
     def feed(self, piece: str) -> list[_Event]:
         """Add text; return the events that are decided now.
@@ -902,13 +938,37 @@ class ToolCallScanner:
             if index >= len(text):
                 return None if not final else (len(text), [])
             if text[index] != "{":
-                return start + 1, []  # "[1, 2]", "[link](...)": not a list of calls
+                return self._take_pythonic(start, final=final)
         end = self._json_end(start)
         if end is None:
             if not final:
                 return None
             end = len(text)
         return end, self._judge_json(text[raw_start:end], text[start:end])
+
+    def _take_pythonic(self, start: int, *, final: bool) -> tuple[int, list[RawCall]] | None:
+        """``[name(key=value, ...), ...]`` (Llama 3.2 / Llama 4 pythonic calls), else text."""
+        text = self._text
+        head = _PYTHONIC_HEAD.match(text, start)
+        if head is None or (head.end() == len(text) and not final):
+            return None if head is not None else (start + 1, [])
+        if not _PYTHONIC_OPEN.match(text, head.end()):
+            if not final and _PYTHONIC_OPEN_PREFIX.fullmatch(text, head.end()):
+                return None  # "[add(" or "[add(a": could still become a call
+            return start + 1, []  # "[1, 2]", "[link](...)", "[f(x) is ...]": text
+        # The list ends at a "]" after which the text parses; strings may hold "]".
+        close = text.find("]", self._pythonic_from.get(start, head.end()))
+        while close != -1:
+            calls = _read_pythonic(text[start : close + 1])
+            if calls is not None:
+                self._pythonic_from.pop(start, None)
+                return close + 1, calls
+            close = text.find("]", close + 1)
+        if not final:
+            self._pythonic_from[start] = len(text)
+            return None
+        self._pythonic_from.pop(start, None)
+        return len(text), [RawCall(raw=text[start:], error="the Python-style call is incomplete")]
 
     def _judge_json(self, raw: str, body: str) -> list[RawCall]:
         """Calls in a JSON candidate; ``[]`` when it is ordinary text."""

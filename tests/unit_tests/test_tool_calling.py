@@ -88,6 +88,7 @@ def test_corpus_covers_every_format() -> None:
         "prose",
         "function-tag",
         "granite",
+        "pythonic",
         "text",
     } <= formats
 
