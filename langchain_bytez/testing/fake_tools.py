@@ -485,6 +485,8 @@ def _schema_in(messages: list[dict[str, Any]]) -> Mapping[str, Any] | None:
         if _role(message) not in ("system", "developer", "user", "human"):
             continue
         for value in _json_objects(_text(message.get("content"))):
+            if any(_tool_of(item) is not None for item in _walk(value)):
+                continue  # a tool definition's parameters are not an answer schema
             for item in _walk(value):
                 properties = item.get("properties")
                 if isinstance(properties, Mapping) and properties and _tool_of(item) is None:

@@ -191,6 +191,14 @@ def test_json_reply_follows_the_schema_with_values_from_the_question() -> None:
     assert Person.model_validate_json(reply) == Person(name="Ann", age=31)
 
 
+def test_json_reply_ignores_tool_definitions() -> None:
+    messages = [
+        {"role": "system", "content": openai_tools(add)},
+        {"role": "user", "content": "What is 2 + 3?"},
+    ]
+    assert json_model_reply(messages) is None
+
+
 def test_json_reply_handles_nested_refs_enums_and_optionals() -> None:
     schema = {
         "type": "object",
