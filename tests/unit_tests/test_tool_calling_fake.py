@@ -358,6 +358,20 @@ def test_create_agent_runs_the_tool_once_and_answers(
     assert fake_server.runs == 2
 
 
+def test_langgraph_create_react_agent(chat: ChatBytez) -> None:
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # deprecated in favour of create_agent, still used
+        from langgraph.prebuilt import create_react_agent
+
+        agent = create_react_agent(chat, tools=[add])
+    result = agent.invoke({"messages": [HumanMessage("What is 2 + 3?")]})
+    tool_messages = [m for m in result["messages"] if isinstance(m, ToolMessage)]
+    assert [m.content for m in tool_messages] == ["5"]
+    assert result["messages"][-1].content == "The answer is 5."
+
+
 async def test_create_agent_async_and_streamed_messages(
     chat: ChatBytez, fake_server: FakeToolServer
 ) -> None:
