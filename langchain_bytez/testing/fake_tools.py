@@ -300,32 +300,38 @@ def _tokens(text: str) -> list[str]:
     return [w.lower() for w in words]
 
 
-def _score(tool: Mapping[str, Any], user_words: set[str], numbers: int) -> int:
+def _score(tool: Mapping[str, Any], user_words: set[str], numbers: int, names: int) -> int:
+    """How well a tool fits the question: shared words, then arguments it can fill."""
     name_words = set(_tokens(tool["name"].replace("_", " ")))
     description_words = set(_tokens(tool["description"])) - _STOPWORDS
     wanted = set(user_words)
     for word in user_words:
         wanted.update(_SYNONYMS.get(word, ()))
     score = 3 * len(name_words & wanted) + len(description_words & wanted)
-    properties = tool["parameters"].get("properties") or {}
-    numeric = sum(
-        1
-        for schema in properties.values()
-        if isinstance(schema, Mapping) and schema.get("type") in ("integer", "number")
-    )
-    if numbers and numeric:
-        score += min(numbers, numeric)
+    parameters = tool["parameters"]
+    properties = parameters.get("properties") or {}
+    required = [k for k in parameters.get("required") or [] if k in properties]
+    numeric = [
+        k
+        for k in required
+        if isinstance(properties[k], Mapping) and properties[k].get("type") in ("integer", "number")
+    ]
+    score += min(numbers, len(numeric))
+    score -= 2 * max(0, len(numeric) - numbers)  # numbers it would have to invent
+    named = [k for k in required if any(n in k.lower() for n in _PLACE_KEYS + _NAME_KEYS)]
+    score += min(names, len(named))
     return score
 
 
 def _choose(tools: list[dict[str, Any]], user_text: str) -> dict[str, Any]:
     words = set(_tokens(user_text)) - (_STOPWORDS - {"x"})
     numbers = len(_NUMBER.findall(user_text))
+    names = len(_Filler(user_text, {}).proper_nouns)
     best = tools[0]
-    best_score = -1
+    best_score: int | None = None
     for tool in tools:
-        score = _score(tool, words, numbers)
-        if score > best_score:  # ties keep the first tool
+        score = _score(tool, words, numbers, names)
+        if best_score is None or score > best_score:  # ties keep the first tool
             best, best_score = tool, score
     return best
 
@@ -344,6 +350,11 @@ class _Filler:
             w for w in words if w[0].isupper() and w.lower().split("'")[0] not in _OPENERS
         ]
         self._root = root
+
+    @property
+    def proper_nouns(self) -> list[str]:
+        """Capitalised words of the question that are not sentence openers."""
+        return list(self._proper)
 
     def _number(self) -> str | None:
         return next(self._numbers, None)

@@ -403,6 +403,14 @@ async def test_create_agent_async_and_streamed_messages(
     assert any(isinstance(m, ToolMessage) and m.content == "5" for m in streamed)
 
 
+def test_create_agent_response_format(chat: ChatBytez) -> None:
+    from langchain.agents import create_agent
+
+    agent = create_agent(chat, tools=[add], response_format=Person)
+    result = agent.invoke({"messages": [HumanMessage("Ann is 31 years old.")]})
+    assert result["structured_response"] == Person(name="Ann", age=31)
+
+
 def test_structured_output_against_the_fake(chat: ChatBytez) -> None:
     for method in ("function_calling", "json_schema"):
         person = chat.with_structured_output(Person, method=method).invoke(  # type: ignore[arg-type]
