@@ -30,7 +30,8 @@ and no JSON mode. Tool calling is therefore built here, on the client, in three 
    ``<|tool_call|>[...]``, Python-literal dicts (``{'name': ...}``, as Hermes 2 Pro
    writes them) and pythonic calls at the start of a line (``[add(a=2, b=3)]``, Llama
    3.2/4), with text before or after the call. Text outside the calls becomes
-   the message content.
+   the message content; a ``<think>...</think>`` block (Qwen3, DeepSeek-R1) is reasoning
+   and stays text, so calls drafted while thinking are not taken as calls.
 
 Arguments are validated against the tool's JSON schema
 ([`validate_arguments`][langchain_bytez.tool_calling.validate_arguments]): required keys,
@@ -100,7 +101,10 @@ _FUNCTION_OPEN = "<function="
 _FUNCTION_CLOSE = "</function>"
 _FENCE = "```"
 # Markers recognised anywhere in the text (line-start candidates are found separately).
-_ANYWHERE = (_CALL_OPEN, _MISTRAL, _GRANITE, _PYTHON_TAG, _FUNCTION_OPEN)
+_THINK_OPEN = "<think>"
+_THINK_CLOSE = "</think>"
+_CALL_MARKERS = (_CALL_OPEN, _MISTRAL, _GRANITE, _PYTHON_TAG, _FUNCTION_OPEN)
+_ANYWHERE = (*_CALL_MARKERS, _THINK_OPEN)
 _JSON_FENCE_LANGS = frozenset({"", "json", "jsonc", "json5", "tool_call", "tool_calls"})
 _LOOKS_LIKE_CALL = re.compile(r'"(?:name|function)"\s*:')
 _INT_TEXT = re.compile(r"[+-]?\d+")
@@ -219,7 +223,7 @@ def call_text(raw: str) -> str:
 def _invalid_call_block(call: Mapping[str, Any]) -> str:
     """An invalid call of the history, shown to the model as it was written."""
     args = call.get("args")
-    if isinstance(args, str) and any(marker in args for marker in _ANYWHERE):
+    if isinstance(args, str) and any(marker in args for marker in _CALL_MARKERS):
         return args  # already the model's own text, markers included
     try:
         arguments: Any = json.loads(args) if isinstance(args, str) else {}
@@ -707,6 +711,7 @@ class ToolCallScanner:
     _calls_seen: bool = False
     _balances: dict[int, _Balance] = field(default_factory=dict)  # open JSON values
     _pythonic_from: dict[int, int] = field(default_factory=dict)  # where to look for "]"
+    _thinking: bool = False  # inside a <think> block
 
     def feed(self, piece: str) -> list[_Event]:
         """Add text; return the events that are decided now.
@@ -787,15 +792,21 @@ class ToolCallScanner:
             line = -1 if newline == -1 else newline + 1
         return best
 
-    def _hold_from(self, pos: int) -> int:
-        """Where the undecided tail starts when no candidate is in sight."""
+    def _hold_partial(self, pos: int, markers: Iterable[str]) -> int:
+        """Where a tail that could still become one of ``markers`` starts (else the end)."""
         text = self._text
         hold = len(text)
-        for marker in _ANYWHERE:
+        for marker in markers:
             for size in range(min(len(marker) - 1, len(text) - pos), 0, -1):
                 if text.endswith(marker[:size]):
                     hold = min(hold, len(text) - size)
                     break
+        return hold
+
+    def _hold_from(self, pos: int) -> int:
+        """Where the undecided tail starts when no candidate is in sight."""
+        text = self._text
+        hold = self._hold_partial(pos, _ANYWHERE)
         # A line whose first characters could still open a fence.
         begin = max(text.rfind("\n") + 1, pos)
         if self._line_start(begin):
@@ -804,9 +815,27 @@ class ToolCallScanner:
                 hold = min(hold, len(text) - len(tail))
         return hold
 
+    def _skip_thinking(self, events: list[_Event], *, final: bool) -> bool:
+        """Inside ``<think>``: release its text; ``True`` once ``</think>`` has passed."""
+        text = self._text
+        close = text.find(_THINK_CLOSE, self._pos)
+        if close == -1:
+            end = len(text) if final else self._hold_partial(self._pos, (_THINK_CLOSE,))
+            if end > self._pos:
+                self._emit_text(text[self._pos : end], events)
+                self._pos = end
+            return False
+        end = close + len(_THINK_CLOSE)
+        self._emit_text(text[self._pos : end], events)
+        self._pos = end
+        self._thinking = False
+        return True
+
     def _advance(self, *, final: bool) -> list[_Event]:
         events: list[_Event] = []
         while True:
+            if self._thinking and not self._skip_thinking(events, final=final):
+                return events
             text = self._text
             start = self._next_candidate(self._pos)
             if start is None:
@@ -818,6 +847,12 @@ class ToolCallScanner:
             if start > self._pos:
                 self._emit_text(text[self._pos : start], events)
                 self._pos = start
+            if text.startswith(_THINK_OPEN, start):
+                # Reasoning is text: calls it drafts while thinking are not calls.
+                self._emit_text(_THINK_OPEN, events)
+                self._pos = start + len(_THINK_OPEN)
+                self._thinking = True
+                continue
             outcome = self._take(start, final=final)
             if outcome is None:  # undecided: wait for more text
                 return events

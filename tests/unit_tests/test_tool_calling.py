@@ -164,6 +164,16 @@ def test_a_json_object_inside_a_line_is_text() -> None:
     assert parsed.tool_calls == []
 
 
+def test_reasoning_streams_while_it_is_written() -> None:
+    scanner = protocol().scanner()
+    assert "".join(e.text for e in scanner.feed("<think>\nI need add")) == "<think>\nI need add"
+    assert "".join(e.text for e in scanner.feed(' {"name": "add"} </th')) == (' {"name": "add"}')
+    assert "".join(e.text for e in scanner.feed("ink>")) == " </think>"
+    assert [e.kind for e in scanner.feed('\n<tool_call>{"name": "get_time"}</tool_call>')] == [
+        "call"
+    ]
+
+
 def test_a_code_block_of_another_language_streams_through() -> None:
     scanner = protocol().scanner()
     events = scanner.feed("```python\nx = 1\n")
