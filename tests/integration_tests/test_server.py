@@ -100,7 +100,7 @@ def test_start_is_fast_and_stop_is_idempotent() -> None:
 
 def test_context_manager_and_non_loopback_refused() -> None:
     with LocalBytezServer(api_keys=["a"]) as server:
-        r = httpx.get(f"{server.url}/models/v2/list/tasks", headers={"Authorization": "a"})
+        r = httpx.get(f"{server.url}/models/v2/list/tasks", headers={"Authorization": "Key a"})
         assert r.status_code == 200
     with pytest.raises(ValueError, match="loopback"):
         LocalBytezServer(host="0.0.0.0")
@@ -117,7 +117,7 @@ def test_stop_closes_open_streams(bytez_server_factory) -> None:
                 "POST",
                 f"{server.url}/models/v2/{GPT2}",
                 json={"text": "a", "stream": True, "params": {"max_new_tokens": 100}},
-                headers={"Authorization": KEY},
+                headers={"Authorization": f"Key {KEY}"},
                 timeout=10,
             ) as r:
                 for _ in r.iter_raw():
@@ -426,7 +426,7 @@ def test_stream_stop_and_max_tokens(client: httpx.Client) -> None:
 async def test_concurrent_streams_do_not_block_each_other(server: LocalBytezServer) -> None:
     server.token_delay = 0.05
     # one cluster instance per stream, so they really run in parallel
-    async with httpx.AsyncClient(base_url=server.url, headers={"Authorization": KEY}) as c:
+    async with httpx.AsyncClient(base_url=server.url, headers={"Authorization": f"Key {KEY}"}) as c:
         put = await c.put(
             f"/models/v2/{GPT2}",
             json={"capacity": {"min": 1, "desired": 8, "max": 8}, "timeout": 5},
@@ -773,7 +773,7 @@ def test_fault_matching(server: LocalBytezServer, client: httpx.Client) -> None:
 def test_random_faults(bytez_server_factory) -> None:
     server = bytez_server_factory(load_delay=0, fault_rate=1.0, seed=7)
     statuses = []
-    with httpx.Client(base_url=server.url, headers={"Authorization": KEY}) as c:
+    with httpx.Client(base_url=server.url, headers={"Authorization": f"Key {KEY}"}) as c:
         for _ in range(12):
             try:
                 statuses.append(run(c, GPT2, {"text": "x"}).status_code)
@@ -786,7 +786,7 @@ def test_random_faults(bytez_server_factory) -> None:
     replay = [r.status for r in server.requests[:12]]
     server.reset()
     server.fault_rate = 1.0
-    with httpx.Client(base_url=server.url, headers={"Authorization": KEY}) as c:
+    with httpx.Client(base_url=server.url, headers={"Authorization": f"Key {KEY}"}) as c:
         for _ in range(12):
             try:
                 run(c, GPT2, {"text": "x"})
@@ -954,7 +954,7 @@ def test_fail_next_load(server: LocalBytezServer, client: httpx.Client) -> None:
 
 def test_no_cluster_routes(bytez_server_factory) -> None:
     server = bytez_server_factory(cluster_routes=False, load_delay=0.1)
-    with httpx.Client(base_url=server.url, headers={"Authorization": KEY}) as c:
+    with httpx.Client(base_url=server.url, headers={"Authorization": f"Key {KEY}"}) as c:
         url = f"/models/v2/{GPT2}"
         assert c.put(url, json={}).status_code == 405
         assert c.patch(url, json={}).status_code == 405
@@ -966,14 +966,14 @@ def test_no_cluster_routes(bytez_server_factory) -> None:
         assert time.perf_counter() - t0 >= 0.09
         assert c.get("/models/v2/list/models").status_code == 200
     server.cluster_routes = True
-    with httpx.Client(base_url=server.url, headers={"Authorization": KEY}) as c:
+    with httpx.Client(base_url=server.url, headers={"Authorization": f"Key {KEY}"}) as c:
         assert c.get(f"/models/v2/{GPT2}").json()["output"]["status"] == "on"
 
 
 async def test_account_concurrency_limit(server: LocalBytezServer) -> None:
     server.concurrency_limit = 2
     server.ttfb = 0.3
-    async with httpx.AsyncClient(base_url=server.url, headers={"Authorization": KEY}) as c:
+    async with httpx.AsyncClient(base_url=server.url, headers={"Authorization": f"Key {KEY}"}) as c:
         await c.put(f"/models/v2/{GPT2}", json={"capacity": {"min": 1, "desired": 4, "max": 4}})
         results = await asyncio.gather(
             *(c.post(f"/models/v2/{GPT2}", json={"text": str(i)}) for i in range(5))
@@ -989,7 +989,7 @@ async def test_account_concurrency_limit(server: LocalBytezServer) -> None:
 
 async def test_per_cluster_queueing(server: LocalBytezServer) -> None:
     server.ttfb = 0.15
-    async with httpx.AsyncClient(base_url=server.url, headers={"Authorization": KEY}) as c:
+    async with httpx.AsyncClient(base_url=server.url, headers={"Authorization": f"Key {KEY}"}) as c:
         await c.put(f"/models/v2/{GPT2}", json={"capacity": {"min": 1, "desired": 2, "max": 2}})
         t0 = time.perf_counter()
         results = await asyncio.gather(
@@ -1010,7 +1010,7 @@ async def test_thousand_concurrent_connections(bytez_server_factory) -> None:
     httpx.put(
         f"{server.url}/models/v2/{GPT2}",
         json={"capacity": {"min": 1, "desired": 1000, "max": 1000}},
-        headers={"Authorization": KEY},
+        headers={"Authorization": f"Key {KEY}"},
     )
     body = json.dumps({"text": "x", "params": {"max_new_tokens": 2}}).encode()
     request = (
@@ -1347,7 +1347,7 @@ def test_a_failing_route_answers_500(
 
     monkeypatch.setattr(server, "_list_models", broken)
     caplog.set_level(logging.ERROR, logger="langchain_bytez.server")
-    with httpx.Client(base_url=server.url, headers={"Authorization": KEY}) as c:
+    with httpx.Client(base_url=server.url, headers={"Authorization": f"Key {KEY}"}) as c:
         r = c.get("/models/v2/list/models")
         assert r.status_code == 500
         assert r.json() == {"error": "Internal Server Error", "output": None}
