@@ -23,8 +23,9 @@ import h11
 
 __all__ = ["Exchange", "dumps", "serve_connection"]
 
-_READ_SIZE = 65536
-_MAX_HEAD = 64 * 1024
+_READ_SIZE = 16 * 1024
+# h11 refuses (431) an unfinished head above this; reads are smaller, so it always checks.
+_MAX_HEAD = 32 * 1024
 
 
 def dumps(obj: Any) -> bytes:
@@ -148,10 +149,18 @@ class Exchange:
             body: The body.
             headers: Header pairs (``content-type`` included); ``content-length`` is added.
         """
-        self.start(status, [*(headers or []), ("content-length", str(len(body)))])
+        headers = [*(headers or []), ("content-length", str(len(body)))]
+        if not self.keep_alive:
+            headers.append(("connection", "close"))
+        self.status = status
+        # Record and release before the first byte leaves: a client that has the answer
+        # finds the log written and the slot free.
+        self._finalize()
+        conn = self._conn
+        data = conn.send(h11.Response(status_code=status, headers=headers, reason=_reason(status)))
         if body:
-            self.write(body)
-        self.end()
+            data += conn.send(h11.Data(data=body))
+        self.writer.write(data + conn.send(h11.EndOfMessage()))
         await self.drain()
 
     async def abort(self, *, rst: bool) -> None:
@@ -282,7 +291,7 @@ async def _read_body(
         if name.lower() == b"content-length" and int(value) > max_body:
             raise _TooLargeError
     if conn.they_are_waiting_for_100_continue:
-        writer.write(conn.send(h11.InformationalResponse(status_code=100, headers=[])))
+        writer.write(conn.send(h11.InformationalResponse(status_code=100, headers=[], reason=b"Continue")))
     parts: list[bytes] = []
     total = 0
     while True:
