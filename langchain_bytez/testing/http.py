@@ -291,7 +291,9 @@ async def _read_body(
         if name.lower() == b"content-length" and int(value) > max_body:
             raise _TooLargeError
     if conn.they_are_waiting_for_100_continue:
-        writer.write(conn.send(h11.InformationalResponse(status_code=100, headers=[], reason=b"Continue")))
+        writer.write(
+            conn.send(h11.InformationalResponse(status_code=100, headers=[], reason=b"Continue"))
+        )
     parts: list[bytes] = []
     total = 0
     while True:

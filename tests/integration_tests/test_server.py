@@ -1185,7 +1185,9 @@ def test_malformed_chunked_bodies_answer_400(
 def test_oversized_requests_answer_413_and_431(server: LocalBytezServer) -> None:
     big = _post_head(f"/models/v2/{GPT2}", "Content-Length: 999999999999\r\n")
     assert _raw_exchange(server, big).startswith(b"HTTP/1.1 413 ")
-    huge_header = b"GET /models/v2/list/tasks HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 100_000 + b"\r\n\r\n"
+    huge_header = (
+        b"GET /models/v2/list/tasks HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 100_000 + b"\r\n\r\n"
+    )
     assert _raw_exchange(server, huge_header).startswith(b"HTTP/1.1 431 ")
 
 

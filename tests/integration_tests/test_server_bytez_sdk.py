@@ -36,7 +36,11 @@ def test_sdk_text_run(sdk: Any, bytez_server: LocalBytezServer) -> None:
         generate_continuation("Once upon a time", 6)
     )
     sent = bytez_server.requests[-1]
-    assert sent.json == {"params": {"max_new_tokens": 6}, "stream": False, "input": "Once upon a time"}
+    assert sent.json == {
+        "params": {"max_new_tokens": 6},
+        "stream": False,
+        "input": "Once upon a time",
+    }
     assert sent.headers["lang"] == "python"
 
 
@@ -70,7 +74,8 @@ def test_sdk_list_routes(sdk: Any) -> None:
     assert models.error is None
     assert models.output == CATALOGUE
     chat = sdk.list.models({"task": "chat"})
-    assert chat.output and all(m["task"] == "chat" for m in chat.output)
+    assert chat.output
+    assert all(m["task"] == "chat" for m in chat.output)
     one = sdk.list.models({"modelId": GPT2})
     assert [m["modelId"] for m in one.output] == [GPT2]
     assert "chat" in sdk.list.tasks().output

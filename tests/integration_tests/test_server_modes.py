@@ -181,7 +181,9 @@ def test_cluster_routes_answer_as_the_mode_says(
     assert run(client, GPT2, {"text": "x", "params": {"max_new_tokens": 2}}).status_code == 200
 
 
-def test_cluster_routes_on_and_the_bool_forms(server: LocalBytezServer, client: httpx.Client) -> None:
+def test_cluster_routes_on_and_the_bool_forms(
+    server: LocalBytezServer, client: httpx.Client
+) -> None:
     server.cluster_routes = True
     assert server.cluster_routes is ClusterRoutes.ON
     r = client.put(f"/models/v2/{GPT2}", json={"capacity": {"min": 1, "desired": 2, "max": 2}})
@@ -228,7 +230,8 @@ def test_a_hanging_request_ends_when_the_server_stops(bytez_server_factory) -> N
         server.stop()
         thread.join(5)
     assert not thread.is_alive()
-    assert errors and isinstance(errors[0], httpx.TransportError)
+    assert errors
+    assert isinstance(errors[0], httpx.TransportError)
     assert time.perf_counter() - t0 < 5
 
 
@@ -384,13 +387,9 @@ def test_control_routes_require_the_key_and_refuse_foreign_origins(
         f"{server.url}/_local/reset", headers={"Authorization": "Key wrong"}, json={}
     )
     assert wrong.status_code == 401
-    foreign = client.post(
-        "/_local/faults", json=fault, headers={"Origin": "https://evil.example"}
-    )
+    foreign = client.post("/_local/faults", json=fault, headers={"Origin": "https://evil.example"})
     assert foreign.status_code == 403
-    other_port = client.post(
-        "/_local/faults", json=fault, headers={"Origin": "http://127.0.0.1:1"}
-    )
+    other_port = client.post("/_local/faults", json=fault, headers={"Origin": "http://127.0.0.1:1"})
     assert other_port.status_code == 403
     assert run(client, GPT2, {"text": "x"}).status_code == 200  # nothing was queued
     own = client.post(
