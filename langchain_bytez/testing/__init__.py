@@ -4,19 +4,19 @@ It imitates the live Bytez service as documented (never the package's own client
 where the live behaviour is unknown it offers each plausible behaviour as a mode. It
 imports nothing from the client layers: the standard library and ``h11`` only.
 
-- [`http`][langchain_bytez.testing.http]: HTTP/1.1 framing (``h11``) on asyncio streams.
-- [`routes`][langchain_bytez.testing.routes]: the Bytez routes, streams and fault answers.
-- [`params`][langchain_bytez.testing.params]: run-body and params checks.
-- [`clusters`][langchain_bytez.testing.clusters]: instance clusters, cold starts, idling.
-- [`catalogue`][langchain_bytez.testing.catalogue] and
-  [`fake_models`][langchain_bytez.testing.fake_models]: the models and their answers.
-- [`faults`][langchain_bytez.testing.faults]: injectable failures.
-- [`modes`][langchain_bytez.testing.modes]: the fidelity modes.
-- [`control`][langchain_bytez.testing.control]: request log, counters, ``/_local/*``.
-- [`server`][langchain_bytez.testing.server]: ``LocalBytezServer``.
-- [`endpoint`][langchain_bytez.testing.endpoint] and
-  [`cli`][langchain_bytez.testing.cli]: examples' endpoint choice and the command line.
-- [`pytest_plugin`][langchain_bytez.testing.pytest_plugin]: fixtures.
+- `http`: HTTP/1.1 framing (``h11``) on asyncio streams.
+- `routes`: the Bytez routes, streams and fault answers.
+- `params`: run-body and params checks.
+- `clusters`: instance clusters, cold starts, idling.
+- `catalogue` and
+  `fake_models`: the models and their answers.
+- `faults`: injectable failures.
+- `modes`: the fidelity modes.
+- `control`: request log, counters, ``/_local/*``.
+- `server`: `LocalBytezServer`.
+- `endpoint` and
+  `cli`: examples' endpoint choice and the command line.
+- `pytest_plugin`: fixtures.
 """
 
 from langchain_bytez.testing.catalogue import CATALOGUE, ROWS, CatalogueRow
