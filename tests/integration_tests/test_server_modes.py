@@ -426,3 +426,60 @@ def test_idle_keep_alive_connections_are_closed(bytez_server_factory) -> None:
     # a connection that never sends a request is closed too
     with socket.create_connection(("127.0.0.1", server.port), timeout=5) as sock:
         assert sock.recv(65536) == b""
+
+
+# ------------------------------------------------------------------ command line
+
+
+def test_cli_flags_set_the_modes(tmp_path: Path) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    port_file = tmp_path / "port"
+    args = [
+        *("--port", "0", "--port-file", str(port_file), "--api-key", "cli-key", "--quiet"),
+        *("--cluster-routes", "method_not_allowed", "--lenient-params"),
+        *("--auth-form", "bearer", "--request-log-limit", "3", "--idle-timeout", "5"),
+    ]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "langchain_bytez.server", *args],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not port_file.exists() or not port_file.read_text().strip():
+            assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        base = f"http://127.0.0.1:{int(port_file.read_text())}/models/v2"
+        bearer = {"Authorization": "Bearer cli-key"}
+        assert (
+            httpx.get(f"{base}/list/tasks", headers={"Authorization": "Key cli-key"}).status_code
+            == 401
+        )
+        assert httpx.put(f"{base}/{GPT2}", json={}, headers=bearer).status_code == 405
+        lenient = {"text": "x", "params": {"stop_strings": ["y"]}}
+        assert httpx.post(f"{base}/{GPT2}", json=lenient, headers=bearer).status_code == 200
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(30) == 0
+
+
+def test_cli_refuses_an_unknown_mode() -> None:
+    import subprocess
+    import sys
+
+    result = subprocess.run(
+        [sys.executable, "-m", "langchain_bytez.server", "--cluster-routes", "sometimes"],
+        capture_output=True,
+        text=True,
+        timeout=60,  # importing the package is slow on a loaded machine
+        check=False,
+    )
+    assert result.returncode == 2
+    assert "sometimes" in result.stderr
