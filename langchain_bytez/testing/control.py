@@ -9,6 +9,7 @@ faults), and require an API key the server accepts.
 from __future__ import annotations
 
 import collections
+import ipaddress
 import json
 import threading
 from collections.abc import Callable
@@ -35,8 +36,6 @@ def is_loopback(host: str) -> bool:
     Returns:
         Whether it is loopback.
     """
-    import ipaddress  # noqa: PLC0415 - only the CLI and constructor call this
-
     if host == "localhost":
         return True
     try:
