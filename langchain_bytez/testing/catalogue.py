@@ -169,6 +169,9 @@ ROWS: tuple[CatalogueRow, ...] = (
         0.0000417,
         embedding=("per_token", 768),
     ),
+    CatalogueRow(
+        "google/vit-base-patch16-224", "image-classification", 0.0866, 0.35, "micro", 0.0000417
+    ),
     CatalogueRow("Qwen/Qwen2-VL-2B-Instruct", "image-text-to-text", 2.21, 8.8, "md", 0.000167),
     CatalogueRow("Qwen/Qwen2-Audio-7B-Instruct", "audio-text-to-text", 8.4, 33.6, "lg", 0.000333),
     CatalogueRow(

@@ -224,6 +224,7 @@ TASK_DEFAULT_FAKE: dict[str, str] = {
     "text2text-generation": "text2text-generation",
     "feature-extraction": "embedding",
     "sentence-similarity": "embedding",
+    "image-classification": "image-classification",
 }
 """The fake used for a task when the catalogue row names none."""
 
@@ -449,3 +450,17 @@ def _embedding(run: FakeRun) -> FakeAnswer:
         return FakeAnswer([], [_per_token_vectors(text, dim)])
     vector = embed_text(text, dim)
     return FakeAnswer([], [vector] if shape == "nested" else vector)
+
+
+_LABELS = ("tabby cat", "golden retriever", "red fox", "sports car", "espresso", "lighthouse")
+
+
+@fake_model("image-classification")
+def _image_classification(run: FakeRun) -> FakeAnswer:
+    """Scores labels from a hash of the medium (URL or data URI): same input, same labels."""
+    seed = _seed_of(run.text or "")
+    weights = [((seed >> (8 * i)) & 0xFF) + 1 for i in range(len(_LABELS))]
+    total = sum(weights)
+    ranked = sorted(zip(_LABELS, weights, strict=True), key=lambda pair: -pair[1])
+    output = [{"label": label, "score": round(w / total, 6)} for label, w in ranked[:5]]
+    return FakeAnswer([json.dumps(output)], output)

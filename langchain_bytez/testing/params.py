@@ -31,6 +31,8 @@ answer, the benchmark's scale case, needs about 130,000)."""
 
 CHAT_TASKS = frozenset({"chat", "image-text-to-text", "audio-text-to-text", "video-text-to-text"})
 EMBEDDING_TASKS = frozenset({"feature-extraction", "sentence-similarity"})
+MEDIA_INPUT_TASKS = frozenset({"image-classification"})
+"""Tasks whose input is a medium: ``url``, ``base64`` or ``input`` (a URL or a data URI)."""
 
 ALLOWED_TOP_LEVEL = frozenset(
     {"text", "messages", "input", "url", "base64", "json", "params", "stream"}
@@ -293,6 +295,18 @@ def _check_block(block: Any, where: str) -> None:
         )
 
 
+def _media_input(body: dict[str, Any], present: set[str], task: str) -> str:
+    given = sorted(present & {"url", "base64", "input"})
+    if {"text", "messages"} & present or len(given) != 1:
+        raise envelope_error(400, f"Task {task} takes one of `url`, `base64` or `input`")
+    value = body[given[0]]
+    if not isinstance(value, str) or not value:
+        raise envelope_error(400, f"`{given[0]}` must be a non-empty string")
+    if given[0] == "base64" and not value.startswith("data:"):
+        raise envelope_error(400, "`base64` must be a data URI (data:<mime>;base64,...)")
+    return value
+
+
 def read_run_body(body: dict[str, Any], row: CatalogueRow, *, strict: bool) -> RunInput:
     """Validate a run body for ``row``'s task.
 
@@ -325,6 +339,8 @@ def read_run_body(body: dict[str, Any], row: CatalogueRow, *, strict: bool) -> R
         raise envelope_error(400, f"Give one input, not {' and '.join(inputs)}")
     params = check_params(body.get("params"), row, strict=strict)
     task = row.task
+    if task in MEDIA_INPUT_TASKS:
+        return RunInput(_media_input(body, present, task), None, params, stream is True)
     if task in CHAT_TASKS:
         given = body.get("messages", body.get("input"))
         if given is None:

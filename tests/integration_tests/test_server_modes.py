@@ -330,6 +330,21 @@ def test_input_form_for_text_chat_and_media_keys(
     assert "media" in media.json()["error"]
 
 
+def test_media_input_as_url_base64_or_input(client: httpx.Client) -> None:
+    vit = "google/vit-base-patch16-224"
+    url = "https://example.com/cat.png"
+    by_url = run(client, vit, {"url": url})
+    assert by_url.status_code == 200
+    labels = by_url.json()["output"]
+    assert [set(item) for item in labels] == [{"label", "score"}] * len(labels)
+    assert run(client, vit, {"input": url}).json()["output"] == labels  # the SDK's form
+    data_uri = "data:image/png;base64,iVBORw0KGgo="
+    assert run(client, vit, {"base64": data_uri}).status_code == 200
+    for bad in ({"text": url}, {"url": url, "input": url}, {"base64": "iVBOR"}, {"url": ""}):
+        r = run(client, vit, bad)
+        assert r.status_code == 400, bad
+
+
 # ------------------------------------------------------------------ fake models
 
 
