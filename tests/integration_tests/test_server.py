@@ -23,6 +23,7 @@ from hypothesis import strategies as st
 
 from langchain_bytez.server import (
     CATALOGUE,
+    ClusterRoutes,
     FaultKind,
     LocalBytezServer,
     RecordedRequest,
@@ -48,6 +49,8 @@ SEVEN = (
 @pytest.fixture
 def server(bytez_server: LocalBytezServer) -> LocalBytezServer:
     bytez_server.load_delay = 0.0  # no cold start unless a test asks for one
+    # This file tests the cluster simulation; the modes have their own files.
+    bytez_server.cluster_routes = ClusterRoutes.ON
     return bytez_server
 
 
@@ -100,7 +103,7 @@ def test_start_is_fast_and_stop_is_idempotent() -> None:
 
 def test_context_manager_and_non_loopback_refused() -> None:
     with LocalBytezServer(api_keys=["a"]) as server:
-        r = httpx.get(f"{server.url}/models/v2/list/tasks", headers={"Authorization": "a"})
+        r = httpx.get(f"{server.url}/models/v2/list/tasks", headers={"Authorization": "Key a"})
         assert r.status_code == 200
     with pytest.raises(ValueError, match="loopback"):
         LocalBytezServer(host="0.0.0.0")
@@ -117,7 +120,7 @@ def test_stop_closes_open_streams(bytez_server_factory) -> None:
                 "POST",
                 f"{server.url}/models/v2/{GPT2}",
                 json={"text": "a", "stream": True, "params": {"max_new_tokens": 100}},
-                headers={"Authorization": KEY},
+                headers={"Authorization": f"Key {KEY}"},
                 timeout=10,
             ) as r:
                 for _ in r.iter_raw():
@@ -139,14 +142,16 @@ def test_stop_closes_open_streams(bytez_server_factory) -> None:
 # ------------------------------------------------------------------ auth and headers
 
 
-@pytest.mark.parametrize("value", [f"Key {KEY}", f"Bearer {KEY}", KEY, f"key   {KEY}"])
+@pytest.mark.parametrize("value", [f"Key {KEY}", f"key   {KEY}", f"KEY {KEY}"])
 def test_auth_forms_accepted(server: LocalBytezServer, value: str) -> None:
     r = httpx.get(f"{server.url}/models/v2/list/tasks", headers={"Authorization": value})
     assert r.status_code == 200
     assert server.requests[-1].auth_ok
 
 
-@pytest.mark.parametrize("value", [None, "", "Key", "Key wrong", "Bearer wrong", "wrong"])
+@pytest.mark.parametrize(
+    "value", [None, "", "Key", "Key wrong", "Bearer wrong", "wrong", f"Bearer {KEY}", KEY]
+)
 def test_auth_refused(server: LocalBytezServer, value: str | None) -> None:
     headers = {} if value is None else {"Authorization": value}
     r = httpx.post(f"{server.url}/models/v2/{GPT2}", json={"text": "hi"}, headers=headers)
@@ -186,8 +191,9 @@ def test_headers_on_every_answer(client: httpx.Client) -> None:
     run_answer = run(client, GPT2, {"text": "hi"})
     for name in SEVEN:
         assert name in run_answer.headers, name
-    assert run_answer.headers["inference-meter"] == "sm-gpu"
-    assert float(run_answer.headers["inference-meter-price"]) > 0
+    assert run_answer.headers["inference-meter"] == "xs"  # the live meter names' form
+    price = run_answer.headers["inference-meter-price"]
+    assert price == "0.0000833 / sec"  # written like the catalogue's meterPrice
     assert float(run_answer.headers["inference-time"]) >= 0
     for answer in (
         client.get("/models/v2/list/models"),
@@ -286,67 +292,33 @@ def test_text_generation_is_prompt_plus_continuation(client: httpx.Client) -> No
     }
 
 
-def test_generation_is_deterministic_and_varies() -> None:
+def test_generation_is_deterministic_readable_and_varies() -> None:
     a = generate_continuation("alpha", 30)
     assert a == generate_continuation("alpha", 30)
-    assert a != generate_continuation("beta", 30)
     assert generate_continuation("alpha", 5) == a[:5]
-    vocabulary = {t for p in range(200) for t in generate_continuation(str(p), 20)}
+    starts = {generate_continuation(str(p), 3)[0] for p in range(40)}
+    assert len(starts) > 5  # different prompts start at different sentences
+    text = "".join(a).strip()
+    assert text[0].isupper()  # a continuation starts at a sentence
+    assert "." in text  # and runs through whole sentences
+    words = text.replace(".", "").replace(",", "").split()
+    assert all(w.replace("—", "").replace("'", "").isalpha() or w == "—" for w in words), words
+    vocabulary = {t for p in range(200) for t in generate_continuation(str(p), 40)}
     assert any(len(t.encode()) != len(t) for t in vocabulary)  # multi-byte words occur
 
 
-def _expected_stop(tokens: list[str], stops: list[str]) -> str:
-    text = ""
-    for token in tokens:
-        text += token
-        if any(stop in text for stop in stops):
-            break
-    return text
-
-
-def test_stop_strings_hf_style(client: httpx.Client) -> None:
-    prompt = "stop here please"
-    tokens = generate_continuation(prompt, 20)
-    stop = tokens[4].strip()
-    r = run(client, GPT2, {"text": prompt, "params": {"max_new_tokens": 20, "stop_strings": stop}})
-    assert r.json()["output"] == prompt + _expected_stop(tokens, [stop])
-    assert r.json()["output"].endswith(stop)  # the stop string stays in the output
-    # a list, with a stop spanning two tokens
-    span = tokens[1][-1] + tokens[2][:2]
-    r2 = run(client, GPT2, {"text": prompt, "params": {"stop_strings": ["@@nope@@", span]}})
-    expected = _expected_stop(tokens, [span])
-    assert r2.json()["output"] == prompt + expected
-    assert expected.endswith((span, tokens[2]))
-    r3 = run(client, GPT2, {"text": prompt, "params": {"stop_strings": ["@@nope@@"]}})
-    assert r3.json()["output"] == prompt + "".join(tokens)
-    # a stop string inside the prompt does not stop generation
-    r4 = run(client, GPT2, {"text": prompt, "params": {"stop_strings": ["here"]}})
-    assert r4.json()["output"].startswith(prompt + tokens[0])
-
-
 @settings(
-    max_examples=40,
+    max_examples=30,
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture],
 )
-@given(
-    prompt=st.text(max_size=40),
-    n=st.integers(min_value=0, max_value=30),
-    start=st.integers(min_value=0, max_value=200),
-    length=st.integers(min_value=1, max_value=6),
-)
-def test_stop_and_max_property(
-    client: httpx.Client, prompt: str, n: int, start: int, length: int
-) -> None:
+@given(prompt=st.text(max_size=40), n=st.integers(min_value=0, max_value=60))
+def test_max_new_tokens_is_a_token_budget(client: httpx.Client, prompt: str, n: int) -> None:
     tokens = generate_continuation(prompt, n)
-    text = "".join(tokens)
-    stop = text[start : start + length] if start < len(text) else "@@absent@@"
-    if not stop:
-        stop = "@@absent@@"
-    params = {"max_new_tokens": n, "stop_strings": [stop]}
-    out = run(client, GPT2, {"text": prompt, "params": params}).json()["output"]
-    assert out == prompt + _expected_stop(tokens, [stop])
-    assert len(out) - len(prompt) <= len(text)
+    assert len(tokens) == n
+    assert all(t.startswith(" ") and " " not in t[1:] for t in tokens)
+    out = run(client, GPT2, {"text": prompt, "params": {"max_new_tokens": n}}).json()["output"]
+    assert out == prompt + "".join(tokens)
 
 
 def test_set_reply_overrides_tokens(server: LocalBytezServer, client: httpx.Client) -> None:
@@ -354,8 +326,6 @@ def test_set_reply_overrides_tokens(server: LocalBytezServer, client: httpx.Clie
     assert run(client, GPT2, {"text": "P: "}).json()["output"] == "P: Hello world!"
     limited = run(client, GPT2, {"text": "P: ", "params": {"max_new_tokens": 2}})
     assert limited.json()["output"] == "P: Hello"
-    stopped = run(client, GPT2, {"text": "P: ", "params": {"stop_strings": ["o w"]}})
-    assert stopped.json()["output"] == "P: Hello wor"
     server.set_reply(["just phi"], model_id="microsoft/phi-2")
     assert run(client, "microsoft/phi-2", {"text": ""}).json()["output"] == "just phi"
     server.set_reply(None)
@@ -388,7 +358,7 @@ def test_stream_one_token_per_chunk_with_delays(
         client, GPT2, {"text": prompt, "params": {"max_new_tokens": 6}}
     )
     assert r.status_code == 200
-    assert r.headers["content-type"].startswith("text/plain")
+    assert r.headers["content-type"].startswith("text/event-stream")  # as the live service
     assert r.headers["transfer-encoding"] == "chunked"
     assert "content-length" not in r.headers
     tokens = generate_continuation(prompt, 6)
@@ -409,24 +379,17 @@ def test_stream_multibyte_tokens(server: LocalBytezServer, client: httpx.Client)
     assert b"".join(chunks).decode() == "".join(tokens)
 
 
-def test_stream_stop_and_max_tokens(client: httpx.Client) -> None:
+def test_stream_max_tokens(client: httpx.Client) -> None:
     prompt = "halt"
     tokens = generate_continuation(prompt, 10)
     _, chunks, _ = stream_chunks(client, GPT2, {"text": prompt, "params": {"max_new_tokens": 3}})
     assert chunks == [t.encode() for t in tokens[:3]]
-    stop = tokens[5].strip()
-    _, chunks, _ = stream_chunks(
-        client, GPT2, {"text": prompt, "params": {"max_new_tokens": 10, "stop_strings": [stop]}}
-    )
-    text = b"".join(chunks).decode()
-    assert text.endswith(stop)
-    assert text == "".join(tokens)[: len(text)]
 
 
 async def test_concurrent_streams_do_not_block_each_other(server: LocalBytezServer) -> None:
     server.token_delay = 0.05
     # one cluster instance per stream, so they really run in parallel
-    async with httpx.AsyncClient(base_url=server.url, headers={"Authorization": KEY}) as c:
+    async with httpx.AsyncClient(base_url=server.url, headers={"Authorization": f"Key {KEY}"}) as c:
         put = await c.put(
             f"/models/v2/{GPT2}",
             json={"capacity": {"min": 1, "desired": 8, "max": 8}, "timeout": 5},
@@ -494,7 +457,7 @@ def test_chat_block_content_and_media(client: httpx.Client) -> None:
     assert "audio" in out["content"][0]["text"]
 
 
-def test_chat_stop_and_stream(client: httpx.Client) -> None:
+def test_chat_answer_and_stream(client: httpx.Client) -> None:
     messages = [{"role": "user", "content": "Tell me a story"}]
     full = run(client, CHAT, {"messages": messages, "params": {"max_new_tokens": 25}}).json()
     content = full["output"]["content"]
@@ -503,12 +466,7 @@ def test_chat_stop_and_stream(client: httpx.Client) -> None:
     )
     assert b"".join(chunks).decode() == content
     assert len(chunks) == 25
-    stopped = run(
-        client,
-        CHAT,
-        {"messages": messages, "params": {"max_new_tokens": 25, "stop_strings": "said"}},
-    ).json()["output"]["content"]
-    assert stopped == "Hello! You said:"
+    assert content.startswith('Hello! You said: "Tell me a story".')
 
 
 def test_chat_multi_turn_uses_last_user_message(client: httpx.Client) -> None:
@@ -596,6 +554,7 @@ def test_text_to_text_tasks(client: httpx.Client) -> None:
         (GPT2, {"text": "x", "params": {"top_p": False}}, 422, "top_p"),
         (GPT2, {"text": "x", "params": {"do_sample": 1}}, 422, "do_sample"),
         (GPT2, {"text": "x", "params": {"stop_strings": [1]}}, 422, "stop_strings"),
+        (GPT2, {"text": "x", "params": {"stop_strings": ["x"]}}, 422, "stop_strings"),
     ],
 )
 def test_validation(
@@ -773,7 +732,7 @@ def test_fault_matching(server: LocalBytezServer, client: httpx.Client) -> None:
 def test_random_faults(bytez_server_factory) -> None:
     server = bytez_server_factory(load_delay=0, fault_rate=1.0, seed=7)
     statuses = []
-    with httpx.Client(base_url=server.url, headers={"Authorization": KEY}) as c:
+    with httpx.Client(base_url=server.url, headers={"Authorization": f"Key {KEY}"}) as c:
         for _ in range(12):
             try:
                 statuses.append(run(c, GPT2, {"text": "x"}).status_code)
@@ -786,7 +745,7 @@ def test_random_faults(bytez_server_factory) -> None:
     replay = [r.status for r in server.requests[:12]]
     server.reset()
     server.fault_rate = 1.0
-    with httpx.Client(base_url=server.url, headers={"Authorization": KEY}) as c:
+    with httpx.Client(base_url=server.url, headers={"Authorization": f"Key {KEY}"}) as c:
         for _ in range(12):
             try:
                 run(c, GPT2, {"text": "x"})
@@ -796,15 +755,12 @@ def test_random_faults(bytez_server_factory) -> None:
 
 
 def test_local_control_routes(server: LocalBytezServer, client: httpx.Client) -> None:
-    r = httpx.post(
-        f"{server.url}/_local/faults",
-        json={"kind": "status_503", "count": 2, "model_id": GPT2},
-    )
+    r = client.post("/_local/faults", json={"kind": "status_503", "count": 2, "model_id": GPT2})
     assert r.status_code == 200
     assert run(client, GPT2, {"text": "x"}).status_code == 503
-    bad = httpx.post(f"{server.url}/_local/faults", json={"kind": "nope"})
+    bad = client.post("/_local/faults", json={"kind": "nope"})
     assert bad.status_code == 400
-    assert httpx.post(f"{server.url}/_local/reset").status_code == 200
+    assert client.post("/_local/reset").status_code == 200
     assert run(client, GPT2, {"text": "x"}).status_code == 200  # the second fault was dropped
     assert server.count("POST", f"/models/v2/{GPT2}") == 1, "\n".join(
         f"{r.method} {r.path} {r.model_id} {r.status} {r.json} {r.headers}" for r in server.requests
@@ -954,7 +910,7 @@ def test_fail_next_load(server: LocalBytezServer, client: httpx.Client) -> None:
 
 def test_no_cluster_routes(bytez_server_factory) -> None:
     server = bytez_server_factory(cluster_routes=False, load_delay=0.1)
-    with httpx.Client(base_url=server.url, headers={"Authorization": KEY}) as c:
+    with httpx.Client(base_url=server.url, headers={"Authorization": f"Key {KEY}"}) as c:
         url = f"/models/v2/{GPT2}"
         assert c.put(url, json={}).status_code == 405
         assert c.patch(url, json={}).status_code == 405
@@ -966,14 +922,14 @@ def test_no_cluster_routes(bytez_server_factory) -> None:
         assert time.perf_counter() - t0 >= 0.09
         assert c.get("/models/v2/list/models").status_code == 200
     server.cluster_routes = True
-    with httpx.Client(base_url=server.url, headers={"Authorization": KEY}) as c:
+    with httpx.Client(base_url=server.url, headers={"Authorization": f"Key {KEY}"}) as c:
         assert c.get(f"/models/v2/{GPT2}").json()["output"]["status"] == "on"
 
 
 async def test_account_concurrency_limit(server: LocalBytezServer) -> None:
     server.concurrency_limit = 2
     server.ttfb = 0.3
-    async with httpx.AsyncClient(base_url=server.url, headers={"Authorization": KEY}) as c:
+    async with httpx.AsyncClient(base_url=server.url, headers={"Authorization": f"Key {KEY}"}) as c:
         await c.put(f"/models/v2/{GPT2}", json={"capacity": {"min": 1, "desired": 4, "max": 4}})
         results = await asyncio.gather(
             *(c.post(f"/models/v2/{GPT2}", json={"text": str(i)}) for i in range(5))
@@ -989,7 +945,7 @@ async def test_account_concurrency_limit(server: LocalBytezServer) -> None:
 
 async def test_per_cluster_queueing(server: LocalBytezServer) -> None:
     server.ttfb = 0.15
-    async with httpx.AsyncClient(base_url=server.url, headers={"Authorization": KEY}) as c:
+    async with httpx.AsyncClient(base_url=server.url, headers={"Authorization": f"Key {KEY}"}) as c:
         await c.put(f"/models/v2/{GPT2}", json={"capacity": {"min": 1, "desired": 2, "max": 2}})
         t0 = time.perf_counter()
         results = await asyncio.gather(
@@ -1006,11 +962,11 @@ async def test_per_cluster_queueing(server: LocalBytezServer) -> None:
 
 async def test_thousand_concurrent_connections(bytez_server_factory) -> None:
     # raw asyncio sockets: httpx itself cannot open 1,000 connections quickly on 2 cores
-    server = bytez_server_factory(load_delay=0, ttfb=0.3)
+    server = bytez_server_factory(load_delay=0, ttfb=1.0, cluster_routes="on")
     httpx.put(
         f"{server.url}/models/v2/{GPT2}",
         json={"capacity": {"min": 1, "desired": 1000, "max": 1000}},
-        headers={"Authorization": KEY},
+        headers={"Authorization": f"Key {KEY}"},
     )
     body = json.dumps({"text": "x", "params": {"max_new_tokens": 2}}).encode()
     request = (
@@ -1080,13 +1036,17 @@ def test_reset_restores_knobs(server: LocalBytezServer, client: httpx.Client) ->
     server.concurrency_limit = 0
     server.set_reply(["x"])
     server.fail_next_load(GPT2)
+    server.strict_params = False
     run(client, GPT2, {"text": "x"})
     server.reset()
     assert server.ttfb == 0
     assert server.concurrency_limit is None
     assert server.load_delay == 0.3
+    assert server.cluster_routes is ClusterRoutes.NOT_FOUND
+    assert server.strict_params is True
     assert server.requests == []
     server.load_delay = 0
+    server.cluster_routes = "on"
     assert run(client, GPT2, {"text": "x"}).status_code == 200
     assert client.get(f"/models/v2/{GPT2}").json()["output"]["status"] == "on"
 
@@ -1216,7 +1176,8 @@ def test_malformed_chunked_bodies_answer_400(
         b"1" * 70_000 + b"\r\n",  # a size line longer than the reader's limit
     ):
         answer = _raw_exchange(server, head + body)
-        assert answer.startswith(b"HTTP/1.1 400 "), (body[:20], answer[:80])
+        # h11 counts an endless size line against the head limit: 431 for that one
+        assert answer.startswith((b"HTTP/1.1 400 ", b"HTTP/1.1 431 ")), (body[:20], answer[:80])
         assert b"connection: close" in answer.lower()
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
 
@@ -1224,7 +1185,9 @@ def test_malformed_chunked_bodies_answer_400(
 def test_oversized_requests_answer_413_and_431(server: LocalBytezServer) -> None:
     big = _post_head(f"/models/v2/{GPT2}", "Content-Length: 999999999999\r\n")
     assert _raw_exchange(server, big).startswith(b"HTTP/1.1 413 ")
-    huge_header = b"GET /models/v2/list/tasks HTTP/1.1\r\nX-Big: " + b"a" * 100_000 + b"\r\n\r\n"
+    huge_header = (
+        b"GET /models/v2/list/tasks HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 100_000 + b"\r\n\r\n"
+    )
     assert _raw_exchange(server, huge_header).startswith(b"HTTP/1.1 431 ")
 
 
@@ -1236,7 +1199,7 @@ def test_absurd_json_and_numbers_answer_instead_of_crashing(
     r = client.post(f"/models/v2/{GPT2}", content=nested)
     assert r.status_code == 400
     assert r.json()["output"] is None
-    bad_local = httpx.post(f"{server.url}/_local/faults", content=nested)
+    bad_local = client.post("/_local/faults", content=nested)
     assert bad_local.status_code == 400
     # an integer too large for a float is still a number (math.isfinite would overflow)
     huge = run(client, GPT2, {"text": "x", "params": {"temperature": 10**400}})
@@ -1286,7 +1249,7 @@ def test_http10_clients_get_no_chunked_coding(server: LocalBytezServer) -> None:
     assert b"transfer-encoding" not in head.lower()  # RFC 9112: not to an HTTP/1.0 client
     assert b"connection: close" in head.lower()
     assert content == "".join(generate_continuation("old", 4)).encode()  # close-delimited
-    # a keep-alive HTTP/1.0 request is told the connection stays open
+    # h11 serves HTTP/1.0 without keep-alive: the connection closes after each answer
     plain = json.dumps({"text": "old", "params": {"max_new_tokens": 1}}).encode()
     keep = _post_head(
         f"/models/v2/{GPT2}",
@@ -1297,7 +1260,7 @@ def test_http10_clients_get_no_chunked_coding(server: LocalBytezServer) -> None:
         sock.sendall(keep + plain)
         first = sock.recv(65536)
     assert first.startswith(b"HTTP/1.1 200 OK")
-    assert b"connection: keep-alive" in first.lower()
+    assert b"connection: close" in first.lower()
 
 
 def test_auth_scheme_without_key_is_refused(bytez_server_factory) -> None:
@@ -1305,12 +1268,14 @@ def test_auth_scheme_without_key_is_refused(bytez_server_factory) -> None:
     for value in ("Key", "Bearer", "key  "):
         answer = _raw_exchange(
             server,
-            f"GET /models/v2/list/tasks HTTP/1.1\r\nAuthorization: {value}\r\n"
+            f"GET /models/v2/list/tasks HTTP/1.1\r\nHost: x\r\nAuthorization: {value}\r\n"
             "Connection: close\r\n\r\n".encode(),
         )
         assert answer.startswith(b"HTTP/1.1 401 "), value
-    ok = httpx.get(f"{server.url}/models/v2/list/tasks", headers={"Authorization": "rawkey"})
+    ok = httpx.get(f"{server.url}/models/v2/list/tasks", headers={"Authorization": "Key any"})
     assert ok.status_code == 200
+    raw = httpx.get(f"{server.url}/models/v2/list/tasks", headers={"Authorization": "rawkey"})
+    assert raw.status_code == 401  # the bare key is refused unless auth_forms says otherwise
 
 
 @pytest.mark.parametrize(
@@ -1330,7 +1295,7 @@ def test_local_faults_refuse_bad_values(
     server: LocalBytezServer, client: httpx.Client, extra: dict[str, Any]
 ) -> None:
     content = json.dumps({"kind": "status_503", **extra}).encode()  # 1e999 -> Infinity
-    r = httpx.post(f"{server.url}/_local/faults", content=content)
+    r = client.post("/_local/faults", content=content)
     assert r.status_code == 400, r.text
     # nothing was queued, and nothing poisons the fault queue for later requests
     assert run(client, GPT2, {"text": "x"}).status_code == 200
@@ -1345,9 +1310,9 @@ def test_a_failing_route_answers_500(
     async def broken(req: Any) -> None:
         raise RuntimeError("bug in a route")
 
-    monkeypatch.setattr(server, "_list_models", broken)
+    monkeypatch.setattr(server._router, "_list_models", broken)
     caplog.set_level(logging.ERROR, logger="langchain_bytez.server")
-    with httpx.Client(base_url=server.url, headers={"Authorization": KEY}) as c:
+    with httpx.Client(base_url=server.url, headers={"Authorization": f"Key {KEY}"}) as c:
         r = c.get("/models/v2/list/models")
         assert r.status_code == 500
         assert r.json() == {"error": "Internal Server Error", "output": None}
