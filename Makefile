@@ -30,19 +30,22 @@ LOWEST_IGNORE := --ignore=tests/unit_tests/test_standard.py \
 
 .PHONY: demo test lint typecheck pytest docs-snippets lowest load soak bench docs clean install
 
+# Without pip: seeding pip into a venv takes seconds, and the demo's install does not need
+# it (the interpreter's own pip installs into the venv with --python, pip >= 22.3).
 $(BIN)/python:
-	$(PYTHON) -m venv $(VENV)
+	$(PYTHON) -m venv --without-pip $(VENV)
 
 # The demo's install: the package in editable mode with its runtime dependencies only.
 $(BASE_STAMP): pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e .
+	$(PYTHON) -m pip --python $(BIN)/python install --quiet --disable-pip-version-check -e .
 	rm -f $(VENV)/.installed-base-*
 	touch $(BASE_STAMP)
 
 # pip >= 25.1 understands PEP 735 dependency groups (--group). The dev install covers the
 # base one too, so `make demo` after `make test` installs nothing.
 $(DEV_STAMP): pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade "pip>=25.1"
+	$(PYTHON) -m pip --python $(BIN)/python install --quiet --disable-pip-version-check \
+		--upgrade "pip>=25.1"
 	$(BIN)/python -m pip install --quiet -e . --group dev
 	rm -f $(VENV)/.installed-base-* $(VENV)/.installed-dev-* $(VENV)/.installed-[0-9]*
 	touch $(BASE_STAMP) $(DEV_STAMP)
