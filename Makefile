@@ -56,7 +56,7 @@ $(DEV_STAMP): pyproject.toml | $(BIN)/python
 install: $(DEV_STAMP)
 
 demo: $(BASE_STAMP)
-	$(BIN)/python -m langchain_bytez.demo
+	@$(BIN)/python -m langchain_bytez.demo
 
 lint: $(DEV_STAMP)
 	$(BIN)/ruff check $(LINT_PATHS)

@@ -127,6 +127,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "Note: the answer below comes from the local server's FAKE model (canned text,"
             " no real model runs).\n      Set BYTEZ_API_KEY to run the same chain on Bytez."
         )
+    pieces = 0
     try:
         llm = BytezLLM(
             model=args.model,
@@ -142,7 +143,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"Model: {args.model}\nChain: PromptTemplate | BytezLLM | StrOutputParser")
         print(f"Prompt: {prompt.format(topic=args.topic)}\n", flush=True)
         started = time.perf_counter()
-        pieces = 0
         for piece in chain.stream({"topic": args.topic}):
             # The closing chunk carries only metadata (no text): count text pieces.
             if piece:
@@ -151,7 +151,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         elapsed = time.perf_counter() - started
         print(f"\n\n[{pieces} streamed chunks in {elapsed:.2f} s]")
     except BytezError as error:
-        print(flush=True)
+        if pieces:  # end the half-streamed answer's line before the error lines
+            print(flush=True)
         for line in describe_failure(error, base_url=endpoint.base_url, local=endpoint.is_local):
             print(line, file=sys.stderr)
         return EXIT_FAILURE
