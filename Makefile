@@ -1,59 +1,114 @@
-# Two commands do all set-up on a fresh machine (Python 3.11+, pip and make):
+# Two commands do all set-up on a fresh machine (Python 3.11, pip and make):
 #   make demo   runs the main job: an LCEL chain, streamed (local server when BYTEZ_API_KEY is unset)
-#   make test   runs ruff, mypy and the whole pytest suite; fails if any of them fails
-# Both create .venv and install what they need when it is missing or pyproject.toml changed.
+#   make test   runs ruff, mypy, the whole pytest suite, the documentation snippets and the
+#               unit and integration tests again against the lowest allowed dependencies
+# Both create .venv and install what they need when it is missing or pyproject.toml changed:
+# `make demo` installs only the package (and its four runtime dependencies), `make test` adds
+# the dev toolchain. Stamp files in .venv record what is installed for which pyproject.toml.
 
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
-STAMP  := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
+CKSUM  := $(shell cksum pyproject.toml | cut -d' ' -f1)
+# The package alone (what the demo needs), and the package plus the dev dependency group.
+BASE_STAMP := $(VENV)/.installed-base-$(CKSUM)
+DEV_STAMP  := $(VENV)/.installed-dev-$(CKSUM)
+# A second venv holding the lowest versions pyproject.toml allows (see .ci/lowest_requirements.py).
+LOWEST       := .venv-lowest
+LOWEST_STAMP := $(LOWEST)/.installed-$(CKSUM)
 PYTEST_ARGS ?=
 # Folders ruff checks; ones not (yet) in the tree are skipped rather than failing the lint.
-LINT_PATHS := $(wildcard langchain_bytez tests benchmarks cookbook)
+LINT_PATHS := $(wildcard langchain_bytez tests benchmarks cookbook .ci conftest.py)
+# Test files the lowest-versions run leaves out, because what they exercise is not
+# installable next to the lowest dependencies: langchain-tests 1.1.9 needs a newer
+# langchain-core; the cookbook and docs groups are tools, not runtime dependencies; the
+# packaging and benchmark smoke tests check the build and the timing table, which the
+# dependency versions do not change (the main run covers them).
+LOWEST_IGNORE := --ignore=tests/unit_tests/test_standard.py \
+                 --ignore=tests/integration_tests/test_standard.py \
+                 --ignore=tests/integration_tests/test_cookbook.py \
+                 --ignore=tests/integration_tests/test_docs.py \
+                 --ignore=tests/integration_tests/test_packaging.py \
+                 --ignore=tests/integration_tests/test_benchmarks_smoke.py
 
-.PHONY: demo test lint typecheck pytest load soak bench docs clean install
+.PHONY: demo test lint typecheck pytest docs-snippets lowest load soak bench docs clean install
 
+# Without pip: seeding pip into a venv takes seconds, and the demo's install does not need
+# it (the interpreter's own pip installs into the venv with --python, pip >= 22.3).
 $(BIN)/python:
-	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade "pip>=25.1"
+	$(PYTHON) -m venv --without-pip $(VENV)
 
-# pip >= 25.1 understands PEP 735 dependency groups (--group).
-$(STAMP): pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet --upgrade "pip>=25.1"
+# The demo's install: the package in editable mode with its runtime dependencies only.
+$(BASE_STAMP): pyproject.toml | $(BIN)/python
+	$(PYTHON) -m pip --python $(BIN)/python install --quiet --disable-pip-version-check -e .
+	rm -f $(VENV)/.installed-base-*
+	touch $(BASE_STAMP)
+
+# pip >= 25.1 understands PEP 735 dependency groups (--group). The dev install covers the
+# base one too, so `make demo` after `make test` installs nothing.
+$(DEV_STAMP): pyproject.toml | $(BIN)/python
+	$(PYTHON) -m pip --python $(BIN)/python install --quiet --disable-pip-version-check \
+		--upgrade "pip>=25.1"
 	$(BIN)/python -m pip install --quiet -e . --group dev
-	rm -f $(VENV)/.installed-*
-	touch $(STAMP)
+	rm -f $(VENV)/.installed-base-* $(VENV)/.installed-dev-* $(VENV)/.installed-[0-9]*
+	touch $(BASE_STAMP) $(DEV_STAMP)
 
-install: $(STAMP)
+install: $(DEV_STAMP)
 
-demo: $(STAMP)
-	$(BIN)/python -m langchain_bytez.demo
+demo: $(BASE_STAMP)
+	@$(BIN)/python -m langchain_bytez.demo
 
-lint: $(STAMP)
+lint: $(DEV_STAMP)
 	$(BIN)/ruff check $(LINT_PATHS)
 	$(BIN)/ruff format --check $(LINT_PATHS)
 
-typecheck: $(STAMP)
+typecheck: $(DEV_STAMP)
 	$(BIN)/mypy langchain_bytez
 
-pytest: $(STAMP)
+pytest: $(DEV_STAMP)
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
-test: lint typecheck pytest
+# The python code blocks of the pages below run against the local server
+# (pytest-markdown-docs; conftest.py at the root starts the server for them). The docs use
+# the superfences fence syntax: ```{.python continuation} continues the previous block,
+# ```{.python notest} is skipped (with the reason next to it). pytest-recording's autouse
+# network blocker needs a module scope the markdown items lack, hence -p no:recording.
+# Pages not listed yet still have blocks that do not run on their own.
+DOC_PAGES := README.md docs/index.md docs/installation.md docs/quickstart.md \
+             docs/migration.md docs/design.md docs/cookbook.md docs/architecture.md
+docs-snippets: $(DEV_STAMP)
+	$(BIN)/python -m pytest -q -p no:cacheprovider -p no:recording \
+		--markdown-docs --markdown-docs-syntax=superfences $(DOC_PAGES)
+
+# The unit and integration tests against the lowest allowed langchain-core, httpx,
+# pydantic and tenacity, installed explicitly in their own venv.
+$(LOWEST_STAMP): pyproject.toml .ci/lowest_requirements.py
+	rm -rf $(LOWEST)
+	$(PYTHON) -m venv $(LOWEST)
+	$(LOWEST)/bin/python -m pip install --quiet --disable-pip-version-check --upgrade "pip>=25.1"
+	$(PYTHON) .ci/lowest_requirements.py > $(LOWEST)/requirements.txt
+	$(LOWEST)/bin/python -m pip install --quiet -e . -r $(LOWEST)/requirements.txt
+	$(LOWEST)/bin/python .ci/lowest_requirements.py --check
+	touch $(LOWEST_STAMP)
+
+lowest: $(LOWEST_STAMP)
+	$(LOWEST)/bin/python -m pytest -q -p no:cacheprovider $(LOWEST_IGNORE) tests
+
+test: lint typecheck pytest docs-snippets lowest
 
 # Bounded reliability runs kept out of the default suite (see README).
-load: $(STAMP)
+load: $(DEV_STAMP)
 	$(BIN)/python -m pytest -q -m load -o addopts="--strict-markers" tests/integration_tests
 
-soak: $(STAMP)
+soak: $(DEV_STAMP)
 	$(BIN)/python -m pytest -q -m soak -o addopts="--strict-markers" tests/integration_tests
 
-bench: $(STAMP)
+bench: $(DEV_STAMP)
 	$(BIN)/python benchmarks/run.py
 
 # The documentation site (also built with --strict by tests/integration_tests/test_docs.py).
-docs: $(STAMP)
+docs: $(DEV_STAMP)
 	$(BIN)/mkdocs build --strict
 
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis site dist
+	rm -rf $(VENV) $(LOWEST) .mypy_cache .ruff_cache .pytest_cache .hypothesis site dist

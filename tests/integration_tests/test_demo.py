@@ -9,6 +9,15 @@ import sys
 import httpx
 import pytest
 
+from langchain_bytez.demo import describe_failure
+from langchain_bytez.errors import (
+    BytezAPIError,
+    BytezAuthenticationError,
+    BytezError,
+    BytezNotFoundError,
+    BytezPaymentRequiredError,
+    BytezRateLimitError,
+)
 from langchain_bytez.server import endpoint_from_env
 
 
@@ -26,11 +35,40 @@ def test_demo_streams_a_chain_against_the_local_server() -> None:
     lines = proc.stdout.splitlines()
     assert lines[0].startswith("Endpoint: http://127.0.0.1:")
     assert "local Bytez-compatible server: BYTEZ_API_KEY is not set" in lines[0]
+    # The fake model is named as such before any of its text appears.
+    assert lines[1].startswith("Note: the answer below comes from the local server's FAKE model")
     assert "Chain: PromptTemplate | BytezLLM | StrOutputParser" in proc.stdout
+    assert "Prompt: Once upon a time, a lighthouse keeper who collects postcards" in proc.stdout
     # 12 tokens streamed one chunk each (the closing metadata chunk carries no text).
     assert "[12 streamed chunks in " in proc.stdout
     # Progress of the auto-load goes to stderr with load_progress=True.
     assert "running" in proc.stderr
+
+
+def test_demo_with_an_unreachable_api_fails_fast_in_a_few_lines() -> None:
+    env = dict(os.environ)
+    # Port 9 (discard) on loopback: nothing listens, so connections are refused at once.
+    env.update(BYTEZ_API_KEY="sk-demo-FAKE-5678", BYTEZ_BASE_URL="http://127.0.0.1:9")
+    # The timeout bounds the run: the default retry budget (3 attempts, waits up to 60 s)
+    # would overrun it, the demo's own settings (1 retry, 2 s wait) do not.
+    proc = subprocess.run(
+        [sys.executable, "-m", "langchain_bytez.demo"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=30,
+        check=False,
+    )
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    output = (proc.stdout + proc.stderr).strip().splitlines()
+    assert len(output) <= 10, "\n".join(output)
+    assert "Traceback" not in proc.stderr
+    errors = proc.stderr.splitlines()
+    assert "Demo failed: BytezConnectionError calling http://127.0.0.1:9" in errors
+    assert any(line.startswith("  Why: ") and "127.0.0.1:9" in line for line in errors)
+    fix = next(line for line in errors if line.startswith("  Fix: "))
+    assert "unset BYTEZ_API_KEY" in fix
+    assert "sk-demo-FAKE-5678" not in proc.stdout + proc.stderr
 
 
 def test_endpoint_without_key_starts_and_stops_a_local_server(
@@ -66,3 +104,25 @@ def test_endpoint_with_key_uses_bytez_and_starts_nothing(monkeypatch: pytest.Mon
 
     monkeypatch.setenv("BYTEZ_BASE_URL", "https://bytez.example.test/")
     assert endpoint_from_env().base_url == "https://bytez.example.test"
+
+
+@pytest.mark.parametrize(
+    ("error", "hint"),
+    [
+        (BytezAuthenticationError("Invalid API key", status_code=401), "check BYTEZ_API_KEY"),
+        (BytezPaymentRequiredError("No credits", status_code=402), "add credits"),
+        (BytezNotFoundError("No such model", status_code=404), "--model"),
+        (BytezRateLimitError("Slow down", status_code=429), "wait a minute"),
+        (BytezAPIError("Bad gateway", status_code=502), "run it again later"),
+    ],
+)
+def test_demo_failure_lines_name_what_why_and_fix(error: BytezError, hint: str) -> None:
+    lines = describe_failure(error, base_url="https://api.bytez.com", local=False)
+    assert lines[0] == f"Demo failed: {type(error).__name__} calling https://api.bytez.com"
+    assert lines[1] == f"  Why: {error.message}"
+    assert lines[2].startswith("  Fix: ")
+    assert hint in lines[2]
+    # Against the local server, unsetting the key is no fix: it is a bug to report.
+    local = describe_failure(error, base_url="http://127.0.0.1:1", local=True)
+    assert "unset BYTEZ_API_KEY" not in local[2]
+    assert "report" in local[2]

@@ -107,3 +107,30 @@ def test_langchain_class_fields_have_docstrings(path: str) -> None:
         and not (member.docstring and member.docstring.value.strip())
     ]
     assert not undocumented, f"{path} fields without a docstring: {undocumented}"
+
+
+def _markdown_pages() -> list[Path]:
+    return [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
+
+
+@pytest.mark.parametrize("page", _markdown_pages(), ids=lambda p: str(p.relative_to(ROOT)))
+def test_pages_link_only_to_files_in_the_repository(page: Path) -> None:
+    text = page.read_text(encoding="utf-8")
+    broken = []
+    for match in re.finditer(r"\]\(([^)#\s]+)(?:#[^)]*)?\)", text):
+        target = match.group(1)
+        if re.match(r"[a-z]+:", target):  # https:, mailto:
+            continue
+        resolved = (page.parent / target).resolve()
+        if not resolved.exists() or ROOT not in resolved.parents:
+            broken.append(target)
+    assert not broken, f"{page.name} links to files not in the repository: {broken}"
+    # The wire contract used to be cited from outside the repository.
+    assert "bytez-protocol.md" not in text
+
+
+def test_license_file_is_mit_and_matches_the_metadata() -> None:
+    license_text = (ROOT / "LICENSE").read_text(encoding="utf-8")
+    assert license_text.startswith("MIT License")
+    assert "Copyright (c) 2026 langchain-bytez developers" in license_text
+    assert 'license = "MIT"' in (ROOT / "pyproject.toml").read_text(encoding="utf-8")
