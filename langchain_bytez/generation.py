@@ -63,6 +63,7 @@ __all__ = [
     "report_chunks",
     "run_model",
     "stream_text",
+    "wire_params",
 ]
 
 GENERATION_FIELDS = ("max_new_tokens", "temperature", "top_p", "top_k")
@@ -198,7 +199,7 @@ class CallSettings:
     Attributes:
         model: The model id to run.
         params: The Hugging Face params to send (``None`` values dropped).
-        stops: Stop sequences, enforced client-side and sent as ``stop_strings``.
+        stops: Stop sequences, enforced client-side only (never sent).
         streaming: Whether ``invoke``/``generate`` should use the streaming route.
         timeout: Per-call request timeout, if given.
         max_new_tokens: The token budget sent, if any (for the finish reason).
@@ -256,7 +257,10 @@ class BytezGenerationMixin(BytezModelMixin):
     """Maximum number of new tokens to generate (alias ``max_tokens``)."""
 
     temperature: float | None = Field(default=None, ge=0, strict=True)
-    """Sampling temperature; ``None`` leaves the model's default."""
+    """Sampling temperature; ``None`` leaves the model's default.
+
+    ``0`` means greedy decoding and is sent as ``do_sample: false`` without a
+    temperature (models that sample by default refuse ``temperature: 0``)."""
 
     top_p: float | None = Field(default=None, gt=0, le=1, strict=True)
     """Nucleus sampling: sample from the smallest token set with this probability mass."""
@@ -267,8 +271,10 @@ class BytezGenerationMixin(BytezModelMixin):
     stop: list[str] | None = None
     """Stop sequences, combined with the ones given per call.
 
-    Sent as ``params["stop_strings"]`` and also enforced client-side: the text ends
-    before the first stop sequence, and a stream is closed as soon as one appears."""
+    Enforced client-side only, never sent (the service has no portable stop param:
+    models behind Bytez's vLLM adapter refuse ``stop_strings`` with 422): the text ends
+    before the first stop sequence, and a stream is closed as soon as one appears.
+    ``params={"stop_strings": [...]}`` is accepted as another way to give them."""
 
     streaming: bool = False
     """Use the streaming route for ``invoke``/``generate`` too.
@@ -289,17 +295,20 @@ class BytezGenerationMixin(BytezModelMixin):
 
     @property
     def _default_params(self) -> dict[str, Any]:
-        """The generation params sent with every run (before per-call overrides)."""
+        """The params every run sends (before per-call overrides), as on the wire."""
         params = self._instance_params()
+        params.pop("stop_strings", None)  # a stop sequence: enforced here, never sent
+        return wire_params({key: value for key, value in params.items() if value is not None})
+
+    @property
+    def _default_stops(self) -> list[str]:
+        """The stop sequences of every run (``stop`` and ``params["stop_strings"]``)."""
         try:
             # One string is one stop sequence (as in _call_settings), not its characters.
-            configured = _stop_list("params['stop_strings']", params.get("stop_strings"))
+            configured = _stop_list("params['stop_strings']", self.params.get("stop_strings"))
         except ValueError:
             configured = None  # tracing must not fail; _call_settings refuses it clearly
-        stops = dedupe_stops(self.stop, configured)
-        if stops:
-            params["stop_strings"] = list(stops)
-        return {key: value for key, value in params.items() if value is not None}
+        return list(dedupe_stops(self.stop, configured))
 
     @property
     def _identifying_params(self) -> dict[str, Any]:
@@ -308,6 +317,7 @@ class BytezGenerationMixin(BytezModelMixin):
             "model": self.model,
             "base_url": (self.base_url or DEFAULT_BASE_URL).rstrip("/"),
             "params": self._default_params,
+            "stop": self._default_stops,
         }
 
     def _generation_ls_params(
@@ -403,10 +413,9 @@ class BytezGenerationMixin(BytezModelMixin):
             _stop_list("params['stop_strings']", params.pop("stop_strings", None)),
             _stop_list("stop", stop, allow_str=False),
         )
-        if stops:
-            params["stop_strings"] = list(stops)
         params = {key: value for key, value in params.items() if value is not None}
         _check_param_types(params)
+        params = wire_params(params)
         if self.params:
             # The instance's own params are checked here too: refused before auto-load
             # spends a cold start, not when the run body is encoded after it.
@@ -468,6 +477,32 @@ def _check_param_types(params: Mapping[str, Any]) -> None:
             or not math.isfinite(value)
         ):
             raise ValueError(f"{key} must be a finite number, got {value!r}")
+
+
+def wire_params(params: Mapping[str, Any]) -> dict[str, Any]:
+    """The params as the service accepts them (``docs/protocol.md``, run body).
+
+    ``temperature=0`` means greedy decoding: Hugging Face models that sample by default
+    answer ``temperature: 0`` with 422, so it is sent as ``do_sample: false`` with no
+    temperature. ``stop_strings`` is never sent (models behind Bytez's vLLM adapter refuse
+    it with 422, pipelines cannot use it): stop sequences are enforced client-side.
+
+    Args:
+        params: The merged params, ``None`` values already dropped.
+
+    Returns:
+        A new dict to send.
+    """
+    sent = {key: value for key, value in params.items() if key != "stop_strings"}
+    temperature = sent.get("temperature")
+    if (
+        isinstance(temperature, (int, float))
+        and not isinstance(temperature, bool)
+        and temperature == 0
+    ):
+        del sent["temperature"]
+        sent["do_sample"] = False
+    return sent
 
 
 # ---------------------------------------------------------------------- runs

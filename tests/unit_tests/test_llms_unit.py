@@ -193,8 +193,8 @@ def test_body_shape_params_and_stop_strings(make: Any, fake: FakeBytez) -> None:
     llm.invoke("Hi", stop=["\n", "END"])
     assert fake.requests[-1] == {
         "text": "Hi",
-        "params": {"do_sample": True, "temperature": 0.7, "stop_strings": ["\n", "##", "END"]},
-    }
+        "params": {"do_sample": True, "temperature": 0.7},
+    }  # stop sequences are enforced client-side, never sent
     assert fake.paths[-1] == f"/models/v2/{MODEL}"
 
 
@@ -203,7 +203,7 @@ def test_per_call_kwargs_override_for_that_call_only(make: Any, fake: FakeBytez)
     llm.invoke("Hi", max_tokens=9, temperature=0.0, params={"top_p": 0.5}, repetition_penalty=1.1)
     assert fake.requests[-1]["params"] == {
         "max_new_tokens": 9,
-        "temperature": 0.0,
+        "do_sample": False,  # temperature 0 is greedy decoding, sent without a temperature
         "top_p": 0.5,
         "repetition_penalty": 1.1,
     }
@@ -387,7 +387,7 @@ def test_stop_split_across_chunks_closes_the_stream(make: Any, fake: FakeBytez) 
     assert "".join(pieces) == " one two "
     assert not any("three" in p or "D" in p for p in pieces)
     assert fake.pulled == 4  # the response was closed right after the stop
-    assert fake.requests[-1]["params"]["stop_strings"] == ["END"]
+    assert "stop_strings" not in fake.requests[-1].get("params", {})
 
 
 def test_stream_ending_on_a_held_stop_is_still_cut(make: Any, fake: FakeBytez) -> None:
@@ -524,7 +524,8 @@ def test_identifying_params(make: Any) -> None:
     assert llm._identifying_params == {
         "model": MODEL,
         "base_url": URL,
-        "params": {"do_sample": True, "temperature": 0.3, "stop_strings": ["\n"]},
+        "params": {"do_sample": True, "temperature": 0.3},
+        "stop": ["\n"],
         "return_full_text": False,
     }
     assert llm._llm_type == "bytez"
