@@ -232,25 +232,36 @@ class BytezModelMixin(BaseModel):
     """An ``httpx.AsyncClient`` to send async requests with; see ``http_client``."""
 
     auto_load: bool = True
-    """Load the model's instances before the first run.
+    """Before a model's first run, make sure it has instances (best effort).
 
-    Once per process, shared by concurrent calls, with ``concurrency`` instances and
-    ``instance_timeout``.
+    Once per process, shared by concurrent calls. It can never break or alter a run:
+
+    * a cluster that is on is used as it is, whatever its size and timeout; one that is
+      loading is waited for; one that is off or failed is left alone;
+    * a cluster is created (with ``concurrency`` and ``instance_timeout``) only when the
+      model has none; an existing cluster is never resized, re-timed, restarted or
+      deleted by a run (only explicit ``load()`` does that);
+    * closed-source models (``openai/...``, ``anthropic/...``) get no cluster call;
+    * each cluster call is sent once with a 10 s timeout; any failure but 401/402
+      (404, 405, 5xx, timeout, odd answer) sends the run anyway, serverless, with one
+      warning per model and base URL.
 
     ``False`` sends runs straight away: Bytez then starts the model with its defaults on
     the first run (serverless behaviour)."""
 
     concurrency: int = Field(default=1, ge=1)
-    """Parallel inferences: instances to load and in-flight runs allowed per model.
+    """Parallel inferences: in-flight runs allowed per model, and the size of a new cluster.
 
-    The number of instances requested when loading, and the cap on this process's
-    in-flight runs against the model (extra calls wait client-side instead of being
-    refused with 429)."""
+    Caps this process's in-flight runs against the model (extra calls wait client-side
+    instead of being refused with 429). Auto-load uses it only when it *creates* a
+    cluster; an existing cluster keeps its own capacity. To resize one, call
+    ``client.model(id).load(concurrency=...)``."""
 
     instance_timeout: int = Field(default=300, ge=60, le=86_400)
-    """Idle seconds before Bytez shuts the loaded instances down.
+    """Idle seconds before Bytez shuts a cluster that auto-load *creates* down.
 
-    Sent in whole minutes, 1 to 1440."""
+    Sent in whole minutes, 1 to 1440. An existing cluster keeps its own timeout; change
+    it with ``client.model(id).load(timeout=...)``."""
 
     load_progress: bool = False
     """Also print model-loading progress to stderr during auto-load.
@@ -495,9 +506,12 @@ class BytezModelMixin(BaseModel):
     ) -> Iterator[None]:
         """Wrap one run: auto-load the model, then hold a slot of its in-flight cap.
 
-        The manager caches a running model, so after the first load this costs no
-        request. A run that fails because the model is not loaded (any more) makes the
-        manager forget it, so the next run loads it again.
+        Auto-load is implicit here: see ``auto_load`` and
+        [`ensure_available`][langchain_bytez.manager.ModelManager.ensure_available] (it
+        never changes an existing cluster and falls back to a serverless run on any
+        failure but 401/402). The manager caches a running model, so after the first
+        load this costs no request. A run that fails because the model is not loaded
+        (any more) makes the manager forget it, so the next run loads it again.
 
         Args:
             client: The sync client the run uses.
@@ -509,7 +523,7 @@ class BytezModelMixin(BaseModel):
         """
         manager = self._manager(client)
         if self.auto_load:
-            manager.ensure_loaded(
+            manager.ensure_available(
                 client,
                 model_id,
                 concurrency=self.concurrency,
@@ -549,7 +563,7 @@ class BytezModelMixin(BaseModel):
         """
         manager = self._manager(client)
         if self.auto_load:
-            await manager.aensure_loaded(
+            await manager.aensure_available(
                 client,
                 model_id,
                 concurrency=self.concurrency,

@@ -704,6 +704,7 @@ class BytezClient(_ClientBase):
         model_id: str | None = None,
         timeout: float | httpx.Timeout | None = None,
         on_retry: OnRetry | None = None,
+        retry: bool = True,
     ) -> tuple[Any, dict[str, Any] | None, ResponseMeta]:
         content = None if body is None else protocol.encode_json(body)
         call_timeout = self._call_timeout(timeout)
@@ -725,6 +726,8 @@ class BytezClient(_ClientBase):
                 ResponseMeta.from_headers(response.headers, response.status_code),
             )
 
+        if not retry:
+            return attempt()
         return self._with_retries(attempt, method, path, on_retry)
 
     # -- runs -------------------------------------------------------------------------
@@ -854,13 +857,23 @@ class BytezClient(_ClientBase):
 
     # -- clusters ---------------------------------------------------------------------
 
-    def create_cluster(self, model_id: str, capacity: Capacity, timeout_minutes: int) -> str:
+    def create_cluster(
+        self,
+        model_id: str,
+        capacity: Capacity,
+        timeout_minutes: int,
+        *,
+        timeout: float | httpx.Timeout | None = None,
+        retry: bool = True,
+    ) -> str:
         """Start loading a model's instance cluster.
 
         Args:
             model_id: The Bytez model id.
             capacity: Instance counts (``Capacity.fixed(n)`` for ``n`` parallel runs).
             timeout_minutes: Idle minutes before the cluster shuts down (1 to 1440).
+            timeout: Overrides the client's request timeout for this call.
+            retry: ``False`` sends the request once, without the client's retries.
 
         Returns:
             The server's answer, such as ``"Loading"``.
@@ -872,14 +885,24 @@ class BytezClient(_ClientBase):
         """
         path = protocol.model_path(model_id)
         body = _cluster_body(capacity, timeout_minutes)
-        output, _, _ = self._call("PUT", path, body=body, model_id=model_id)
+        output, _, _ = self._call(
+            "PUT", path, body=body, model_id=model_id, timeout=timeout, retry=retry
+        )
         return "" if output is None else str(output)
 
-    def get_cluster(self, model_id: str) -> ClusterStatus:
+    def get_cluster(
+        self,
+        model_id: str,
+        *,
+        timeout: float | httpx.Timeout | None = None,
+        retry: bool = True,
+    ) -> ClusterStatus:
         """Read a model's instance cluster.
 
         Args:
             model_id: The Bytez model id.
+            timeout: Overrides the client's request timeout for this call.
+            retry: ``False`` sends the request once, without the client's retries.
 
         Returns:
             The cluster's status.
@@ -888,7 +911,9 @@ class BytezClient(_ClientBase):
             BytezNotFoundError: If the model has no cluster.
             BytezError: The typed error for other failures.
         """
-        output, _, _ = self._call("GET", protocol.model_path(model_id), model_id=model_id)
+        output, _, _ = self._call(
+            "GET", protocol.model_path(model_id), model_id=model_id, timeout=timeout, retry=retry
+        )
         return _parse_cluster(output, model_id, self._redact)
 
     def update_cluster(
@@ -1435,6 +1460,7 @@ class AsyncBytezClient(_ClientBase):
         model_id: str | None = None,
         timeout: float | httpx.Timeout | None = None,
         on_retry: OnRetry | None = None,
+        retry: bool = True,
     ) -> tuple[Any, dict[str, Any] | None, ResponseMeta]:
         content = None if body is None else protocol.encode_json(body)
         call_timeout = self._call_timeout(timeout)
@@ -1456,6 +1482,8 @@ class AsyncBytezClient(_ClientBase):
                 ResponseMeta.from_headers(response.headers, response.status_code),
             )
 
+        if not retry:
+            return await attempt()
         return await self._with_retries(attempt, method, path, on_retry)
 
     # -- runs -------------------------------------------------------------------------
@@ -1584,13 +1612,23 @@ class AsyncBytezClient(_ClientBase):
 
     # -- clusters ---------------------------------------------------------------------
 
-    async def create_cluster(self, model_id: str, capacity: Capacity, timeout_minutes: int) -> str:
+    async def create_cluster(
+        self,
+        model_id: str,
+        capacity: Capacity,
+        timeout_minutes: int,
+        *,
+        timeout: float | httpx.Timeout | None = None,
+        retry: bool = True,
+    ) -> str:
         """Start loading a model's instance cluster.
 
         Args:
             model_id: The Bytez model id.
             capacity: Instance counts (``Capacity.fixed(n)`` for ``n`` parallel runs).
             timeout_minutes: Idle minutes before the cluster shuts down (1 to 1440).
+            timeout: Overrides the client's request timeout for this call.
+            retry: ``False`` sends the request once, without the client's retries.
 
         Returns:
             The server's answer, such as ``"Loading"``.
@@ -1602,14 +1640,24 @@ class AsyncBytezClient(_ClientBase):
         """
         path = protocol.model_path(model_id)
         body = _cluster_body(capacity, timeout_minutes)
-        output, _, _ = await self._call("PUT", path, body=body, model_id=model_id)
+        output, _, _ = await self._call(
+            "PUT", path, body=body, model_id=model_id, timeout=timeout, retry=retry
+        )
         return "" if output is None else str(output)
 
-    async def get_cluster(self, model_id: str) -> ClusterStatus:
+    async def get_cluster(
+        self,
+        model_id: str,
+        *,
+        timeout: float | httpx.Timeout | None = None,
+        retry: bool = True,
+    ) -> ClusterStatus:
         """Read a model's instance cluster.
 
         Args:
             model_id: The Bytez model id.
+            timeout: Overrides the client's request timeout for this call.
+            retry: ``False`` sends the request once, without the client's retries.
 
         Returns:
             The cluster's status.
@@ -1618,7 +1666,9 @@ class AsyncBytezClient(_ClientBase):
             BytezNotFoundError: If the model has no cluster.
             BytezError: The typed error for other failures.
         """
-        output, _, _ = await self._call("GET", protocol.model_path(model_id), model_id=model_id)
+        output, _, _ = await self._call(
+            "GET", protocol.model_path(model_id), model_id=model_id, timeout=timeout, retry=retry
+        )
         return _parse_cluster(output, model_id, self._redact)
 
     async def update_cluster(

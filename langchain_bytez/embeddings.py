@@ -4,7 +4,7 @@ Bytez embeds one text per request, so a batch is sent as concurrent requests (bo
 ``max_concurrency`` and by the model's ``concurrency`` cap in the shared manager) and the
 vectors are returned in input order. Identical texts in one batch are sent once.
 
-The API returns one of several shapes (``../shared/bytez-protocol.md``); all are
+The API returns one of several shapes (``docs/protocol.md``); all are
 normalised to one flat ``list[float]``:
 
 * a flat vector ``[v0, v1, ...]``;

@@ -245,8 +245,8 @@ class FakeManager:
     def __init__(self) -> None:
         self.calls: list[tuple[Any, ...]] = []
 
-    def ensure_loaded(self, client: Any, model_id: str, **kwargs: Any) -> None:
-        self.calls.append(("ensure_loaded", model_id, kwargs["concurrency"], kwargs["timeout"]))
+    def ensure_available(self, client: Any, model_id: str, **kwargs: Any) -> None:
+        self.calls.append(("ensure_available", model_id, kwargs["concurrency"], kwargs["timeout"]))
 
     @contextlib.contextmanager
     def limit(self, model_id: str, concurrency: int) -> Iterator[None]:
@@ -269,7 +269,7 @@ def test_session_loads_then_holds_a_slot(fake_manager: FakeManager) -> None:
     llm = make(concurrency=3, instance_timeout=600)
     with llm._model_session(llm._sync_client(), "org/model"):
         assert fake_manager.calls == [
-            ("ensure_loaded", "org/model", 3, 600),
+            ("ensure_available", "org/model", 3, 600),
             ("limit", "org/model", 3),
         ]
     assert fake_manager.calls[-1] == ("release", "org/model")
