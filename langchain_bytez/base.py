@@ -200,7 +200,10 @@ class BytezModelMixin(BaseModel):
     never appears in ``repr``, serialised output, pickles, tracing or error messages."""
 
     base_url: str | None = Field(default_factory=from_env(BASE_URL_ENV, default=None))
-    """API root; read from ``BYTEZ_BASE_URL``; ``None`` means ``https://api.bytez.com``."""
+    """API root; read from ``BYTEZ_BASE_URL``; ``None`` means ``https://api.bytez.com``.
+
+    The form SDKs quote, with the route prefix (``https://api.bytez.com/models/v2``), is
+    accepted too and means the same root."""
 
     timeout: float | None = Field(default=None, gt=0)
     """Per-request timeout in seconds.

@@ -153,6 +153,10 @@ def _resolve_base_url(base_url: str | None) -> str:
     if url.query or url.fragment:
         msg = f"base_url must not have a query or fragment, got {raw!r}"
         raise ValueError(msg)
+    # SDKs and docs quote the base URL with the route prefix
+    # ("https://api.bytez.com/models/v2"); both forms name the same API root.
+    if url.path.rstrip("/").endswith(protocol.API_PREFIX):
+        raw = raw[: len(raw) - len(protocol.API_PREFIX)].rstrip("/")
     return raw
 
 

@@ -42,6 +42,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from langchain_bytez.base import AsyncRetryReporter, BytezModelMixin, gather_or_cancel
 from langchain_bytez.client import DEFAULT_BASE_URL
 from langchain_bytez.errors import BytezStreamError
+from langchain_bytez.protocol import build_run_body, encode_json, validate_model_id
 from langchain_bytez.streaming import StopCutter, cut_at_stop
 from langchain_bytez.types import ResponseMeta, RunResult
 
@@ -55,6 +56,7 @@ __all__ = [
     "areport_chunks",
     "arun_model",
     "astream_text",
+    "check_request",
     "cut_output",
     "dedupe_stops",
     "finish_reason",
@@ -317,7 +319,8 @@ class BytezGenerationMixin(BytezModelMixin):
             "model": self.model,
             "base_url": (self.base_url or DEFAULT_BASE_URL).rstrip("/"),
             "params": self._default_params,
-            "stop": self._default_stops,
+            # Stops are enforced client-side: part of the identity, not of the params.
+            **({"stop": stops} if (stops := self._default_stops) else {}),
         }
 
     def _generation_ls_params(
@@ -508,6 +511,27 @@ def wire_params(params: Mapping[str, Any]) -> dict[str, Any]:
 # ---------------------------------------------------------------------- runs
 
 
+def check_request(model_id: str, payload: Mapping[str, Any], *, stream: bool) -> None:
+    """Refuse a request the client would refuse anyway, before auto-load sends anything.
+
+    A bad model id, an unknown payload key or a value JSON cannot carry (a lone
+    surrogate, NaN) would fail when the run body is encoded: checked here, the model's
+    cluster is never touched for a run that cannot be sent.
+
+    Args:
+        model_id: The model to run.
+        payload: The run body (without ``stream``).
+        stream: Whether the run is streamed.
+
+    Raises:
+        InvalidModelIdError: If the model id breaks the protocol's rule.
+        TypeError: If the payload is not a mapping.
+        ValueError: If the payload cannot be sent.
+    """
+    validate_model_id(model_id)
+    encode_json(build_run_body(payload, stream))
+
+
 def run_model(
     owner: BytezModelMixin,
     model_id: str,
@@ -528,6 +552,7 @@ def run_model(
     Returns:
         The run's result.
     """
+    check_request(model_id, payload, stream=False)
     client = owner._sync_client()
     on_retry = run_manager.on_retry if run_manager else None
     with owner._model_session(client, model_id, run_manager):
@@ -554,6 +579,7 @@ async def arun_model(
     Returns:
         The run's result.
     """
+    check_request(model_id, payload, stream=False)
     client = owner._async_client()
     with AsyncRetryReporter(run_manager) as on_retry:
         async with owner._amodel_session(client, model_id, run_manager):
@@ -604,6 +630,7 @@ def stream_text(
     Raises:
         BytezStreamError: If the stream ended without any text.
     """
+    check_request(call.model, payload, stream=True)
     client = owner._sync_client()
     on_retry = run_manager.on_retry if run_manager else None
     cutter = StopCutter(call.stops)
@@ -659,6 +686,7 @@ async def astream_text(
     Raises:
         BytezStreamError: If the stream ended without any text.
     """
+    check_request(call.model, payload, stream=True)
     client = owner._async_client()
     cutter = StopCutter(call.stops)
     received = False

@@ -330,7 +330,7 @@ def test_identifying_params_keep_a_string_stop_strings_whole() -> None:
 def test_identifying_params_tolerate_a_malformed_stop_strings() -> None:
     # Tracing must not fail on it; the call itself refuses it clearly.
     llm = make(params={"stop_strings": 5})
-    assert llm._identifying_params["stop"] == []
+    assert "stop" not in llm._identifying_params
     with pytest.raises(ValueError, match="stop_strings"):
         llm._call_settings(None, {})
 
