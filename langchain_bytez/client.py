@@ -301,7 +301,11 @@ class _ClientBase:
         return self._caused_by(error, exc)
 
     def _caused_by(self, error: _E, exc: BaseException) -> _E:
-        """Chain ``exc`` as ``error.__cause__`` unless its text carries a secret.
+        """Keep ``exc`` as ``error.cause`` unless its text carries a secret.
+
+        The transport exception is an attribute, not a ``__cause__`` chain: chained, it
+        would print some 60 lines of httpx and httpcore internals above the one line
+        that says what failed (its message is already in ``error``'s).
 
         Raise the result *outside* the ``except`` block that caught ``exc``: raised
         inside it, Python would keep ``exc`` as ``__context__`` anyway, where traceback
@@ -310,7 +314,10 @@ class _ClientBase:
         """
         text = str(exc)
         if not any(secret in text for secret in self._secrets):
-            error.__cause__ = exc
+            if isinstance(error, BytezError):
+                error.cause = exc
+            else:
+                error.__cause__ = exc
         error.__suppress_context__ = True
         return error
 
@@ -692,11 +699,17 @@ class BytezClient(_ClientBase):
         try:
             return attempt()
         except BytezError as exc:
-            if not self._first_failure_retryable(exc):
-                raise
             first = exc
+        if not self._first_failure_retryable(first):
+            raise first.with_traceback(None)  # the message says what failed: no internals
         retrying = tenacity.Retrying(sleep=_sleep, **self._retry_kwargs(method, path, on_retry))
-        return retrying(_replay_first(first, attempt))
+        try:
+            return retrying(_replay_first(first, attempt))
+        except BytezError as exc:
+            last = exc
+        # Raised afresh: tenacity's and the attempt's frames add nothing to the traceback
+        # of the last failure (its message says what failed).
+        raise last.with_traceback(None)
 
     def _call(
         self,
@@ -1445,14 +1458,19 @@ class AsyncBytezClient(_ClientBase):
         try:
             return await attempt()
         except BytezError as exc:
-            if not self._first_failure_retryable(exc):
-                raise
             first = exc
+        if not self._first_failure_retryable(first):
+            raise first.with_traceback(None)  # see BytezClient._with_retries
         retrying = tenacity.AsyncRetrying(
             sleep=_async_sleep, **self._retry_kwargs(method, path, on_retry)
         )
-        result: _T = await retrying(_areplay_first(first, attempt))
-        return result
+        try:
+            result: _T = await retrying(_areplay_first(first, attempt))
+        except BytezError as exc:
+            last = exc
+        else:
+            return result
+        raise last.with_traceback(None)  # see BytezClient._with_retries
 
     async def _call(
         self,
