@@ -196,7 +196,9 @@ class BytezModelMixin(BaseModel):
     """Bytez API key; read from ``BYTEZ_API_KEY`` when not passed.
 
     Checked at the first request (not at construction, so objects can be built and
-    serialised without one): a missing key raises ``MissingAPIKeyError`` then. The key
+    serialised without one): a key still missing then is read from ``BYTEZ_API_KEY``
+    (also after ``langchain_core.load.loads`` without ``secrets_from_env=True``, or
+    unpickling), and if there is none ``MissingAPIKeyError`` is raised. The key
     never appears in ``repr``, serialised output, pickles, tracing or error messages."""
 
     base_url: str | None = Field(default_factory=from_env(BASE_URL_ENV, default=None))
@@ -411,8 +413,21 @@ class BytezModelMixin(BaseModel):
 
     # ------------------------------------------------------------------ clients
 
+    def _api_key_now(self) -> SecretStr | None:
+        # A key left out at construction (or dropped by langchain's loads() without
+        # secrets_from_env=True, or by pickling) is looked up when it is needed.
+        if self.api_key is not None:
+            return self.api_key
+        return secret_from_env(API_KEY_ENV, default=None)()
+
+    def _provider_key_now(self) -> SecretStr | None:
+        if self.provider_key is not None:
+            return self.provider_key
+        return secret_from_env(PROVIDER_KEY_ENV, default=None)()
+
     def _client_key(self) -> _ClientKey:
-        if self.api_key is None:
+        api_key = self._api_key_now()
+        if api_key is None:
             hint = (
                 " Pickles never carry the key: set it in this process too."
                 if self._runtime.unpickled_without_key
@@ -425,23 +440,23 @@ class BytezModelMixin(BaseModel):
         headers = tuple(sorted((self.default_headers or {}).items()))
         return (
             (self.base_url or DEFAULT_BASE_URL).rstrip("/"),
-            _fingerprint(self.api_key),
+            _fingerprint(api_key),
             self.timeout,
             self.max_retries,
             self.max_retry_wait,
             headers,
-            _fingerprint(self.provider_key),
+            _fingerprint(self._provider_key_now()),
         )
 
     def _client_kwargs(self) -> dict[str, Any]:
         return {
-            "api_key": self.api_key,
+            "api_key": self._api_key_now(),
             "base_url": self.base_url or DEFAULT_BASE_URL,
             "timeout": self.timeout,
             "max_retries": self.max_retries,
             "max_retry_wait": self.max_retry_wait,
             "default_headers": self.default_headers,
-            "provider_key": self.provider_key,
+            "provider_key": self._provider_key_now(),
         }
 
     def _sync_client(self) -> BytezClient:

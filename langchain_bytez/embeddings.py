@@ -22,6 +22,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from langchain_core.embeddings import Embeddings
+from langchain_core.load import Serializable
 from langchain_core.runnables.config import ContextThreadPoolExecutor
 from pydantic import ConfigDict, Field
 
@@ -107,7 +108,7 @@ def _l2_normalized(vector: list[float]) -> list[float]:
     return vector if norm == 0.0 else [v / norm for v in vector]
 
 
-class BytezEmbeddings(BytezModelMixin, Embeddings):
+class BytezEmbeddings(BytezModelMixin, Embeddings, Serializable):
     """Bytez embedding models (``feature-extraction`` and ``sentence-similarity`` tasks).
 
     Setup:

@@ -1709,7 +1709,7 @@ class ModelManager:
         except BytezError as error:
             if error.status_code in {401, 402}:
                 raise
-            self._implicit_failed(client.base_url, model_id, error)
+            self._implicit_failed(client.cache_key[0], model_id, error)
             return None
 
     async def aensure_available(
@@ -1755,7 +1755,7 @@ class ModelManager:
         except BytezError as error:
             if error.status_code in {401, 402}:
                 raise
-            self._implicit_failed(client.base_url, model_id, error)
+            self._implicit_failed(client.cache_key[0], model_id, error)
             return None
 
     # ------------------------------------------------------------------ limits

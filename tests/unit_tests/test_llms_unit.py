@@ -16,7 +16,7 @@ from langchain_core.callbacks import AsyncCallbackHandler, BaseCallbackHandler
 from langchain_core.load import dumpd, dumps, loads
 from langchain_core.outputs import GenerationChunk
 
-from langchain_bytez.errors import BytezAPIError, BytezStreamError
+from langchain_bytez.errors import BytezAPIError, BytezStreamError, MissingAPIKeyError
 from langchain_bytez.llms import BytezLLM
 
 FAKE_KEY = "sk-FAKE-KEY-0123456789"
@@ -582,3 +582,10 @@ def test_serialisation_round_trip(make: Any, monkeypatch: pytest.MonkeyPatch) ->
     # Without the secret the object still loads; the key is then looked up at run time.
     keyless = loads(text, valid_namespaces=["langchain_bytez"], allowed_objects=[BytezLLM])
     assert keyless.api_key is None
+    # ... from the environment (loads() without secrets_from_env=True passes None).
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("BYTEZ_API_KEY", FAKE_KEY)
+        assert keyless._sync_client().cache_key == llm._sync_client().cache_key
+        env.delenv("BYTEZ_API_KEY")
+        with pytest.raises(MissingAPIKeyError, match="BYTEZ_API_KEY"):
+            keyless._sync_client()
