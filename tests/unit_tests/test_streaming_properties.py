@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import AsyncIterator, Callable, Iterator
+
+import httpx
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
+from langchain_bytez import BytezLLM
+from langchain_bytez.errors import BytezStreamError
 from langchain_bytez.streaming import (
     ERROR_PREFIX,
     MAX_ERROR_SEGMENT,
@@ -299,3 +305,72 @@ def test_stop_cutter_holds_only_possible_stop_prefixes() -> None:
     assert cutter.stopped
     assert cutter.feed("more") == ""
     assert cutter.flush() == ""
+
+
+# ----------------------------------------------------------------------------- end to end
+
+_E2E = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+chunk_lists = st.lists(
+    st.one_of(
+        st.text(alphabet=_ALPHABET, min_size=1, max_size=8),
+        st.builds(lambda t: ERROR_PREFIX + t, st.text(alphabet=_ALPHABET, max_size=8)),
+    ),
+    min_size=1,
+    max_size=6,
+)
+
+
+class _Chunks(httpx.SyncByteStream, httpx.AsyncByteStream):
+    def __init__(self, chunks: list[bytes]) -> None:
+        self.chunks = chunks
+
+    def __iter__(self) -> Iterator[bytes]:
+        yield from self.chunks
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        for chunk in self.chunks:
+            yield chunk
+
+
+def _outcome(run: Callable[[], str]) -> tuple[str, str | None, str | None]:
+    """(text, error message, delivered_text) of one way of reading the stream."""
+    try:
+        return run(), None, None
+    except BytezStreamError as error:
+        return "", error.message, error.delivered_text
+
+
+@_E2E
+@given(chunk_lists)
+@example(["The log says ", "Error: ", "file not found", ", so check the path."])
+@example(["Hello", " world", "Error: CUDA out of memory"])
+def test_invoke_stream_and_astream_agree_on_the_same_bytes(chunks: list[str]) -> None:
+    raw = [c.encode() for c in chunks]
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, stream=_Chunks(raw), headers={"content-type": "text/plain"})
+
+    llm = BytezLLM(
+        model="org/model",
+        api_key="property-key",
+        base_url="http://127.0.0.1:1",
+        auto_load=False,
+        max_retries=0,
+        http_client=httpx.Client(transport=httpx.MockTransport(answer)),
+        http_async_client=httpx.AsyncClient(transport=httpx.MockTransport(answer)),
+    )
+
+    async def astream() -> str:
+        return "".join([piece async for piece in llm.astream("x")])
+
+    streamed = _outcome(lambda: "".join(llm.stream("x")))
+    invoked = _outcome(lambda: llm.invoke("x", streaming=True))
+    async_streamed = _outcome(lambda: asyncio.run(astream()))
+    assert streamed == invoked == async_streamed
+    # And what they agree on is the decoder's rule: the last chunk alone may be the error.
+    text, error = decode_all(raw)
+    if error is None:
+        assert streamed == (text, None, None)
+    else:
+        assert streamed[1] is not None and error in streamed[1]
+        assert streamed[2] == text
