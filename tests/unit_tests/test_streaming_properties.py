@@ -372,5 +372,6 @@ def test_invoke_stream_and_astream_agree_on_the_same_bytes(chunks: list[str]) ->
     if error is None:
         assert streamed == (text, None, None)
     else:
-        assert streamed[1] is not None and error in streamed[1]
+        assert streamed[1] is not None
+        assert error in streamed[1]
         assert streamed[2] == text
