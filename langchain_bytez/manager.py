@@ -12,6 +12,12 @@ that onto a small, typed API:
   (``client.cache_key``). It makes concurrent first calls single-flight (one create-cluster request
   however many threads or tasks ask at once), remembers which models are running for a short while,
   caps in-flight runs per model (``limit`` / ``alimit``) and detects the serverless fallback.
+  Its [`ensure_available`][langchain_bytez.manager.ModelManager.ensure_available] is the
+  *implicit* auto-load the LangChain classes run before a model's first run: it never
+  changes an existing cluster (no PATCH, no DELETE), creates one only when none exists,
+  skips closed-source models, bounds each cluster call (one attempt,
+  ``IMPLICIT_CALL_TIMEOUT`` seconds) and turns any failure but 401/402 into a serverless
+  run with one warning per model and base URL.
 * [`LoadProgress`][langchain_bytez.manager.LoadProgress] events, a default console reporter and
   [`langchain_progress_dispatcher`][langchain_bytez.manager.langchain_progress_dispatcher], which
   turns the events into LangChain custom events named ``"bytez_model_loading"`` (visible in
@@ -950,6 +956,12 @@ class ModelManager:
     When the service answers the cluster routes with 404/405 (routes removed), the manager
     switches to serverless mode for good: it warns once, loads return ``None`` and the
     first run starts the model.
+
+    [`ensure_available`][langchain_bytez.manager.ModelManager.ensure_available] /
+    [`aensure_available`][langchain_bytez.manager.ModelManager.aensure_available] are the
+    implicit, best-effort twins of ``ensure_loaded`` that the LangChain classes use
+    before a run: they never change an existing cluster and never raise for a cluster
+    problem (only 401/402).
 
     Attributes:
         running_ttl: Upper bound, in seconds, on how long "running" is remembered.
