@@ -190,6 +190,23 @@ def test_any_cluster_route_failure_sends_the_run_and_warns_once(
     assert len(script.calls("PUT")) <= 1
 
 
+@pytest.mark.parametrize("mode", ["404 catalogue text", "500", "hanging"])
+def test_async_runs_fall_back_the_same_way(raw: tuple[str, Script], mode: str) -> None:
+    url, script = raw
+    script.cluster = CLUSTER_FAILURES[mode]
+    model = llm(url)
+
+    async def both() -> list[str]:
+        return [await model.ainvoke("Once"), await _join_async(model)]
+
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
+        assert asyncio.run(both()) == [" upon a time there was a test", " hello world"]
+    assert len(bytez_warnings(record)) == 1
+    assert script.calls("PATCH", "DELETE") == []
+    assert len(script.calls("GET")) == 1
+
+
 def test_a_hanging_cluster_route_costs_the_run_only_the_short_budget(
     raw: tuple[str, Script],
 ) -> None:
