@@ -196,11 +196,16 @@ class BytezModelMixin(BaseModel):
     """Bytez API key; read from ``BYTEZ_API_KEY`` when not passed.
 
     Checked at the first request (not at construction, so objects can be built and
-    serialised without one): a missing key raises ``MissingAPIKeyError`` then. The key
+    serialised without one): a key still missing then is read from ``BYTEZ_API_KEY``
+    (also after ``langchain_core.load.loads`` without ``secrets_from_env=True``, or
+    unpickling), and if there is none ``MissingAPIKeyError`` is raised. The key
     never appears in ``repr``, serialised output, pickles, tracing or error messages."""
 
     base_url: str | None = Field(default_factory=from_env(BASE_URL_ENV, default=None))
-    """API root; read from ``BYTEZ_BASE_URL``; ``None`` means ``https://api.bytez.com``."""
+    """API root; read from ``BYTEZ_BASE_URL``; ``None`` means ``https://api.bytez.com``.
+
+    The form SDKs quote, with the route prefix (``https://api.bytez.com/models/v2``), is
+    accepted too and means the same root."""
 
     timeout: float | None = Field(default=None, gt=0)
     """Per-request timeout in seconds.
@@ -232,25 +237,36 @@ class BytezModelMixin(BaseModel):
     """An ``httpx.AsyncClient`` to send async requests with; see ``http_client``."""
 
     auto_load: bool = True
-    """Load the model's instances before the first run.
+    """Before a model's first run, make sure it has instances (best effort).
 
-    Once per process, shared by concurrent calls, with ``concurrency`` instances and
-    ``instance_timeout``.
+    Once per process, shared by concurrent calls. It can never break or alter a run:
+
+    * a cluster that is on is used as it is, whatever its size and timeout; one that is
+      loading is waited for; one that is off or failed is left alone;
+    * a cluster is created (with ``concurrency`` and ``instance_timeout``) only when the
+      model has none; an existing cluster is never resized, re-timed, restarted or
+      deleted by a run (only explicit ``load()`` does that);
+    * closed-source models (``openai/...``, ``anthropic/...``) get no cluster call;
+    * each cluster call is sent once with a 10 s timeout; any failure but 401/402
+      (404, 405, 5xx, timeout, odd answer) sends the run anyway, serverless, with one
+      warning per model and base URL.
 
     ``False`` sends runs straight away: Bytez then starts the model with its defaults on
     the first run (serverless behaviour)."""
 
     concurrency: int = Field(default=1, ge=1)
-    """Parallel inferences: instances to load and in-flight runs allowed per model.
+    """Parallel inferences: in-flight runs allowed per model, and the size of a new cluster.
 
-    The number of instances requested when loading, and the cap on this process's
-    in-flight runs against the model (extra calls wait client-side instead of being
-    refused with 429)."""
+    Caps this process's in-flight runs against the model (extra calls wait client-side
+    instead of being refused with 429). Auto-load uses it only when it *creates* a
+    cluster; an existing cluster keeps its own capacity. To resize one, call
+    ``client.model(id).load(concurrency=...)``."""
 
     instance_timeout: int = Field(default=300, ge=60, le=86_400)
-    """Idle seconds before Bytez shuts the loaded instances down.
+    """Idle seconds before Bytez shuts a cluster that auto-load *creates* down.
 
-    Sent in whole minutes, 1 to 1440."""
+    Sent in whole minutes, 1 to 1440. An existing cluster keeps its own timeout; change
+    it with ``client.model(id).load(timeout=...)``."""
 
     load_progress: bool = False
     """Also print model-loading progress to stderr during auto-load.
@@ -397,8 +413,21 @@ class BytezModelMixin(BaseModel):
 
     # ------------------------------------------------------------------ clients
 
+    def _api_key_now(self) -> SecretStr | None:
+        # A key left out at construction (or dropped by langchain's loads() without
+        # secrets_from_env=True, or by pickling) is looked up when it is needed.
+        if self.api_key is not None:
+            return self.api_key
+        return secret_from_env(API_KEY_ENV, default=None)()
+
+    def _provider_key_now(self) -> SecretStr | None:
+        if self.provider_key is not None:
+            return self.provider_key
+        return secret_from_env(PROVIDER_KEY_ENV, default=None)()
+
     def _client_key(self) -> _ClientKey:
-        if self.api_key is None:
+        api_key = self._api_key_now()
+        if api_key is None:
             hint = (
                 " Pickles never carry the key: set it in this process too."
                 if self._runtime.unpickled_without_key
@@ -411,23 +440,23 @@ class BytezModelMixin(BaseModel):
         headers = tuple(sorted((self.default_headers or {}).items()))
         return (
             (self.base_url or DEFAULT_BASE_URL).rstrip("/"),
-            _fingerprint(self.api_key),
+            _fingerprint(api_key),
             self.timeout,
             self.max_retries,
             self.max_retry_wait,
             headers,
-            _fingerprint(self.provider_key),
+            _fingerprint(self._provider_key_now()),
         )
 
     def _client_kwargs(self) -> dict[str, Any]:
         return {
-            "api_key": self.api_key,
+            "api_key": self._api_key_now(),
             "base_url": self.base_url or DEFAULT_BASE_URL,
             "timeout": self.timeout,
             "max_retries": self.max_retries,
             "max_retry_wait": self.max_retry_wait,
             "default_headers": self.default_headers,
-            "provider_key": self.provider_key,
+            "provider_key": self._provider_key_now(),
         }
 
     def _sync_client(self) -> BytezClient:
@@ -495,9 +524,12 @@ class BytezModelMixin(BaseModel):
     ) -> Iterator[None]:
         """Wrap one run: auto-load the model, then hold a slot of its in-flight cap.
 
-        The manager caches a running model, so after the first load this costs no
-        request. A run that fails because the model is not loaded (any more) makes the
-        manager forget it, so the next run loads it again.
+        Auto-load is implicit here: see ``auto_load`` and
+        [`ensure_available`][langchain_bytez.manager.ModelManager.ensure_available] (it
+        never changes an existing cluster and falls back to a serverless run on any
+        failure but 401/402). The manager caches a running model, so after the first
+        load this costs no request. A run that fails because the model is not loaded
+        (any more) makes the manager forget it, so the next run loads it again.
 
         Args:
             client: The sync client the run uses.
@@ -509,7 +541,7 @@ class BytezModelMixin(BaseModel):
         """
         manager = self._manager(client)
         if self.auto_load:
-            manager.ensure_loaded(
+            manager.ensure_available(
                 client,
                 model_id,
                 concurrency=self.concurrency,
@@ -549,7 +581,7 @@ class BytezModelMixin(BaseModel):
         """
         manager = self._manager(client)
         if self.auto_load:
-            await manager.aensure_loaded(
+            await manager.aensure_available(
                 client,
                 model_id,
                 concurrency=self.concurrency,

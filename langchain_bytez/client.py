@@ -153,6 +153,10 @@ def _resolve_base_url(base_url: str | None) -> str:
     if url.query or url.fragment:
         msg = f"base_url must not have a query or fragment, got {raw!r}"
         raise ValueError(msg)
+    # SDKs and docs quote the base URL with the route prefix
+    # ("https://api.bytez.com/models/v2"); both forms name the same API root.
+    if url.path.rstrip("/").endswith(protocol.API_PREFIX):
+        raw = raw[: len(raw) - len(protocol.API_PREFIX)].rstrip("/")
     return raw
 
 
@@ -297,7 +301,11 @@ class _ClientBase:
         return self._caused_by(error, exc)
 
     def _caused_by(self, error: _E, exc: BaseException) -> _E:
-        """Chain ``exc`` as ``error.__cause__`` unless its text carries a secret.
+        """Keep ``exc`` as ``error.cause`` unless its text carries a secret.
+
+        The transport exception is an attribute, not a ``__cause__`` chain: chained, it
+        would print some 60 lines of httpx and httpcore internals above the one line
+        that says what failed (its message is already in ``error``'s).
 
         Raise the result *outside* the ``except`` block that caught ``exc``: raised
         inside it, Python would keep ``exc`` as ``__context__`` anyway, where traceback
@@ -306,7 +314,10 @@ class _ClientBase:
         """
         text = str(exc)
         if not any(secret in text for secret in self._secrets):
-            error.__cause__ = exc
+            if isinstance(error, BytezError):
+                error.cause = exc
+            else:
+                error.__cause__ = exc
         error.__suppress_context__ = True
         return error
 
@@ -688,11 +699,17 @@ class BytezClient(_ClientBase):
         try:
             return attempt()
         except BytezError as exc:
-            if not self._first_failure_retryable(exc):
-                raise
             first = exc
+        if not self._first_failure_retryable(first):
+            raise first.with_traceback(None)  # the message says what failed: no internals
         retrying = tenacity.Retrying(sleep=_sleep, **self._retry_kwargs(method, path, on_retry))
-        return retrying(_replay_first(first, attempt))
+        try:
+            return retrying(_replay_first(first, attempt))
+        except BytezError as exc:
+            last = exc
+        # Raised afresh: tenacity's and the attempt's frames add nothing to the traceback
+        # of the last failure (its message says what failed).
+        raise last.with_traceback(None)
 
     def _call(
         self,
@@ -704,6 +721,7 @@ class BytezClient(_ClientBase):
         model_id: str | None = None,
         timeout: float | httpx.Timeout | None = None,
         on_retry: OnRetry | None = None,
+        retry: bool = True,
     ) -> tuple[Any, dict[str, Any] | None, ResponseMeta]:
         content = None if body is None else protocol.encode_json(body)
         call_timeout = self._call_timeout(timeout)
@@ -725,6 +743,8 @@ class BytezClient(_ClientBase):
                 ResponseMeta.from_headers(response.headers, response.status_code),
             )
 
+        if not retry:
+            return attempt()
         return self._with_retries(attempt, method, path, on_retry)
 
     # -- runs -------------------------------------------------------------------------
@@ -854,13 +874,23 @@ class BytezClient(_ClientBase):
 
     # -- clusters ---------------------------------------------------------------------
 
-    def create_cluster(self, model_id: str, capacity: Capacity, timeout_minutes: int) -> str:
+    def create_cluster(
+        self,
+        model_id: str,
+        capacity: Capacity,
+        timeout_minutes: int,
+        *,
+        timeout: float | httpx.Timeout | None = None,
+        retry: bool = True,
+    ) -> str:
         """Start loading a model's instance cluster.
 
         Args:
             model_id: The Bytez model id.
             capacity: Instance counts (``Capacity.fixed(n)`` for ``n`` parallel runs).
             timeout_minutes: Idle minutes before the cluster shuts down (1 to 1440).
+            timeout: Overrides the client's request timeout for this call.
+            retry: ``False`` sends the request once, without the client's retries.
 
         Returns:
             The server's answer, such as ``"Loading"``.
@@ -872,14 +902,24 @@ class BytezClient(_ClientBase):
         """
         path = protocol.model_path(model_id)
         body = _cluster_body(capacity, timeout_minutes)
-        output, _, _ = self._call("PUT", path, body=body, model_id=model_id)
+        output, _, _ = self._call(
+            "PUT", path, body=body, model_id=model_id, timeout=timeout, retry=retry
+        )
         return "" if output is None else str(output)
 
-    def get_cluster(self, model_id: str) -> ClusterStatus:
+    def get_cluster(
+        self,
+        model_id: str,
+        *,
+        timeout: float | httpx.Timeout | None = None,
+        retry: bool = True,
+    ) -> ClusterStatus:
         """Read a model's instance cluster.
 
         Args:
             model_id: The Bytez model id.
+            timeout: Overrides the client's request timeout for this call.
+            retry: ``False`` sends the request once, without the client's retries.
 
         Returns:
             The cluster's status.
@@ -888,7 +928,9 @@ class BytezClient(_ClientBase):
             BytezNotFoundError: If the model has no cluster.
             BytezError: The typed error for other failures.
         """
-        output, _, _ = self._call("GET", protocol.model_path(model_id), model_id=model_id)
+        output, _, _ = self._call(
+            "GET", protocol.model_path(model_id), model_id=model_id, timeout=timeout, retry=retry
+        )
         return _parse_cluster(output, model_id, self._redact)
 
     def update_cluster(
@@ -1416,14 +1458,19 @@ class AsyncBytezClient(_ClientBase):
         try:
             return await attempt()
         except BytezError as exc:
-            if not self._first_failure_retryable(exc):
-                raise
             first = exc
+        if not self._first_failure_retryable(first):
+            raise first.with_traceback(None)  # see BytezClient._with_retries
         retrying = tenacity.AsyncRetrying(
             sleep=_async_sleep, **self._retry_kwargs(method, path, on_retry)
         )
-        result: _T = await retrying(_areplay_first(first, attempt))
-        return result
+        try:
+            result: _T = await retrying(_areplay_first(first, attempt))
+        except BytezError as exc:
+            last = exc
+        else:
+            return result
+        raise last.with_traceback(None)  # see BytezClient._with_retries
 
     async def _call(
         self,
@@ -1435,6 +1482,7 @@ class AsyncBytezClient(_ClientBase):
         model_id: str | None = None,
         timeout: float | httpx.Timeout | None = None,
         on_retry: OnRetry | None = None,
+        retry: bool = True,
     ) -> tuple[Any, dict[str, Any] | None, ResponseMeta]:
         content = None if body is None else protocol.encode_json(body)
         call_timeout = self._call_timeout(timeout)
@@ -1456,6 +1504,8 @@ class AsyncBytezClient(_ClientBase):
                 ResponseMeta.from_headers(response.headers, response.status_code),
             )
 
+        if not retry:
+            return await attempt()
         return await self._with_retries(attempt, method, path, on_retry)
 
     # -- runs -------------------------------------------------------------------------
@@ -1584,13 +1634,23 @@ class AsyncBytezClient(_ClientBase):
 
     # -- clusters ---------------------------------------------------------------------
 
-    async def create_cluster(self, model_id: str, capacity: Capacity, timeout_minutes: int) -> str:
+    async def create_cluster(
+        self,
+        model_id: str,
+        capacity: Capacity,
+        timeout_minutes: int,
+        *,
+        timeout: float | httpx.Timeout | None = None,
+        retry: bool = True,
+    ) -> str:
         """Start loading a model's instance cluster.
 
         Args:
             model_id: The Bytez model id.
             capacity: Instance counts (``Capacity.fixed(n)`` for ``n`` parallel runs).
             timeout_minutes: Idle minutes before the cluster shuts down (1 to 1440).
+            timeout: Overrides the client's request timeout for this call.
+            retry: ``False`` sends the request once, without the client's retries.
 
         Returns:
             The server's answer, such as ``"Loading"``.
@@ -1602,14 +1662,24 @@ class AsyncBytezClient(_ClientBase):
         """
         path = protocol.model_path(model_id)
         body = _cluster_body(capacity, timeout_minutes)
-        output, _, _ = await self._call("PUT", path, body=body, model_id=model_id)
+        output, _, _ = await self._call(
+            "PUT", path, body=body, model_id=model_id, timeout=timeout, retry=retry
+        )
         return "" if output is None else str(output)
 
-    async def get_cluster(self, model_id: str) -> ClusterStatus:
+    async def get_cluster(
+        self,
+        model_id: str,
+        *,
+        timeout: float | httpx.Timeout | None = None,
+        retry: bool = True,
+    ) -> ClusterStatus:
         """Read a model's instance cluster.
 
         Args:
             model_id: The Bytez model id.
+            timeout: Overrides the client's request timeout for this call.
+            retry: ``False`` sends the request once, without the client's retries.
 
         Returns:
             The cluster's status.
@@ -1618,7 +1688,9 @@ class AsyncBytezClient(_ClientBase):
             BytezNotFoundError: If the model has no cluster.
             BytezError: The typed error for other failures.
         """
-        output, _, _ = await self._call("GET", protocol.model_path(model_id), model_id=model_id)
+        output, _, _ = await self._call(
+            "GET", protocol.model_path(model_id), model_id=model_id, timeout=timeout, retry=retry
+        )
         return _parse_cluster(output, model_id, self._redact)
 
     async def update_cluster(

@@ -4,7 +4,7 @@ Bytez embeds one text per request, so a batch is sent as concurrent requests (bo
 ``max_concurrency`` and by the model's ``concurrency`` cap in the shared manager) and the
 vectors are returned in input order. Identical texts in one batch are sent once.
 
-The API returns one of several shapes (``../shared/bytez-protocol.md``); all are
+The API returns one of several shapes (``docs/protocol.md``); all are
 normalised to one flat ``list[float]``:
 
 * a flat vector ``[v0, v1, ...]``;
@@ -22,6 +22,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from langchain_core.embeddings import Embeddings
+from langchain_core.load import Serializable
 from langchain_core.runnables.config import ContextThreadPoolExecutor
 from pydantic import ConfigDict, Field
 
@@ -107,7 +108,7 @@ def _l2_normalized(vector: list[float]) -> list[float]:
     return vector if norm == 0.0 else [v / norm for v in vector]
 
 
-class BytezEmbeddings(BytezModelMixin, Embeddings):
+class BytezEmbeddings(BytezModelMixin, Embeddings, Serializable):
     """Bytez embedding models (``feature-extraction`` and ``sentence-similarity`` tasks).
 
     Setup:

@@ -48,6 +48,7 @@ class BytezError(ModelError):
         status_code: The HTTP status, when the failure came with a response.
         model_id: The Bytez model the request was for, when known.
         body: A short excerpt of the raw response body, for diagnosis.
+        cause: The transport exception behind the failure, when there is one.
     """
 
     def __init__(
@@ -70,6 +71,12 @@ class BytezError(ModelError):
         self.status_code = status_code
         self.model_id = model_id
         self.body = body
+        self.cause: BaseException | None = None
+        """The transport exception behind a connection, timeout or stream failure.
+
+        Kept here rather than chained as ``__cause__`` (which would add dozens of lines
+        of httpx internals to every traceback); ``None`` when there is none or when
+        its text would reveal a key."""
         super().__init__(self._render())
 
     def _render(self) -> str:
@@ -88,7 +95,8 @@ class BytezError(ModelError):
         return (
             _rebuild_error,
             (type(self), self.message, self.status_code, self.model_id, self.body),
-            self.__dict__,
+            # The transport exception may hold unpicklable requests: it stays behind.
+            {k: v for k, v in self.__dict__.items() if k != "cause"},
         )
 
 

@@ -42,6 +42,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from langchain_bytez.base import AsyncRetryReporter, BytezModelMixin, gather_or_cancel
 from langchain_bytez.client import DEFAULT_BASE_URL
 from langchain_bytez.errors import BytezStreamError
+from langchain_bytez.protocol import build_run_body, encode_json, validate_model_id
 from langchain_bytez.streaming import StopCutter, cut_at_stop
 from langchain_bytez.types import ResponseMeta, RunResult
 
@@ -55,6 +56,7 @@ __all__ = [
     "areport_chunks",
     "arun_model",
     "astream_text",
+    "check_request",
     "cut_output",
     "dedupe_stops",
     "finish_reason",
@@ -63,6 +65,7 @@ __all__ = [
     "report_chunks",
     "run_model",
     "stream_text",
+    "wire_params",
 ]
 
 GENERATION_FIELDS = ("max_new_tokens", "temperature", "top_p", "top_k")
@@ -198,7 +201,7 @@ class CallSettings:
     Attributes:
         model: The model id to run.
         params: The Hugging Face params to send (``None`` values dropped).
-        stops: Stop sequences, enforced client-side and sent as ``stop_strings``.
+        stops: Stop sequences, enforced client-side only (never sent).
         streaming: Whether ``invoke``/``generate`` should use the streaming route.
         timeout: Per-call request timeout, if given.
         max_new_tokens: The token budget sent, if any (for the finish reason).
@@ -256,7 +259,10 @@ class BytezGenerationMixin(BytezModelMixin):
     """Maximum number of new tokens to generate (alias ``max_tokens``)."""
 
     temperature: float | None = Field(default=None, ge=0, strict=True)
-    """Sampling temperature; ``None`` leaves the model's default."""
+    """Sampling temperature; ``None`` leaves the model's default.
+
+    ``0`` means greedy decoding and is sent as ``do_sample: false`` without a
+    temperature (models that sample by default refuse ``temperature: 0``)."""
 
     top_p: float | None = Field(default=None, gt=0, le=1, strict=True)
     """Nucleus sampling: sample from the smallest token set with this probability mass."""
@@ -267,8 +273,10 @@ class BytezGenerationMixin(BytezModelMixin):
     stop: list[str] | None = None
     """Stop sequences, combined with the ones given per call.
 
-    Sent as ``params["stop_strings"]`` and also enforced client-side: the text ends
-    before the first stop sequence, and a stream is closed as soon as one appears."""
+    Enforced client-side only, never sent (the service has no portable stop param:
+    models behind Bytez's vLLM adapter refuse ``stop_strings`` with 422): the text ends
+    before the first stop sequence, and a stream is closed as soon as one appears.
+    ``params={"stop_strings": [...]}`` is accepted as another way to give them."""
 
     streaming: bool = False
     """Use the streaming route for ``invoke``/``generate`` too.
@@ -289,17 +297,20 @@ class BytezGenerationMixin(BytezModelMixin):
 
     @property
     def _default_params(self) -> dict[str, Any]:
-        """The generation params sent with every run (before per-call overrides)."""
+        """The params every run sends (before per-call overrides), as on the wire."""
         params = self._instance_params()
+        params.pop("stop_strings", None)  # a stop sequence: enforced here, never sent
+        return wire_params({key: value for key, value in params.items() if value is not None})
+
+    @property
+    def _default_stops(self) -> list[str]:
+        """The stop sequences of every run (``stop`` and ``params["stop_strings"]``)."""
         try:
             # One string is one stop sequence (as in _call_settings), not its characters.
-            configured = _stop_list("params['stop_strings']", params.get("stop_strings"))
+            configured = _stop_list("params['stop_strings']", self.params.get("stop_strings"))
         except ValueError:
             configured = None  # tracing must not fail; _call_settings refuses it clearly
-        stops = dedupe_stops(self.stop, configured)
-        if stops:
-            params["stop_strings"] = list(stops)
-        return {key: value for key, value in params.items() if value is not None}
+        return list(dedupe_stops(self.stop, configured))
 
     @property
     def _identifying_params(self) -> dict[str, Any]:
@@ -308,6 +319,8 @@ class BytezGenerationMixin(BytezModelMixin):
             "model": self.model,
             "base_url": (self.base_url or DEFAULT_BASE_URL).rstrip("/"),
             "params": self._default_params,
+            # Stops are enforced client-side: part of the identity, not of the params.
+            **({"stop": stops} if (stops := self._default_stops) else {}),
         }
 
     def _generation_ls_params(
@@ -403,10 +416,9 @@ class BytezGenerationMixin(BytezModelMixin):
             _stop_list("params['stop_strings']", params.pop("stop_strings", None)),
             _stop_list("stop", stop, allow_str=False),
         )
-        if stops:
-            params["stop_strings"] = list(stops)
         params = {key: value for key, value in params.items() if value is not None}
         _check_param_types(params)
+        params = wire_params(params)
         if self.params:
             # The instance's own params are checked here too: refused before auto-load
             # spends a cold start, not when the run body is encoded after it.
@@ -470,7 +482,54 @@ def _check_param_types(params: Mapping[str, Any]) -> None:
             raise ValueError(f"{key} must be a finite number, got {value!r}")
 
 
+def wire_params(params: Mapping[str, Any]) -> dict[str, Any]:
+    """The params as the service accepts them (``docs/protocol.md``, run body).
+
+    ``temperature=0`` means greedy decoding: Hugging Face models that sample by default
+    answer ``temperature: 0`` with 422, so it is sent as ``do_sample: false`` with no
+    temperature. ``stop_strings`` is never sent (models behind Bytez's vLLM adapter refuse
+    it with 422, pipelines cannot use it): stop sequences are enforced client-side.
+
+    Args:
+        params: The merged params, ``None`` values already dropped.
+
+    Returns:
+        A new dict to send.
+    """
+    sent = {key: value for key, value in params.items() if key != "stop_strings"}
+    temperature = sent.get("temperature")
+    if (
+        isinstance(temperature, (int, float))
+        and not isinstance(temperature, bool)
+        and temperature == 0
+    ):
+        del sent["temperature"]
+        sent["do_sample"] = False
+    return sent
+
+
 # ---------------------------------------------------------------------- runs
+
+
+def check_request(model_id: str, payload: Mapping[str, Any], *, stream: bool) -> None:
+    """Refuse a request the client would refuse anyway, before auto-load sends anything.
+
+    A bad model id, an unknown payload key or a value JSON cannot carry (a lone
+    surrogate, NaN) would fail when the run body is encoded: checked here, the model's
+    cluster is never touched for a run that cannot be sent.
+
+    Args:
+        model_id: The model to run.
+        payload: The run body (without ``stream``).
+        stream: Whether the run is streamed.
+
+    Raises:
+        InvalidModelIdError: If the model id breaks the protocol's rule.
+        TypeError: If the payload is not a mapping.
+        ValueError: If the payload cannot be sent.
+    """
+    validate_model_id(model_id)
+    encode_json(build_run_body(payload, stream))
 
 
 def run_model(
@@ -493,6 +552,7 @@ def run_model(
     Returns:
         The run's result.
     """
+    check_request(model_id, payload, stream=False)
     client = owner._sync_client()
     on_retry = run_manager.on_retry if run_manager else None
     with owner._model_session(client, model_id, run_manager):
@@ -519,6 +579,7 @@ async def arun_model(
     Returns:
         The run's result.
     """
+    check_request(model_id, payload, stream=False)
     client = owner._async_client()
     with AsyncRetryReporter(run_manager) as on_retry:
         async with owner._amodel_session(client, model_id, run_manager):
@@ -569,6 +630,7 @@ def stream_text(
     Raises:
         BytezStreamError: If the stream ended without any text.
     """
+    check_request(call.model, payload, stream=True)
     client = owner._sync_client()
     on_retry = run_manager.on_retry if run_manager else None
     cutter = StopCutter(call.stops)
@@ -624,6 +686,7 @@ async def astream_text(
     Raises:
         BytezStreamError: If the stream ended without any text.
     """
+    check_request(call.model, payload, stream=True)
     client = owner._async_client()
     cutter = StopCutter(call.stops)
     received = False

@@ -113,7 +113,7 @@ class BytezLLM(BytezGenerationMixin, LLM):
         top_k: int | None
             Sample from the k most likely tokens.
         stop: list[str] | None
-            Stop sequences: sent as ``stop_strings`` and enforced client-side.
+            Stop sequences, enforced client-side (never sent to the service).
         params: dict
             Any other Hugging Face ``generate()`` kwargs (alias ``model_kwargs``).
         return_full_text: bool

@@ -379,12 +379,18 @@ def model_document(info: ModelInfo) -> Document:
     if info.ram_required is not None:
         parts.append(f"needs {_number(info.ram_required)} GB RAM")
     if info.meter is not None and info.meter_price is not None:
-        parts.append(f"billed on meter {info.meter} at ${_price(info.meter_price)}/s")
+        unit = _UNIT_ABBREVIATIONS.get((info.meter_price_unit or "sec").lower())
+        per = unit if unit is not None else f" {info.meter_price_unit}"
+        parts.append(f"billed on meter {info.meter} at ${_price(info.meter_price)}/{per.strip()}")
     elif info.meter is not None:
         parts.append(f"billed on meter {info.meter}")
     content = f"{info.model_id} — {', '.join(parts)}"
     metadata: dict[str, Any] = {"source": "bytez-catalog", **info.model_dump()}
     return Document(id=info.model_id, page_content=content, metadata=metadata)
+
+
+# The catalogue's price unit ("0.0006478333 / sec") written the short way.
+_UNIT_ABBREVIATIONS = {"sec": "s", "second": "s", "s": "s", "hour": "h", "hr": "h", "h": "h"}
 
 
 def instance_document(status: ClusterStatus) -> Document:
@@ -451,7 +457,8 @@ class BytezCatalogLoader(_BytezConnectionLoader):
 
     Handy for "which model should I use" retrieval: the text names the task, size, RAM
     and price; the metadata holds every catalogue field (``model_id``, ``task``,
-    ``params``, ``ram_required``, ``meter``, ``meter_price``) plus ``source``.
+    ``params``, ``ram_required``, ``meter``, ``meter_price``, ``meter_price_unit``) plus
+    ``source``.
 
     Attributes:
         task: Only models of this task (``None``: every task).

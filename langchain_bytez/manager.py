@@ -12,6 +12,12 @@ that onto a small, typed API:
   (``client.cache_key``). It makes concurrent first calls single-flight (one create-cluster request
   however many threads or tasks ask at once), remembers which models are running for a short while,
   caps in-flight runs per model (``limit`` / ``alimit``) and detects the serverless fallback.
+  Its [`ensure_available`][langchain_bytez.manager.ModelManager.ensure_available] is the
+  *implicit* auto-load the LangChain classes run before a model's first run: it never
+  changes an existing cluster (no PATCH, no DELETE), creates one only when none exists,
+  skips closed-source models, bounds each cluster call (one attempt,
+  ``IMPLICIT_CALL_TIMEOUT`` seconds) and turns any failure but 401/402 into a serverless
+  run with one warning per model and base URL.
 * [`LoadProgress`][langchain_bytez.manager.LoadProgress] events, a default console reporter and
   [`langchain_progress_dispatcher`][langchain_bytez.manager.langchain_progress_dispatcher], which
   turns the events into LangChain custom events named ``"bytez_model_loading"`` (visible in
@@ -53,8 +59,14 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal, TextIO, TypeVar, cast
 from langchain_core.callbacks.manager import AsyncCallbackManager, CallbackManager
 from langchain_core.callbacks.manager import AsyncRunManager as AsyncRunManagerType
 
-from langchain_bytez.errors import BytezError, BytezModelLoadError, BytezNotFoundError
-from langchain_bytez.protocol import validate_model_id
+from langchain_bytez.errors import (
+    BytezAuthenticationError,
+    BytezError,
+    BytezModelLoadError,
+    BytezNotFoundError,
+    BytezPaymentRequiredError,
+)
+from langchain_bytez.protocol import is_closed_source, validate_model_id
 from langchain_bytez.types import Capacity, ClusterState, ClusterStatus, RunResult
 
 if TYPE_CHECKING:
@@ -99,6 +111,21 @@ DEFAULT_TIMEOUT_SECONDS = 300
 
 DEFAULT_DEADLINE_SECONDS = 900.0
 """Default time a load waits for the cluster to run before giving up, in seconds (15 min)."""
+
+IMPLICIT_CALL_TIMEOUT = 10.0
+"""Timeout, in seconds, of each cluster call implicit auto-load makes before a run.
+
+Implicit calls (status, create, polls) are sent once, without retries, with this
+timeout: a cluster route that hangs or fails costs the run at most this long before the
+run is sent anyway."""
+
+IMPLICIT_RETRY_AFTER = 300.0
+"""Seconds during which a model whose implicit auto-load failed is run without cluster
+calls (the failure is not retried on every call)."""
+
+# (model id, base URL) pairs already warned about a skipped implicit auto-load.
+_IMPLICIT_WARNED: set[tuple[str, str]] = set()
+_IMPLICIT_WARNED_LOCK = threading.Lock()
 
 # A fresh cluster may not be visible to GET for a moment after the PUT on an eventually
 # consistent backend; a "stopped" answer within this window is not yet a failure.
@@ -464,12 +491,17 @@ class _LoadSpec:
     capacity: Capacity
     minutes: int
     deadline: float
+    # Whether the caller chose the capacity / the idle timeout. Unchosen ones are only
+    # used to create a cluster; an existing cluster keeps its own (issue: load() with no
+    # sizes must not reset a cluster to the defaults).
+    sets_capacity: bool = True
+    sets_timeout: bool = True
 
     @classmethod
     def build(
         cls,
-        concurrency: int,
-        timeout: float,
+        concurrency: int | None,
+        timeout: float | None,
         capacity: Capacity | Mapping[str, int] | None,
         deadline: float,
     ) -> _LoadSpec:
@@ -486,9 +518,11 @@ class _LoadSpec:
             if cached is not None:
                 return cached
         spec = cls(
-            capacity=_to_capacity(concurrency, capacity),
-            minutes=timeout_to_minutes(timeout),
+            capacity=_to_capacity(1 if concurrency is None else concurrency, capacity),
+            minutes=timeout_to_minutes(DEFAULT_TIMEOUT_SECONDS if timeout is None else timeout),
             deadline=_check_deadline(deadline),
+            sets_capacity=concurrency is not None or capacity is not None,
+            sets_timeout=timeout is not None,
         )
         if key is not None and len(_SPECS) < 256:
             _SPECS[key] = spec
@@ -500,13 +534,19 @@ class _LoadSpec:
         return (cap.min, cap.desired, cap.max, self.minutes)
 
     def differs_from(self, status: ClusterStatus) -> bool:
-        # Unreported values are not treated as different: a PATCH on every call
-        # would cost a write per request for nothing.
+        # Only what the caller chose is compared. Unreported values are not treated as
+        # different: a PATCH on every call would cost a write per request for nothing.
         cap = status.capacity
-        if cap is not None and (cap.min, cap.desired, cap.max) != self.key[:3]:
+        if (
+            self.sets_capacity
+            and cap is not None
+            and (cap.min, cap.desired, cap.max) != self.key[:3]
+        ):
             return True
         return (
-            status.idle_timeout_minutes is not None and status.idle_timeout_minutes != self.minutes
+            self.sets_timeout
+            and status.idle_timeout_minutes is not None
+            and status.idle_timeout_minutes != self.minutes
         )
 
 
@@ -555,8 +595,8 @@ class _Put:
 
 @dataclass(frozen=True)
 class _Patch:
-    capacity: Capacity
-    minutes: int
+    capacity: Capacity | None
+    minutes: int | None
     status: Literal["on", "off"] | None
 
 
@@ -579,7 +619,16 @@ _Op = _Get | _Put | _Patch | _Delete | _Sleep | _Emit
 _Plan = Generator[_Op, Any, _T]
 
 
-def _drive(plan: _Plan[_T], client: BytezClient, model_id: str, emit: _AnyCallback | None) -> _T:
+def _drive(
+    plan: _Plan[_T],
+    client: BytezClient,
+    model_id: str,
+    emit: _AnyCallback | None,
+    *,
+    implicit: bool = False,
+) -> _T:
+    # Implicit calls are bounded: one attempt each, a short timeout (see IMPLICIT_CALL_TIMEOUT).
+    call: dict[str, Any] = {"timeout": IMPLICIT_CALL_TIMEOUT, "retry": False} if implicit else {}
     value: Any = None
     error: BytezError | None = None
     try:
@@ -591,9 +640,9 @@ def _drive(plan: _Plan[_T], client: BytezClient, model_id: str, emit: _AnyCallba
             value, error = None, None
             try:
                 if isinstance(op, _Get):
-                    value = client.get_cluster(model_id)
+                    value = client.get_cluster(model_id, **call)
                 elif isinstance(op, _Put):
-                    value = client.create_cluster(model_id, op.capacity, op.minutes)
+                    value = client.create_cluster(model_id, op.capacity, op.minutes, **call)
                 elif isinstance(op, _Patch):
                     value = client.update_cluster(
                         model_id,
@@ -614,8 +663,15 @@ def _drive(plan: _Plan[_T], client: BytezClient, model_id: str, emit: _AnyCallba
 
 
 async def _adrive(
-    plan: _Plan[_T], client: AsyncBytezClient, model_id: str, emit: _AnyCallback | None
+    plan: _Plan[_T],
+    client: AsyncBytezClient,
+    model_id: str,
+    emit: _AnyCallback | None,
+    *,
+    implicit: bool = False,
 ) -> _T:
+    # Implicit calls are bounded: one attempt each, a short timeout (see IMPLICIT_CALL_TIMEOUT).
+    call: dict[str, Any] = {"timeout": IMPLICIT_CALL_TIMEOUT, "retry": False} if implicit else {}
     value: Any = None
     error: BytezError | None = None
     try:
@@ -627,9 +683,9 @@ async def _adrive(
             value, error = None, None
             try:
                 if isinstance(op, _Get):
-                    value = await client.get_cluster(model_id)
+                    value = await client.get_cluster(model_id, **call)
                 elif isinstance(op, _Put):
-                    value = await client.create_cluster(model_id, op.capacity, op.minutes)
+                    value = await client.create_cluster(model_id, op.capacity, op.minutes, **call)
                 elif isinstance(op, _Patch):
                     value = await client.update_cluster(
                         model_id,
@@ -820,7 +876,7 @@ class _LeaderGone(Exception):  # noqa: N818
 class _Flight:
     """One in-progress load that concurrent callers share."""
 
-    def __init__(self, key: tuple[int, int, int, int], printer: bool) -> None:
+    def __init__(self, key: tuple[int, int, int, int] | None, printer: bool) -> None:
         self.future: concurrent.futures.Future[ClusterStatus | None] = concurrent.futures.Future()
         # Running futures cannot be cancelled: a cancelled asyncio waiter (wrap_future
         # propagates cancellation) must not cancel the load for everyone else.
@@ -901,6 +957,12 @@ class ModelManager:
     switches to serverless mode for good: it warns once, loads return ``None`` and the
     first run starts the model.
 
+    [`ensure_available`][langchain_bytez.manager.ModelManager.ensure_available] /
+    [`aensure_available`][langchain_bytez.manager.ModelManager.aensure_available] are the
+    implicit, best-effort twins of ``ensure_loaded`` that the LangChain classes use
+    before a run: they never change an existing cluster and never raise for a cluster
+    problem (only 401/402).
+
     Attributes:
         running_ttl: Upper bound, in seconds, on how long "running" is remembered.
         poll_initial: First delay between status polls while loading, in seconds.
@@ -941,6 +1003,8 @@ class ModelManager:
         self._limiters: dict[str, _Limiter] = {}
         self._serverless = False
         self._warned = False
+        # Models whose implicit auto-load is skipped until the given monotonic time.
+        self._implicit_skip: dict[str, float] = {}
 
     @classmethod
     def for_client(cls, client: BytezClient | AsyncBytezClient) -> ModelManager:
@@ -995,6 +1059,57 @@ class ModelManager:
                 del self._running[model_id]
                 return None
             return entry.status if entry.key == spec.key else None
+
+    def _cached_any(self, model_id: str) -> ClusterStatus | None:
+        # Implicit auto-load takes a running cluster whatever its settings.
+        with self._lock:
+            entry = self._running.get(model_id)
+            if entry is None:
+                return None
+            if entry.expires <= time.monotonic():
+                del self._running[model_id]
+                return None
+            return entry.status
+
+    def _implicit_skipped(self, model_id: str) -> bool:
+        with self._lock:
+            until = self._implicit_skip.get(model_id)
+            if until is None:
+                return False
+            if until <= time.monotonic():
+                del self._implicit_skip[model_id]
+                return False
+            return True
+
+    def _skip_implicit(self, model_id: str, seconds: float) -> None:
+        with self._lock:
+            if len(self._implicit_skip) >= 4096:  # bounded: ids come from callers
+                self._implicit_skip.clear()
+            self._implicit_skip[model_id] = time.monotonic() + seconds
+
+    def _implicit_failed(self, base_url: str, model_id: str, error: BytezError) -> None:
+        """Record a failed implicit auto-load: skip it for a while, warn once."""
+        if _is_route_gone(error):
+            with self._lock:
+                self._serverless = True  # the routes are gone for every model
+                self._running.clear()
+        self._skip_implicit(model_id, IMPLICIT_RETRY_AFTER)
+        with _IMPLICIT_WARNED_LOCK:
+            first = (model_id, base_url) not in _IMPLICIT_WARNED
+            if first and len(_IMPLICIT_WARNED) < 4096:
+                _IMPLICIT_WARNED.add((model_id, base_url))
+        status = f"HTTP {error.status_code}: " if error.status_code else ""
+        detail = f"{type(error).__name__}: {status}{error.message}"
+        if not first:
+            logger.info("Bytez auto-load of %s skipped again (%s)", model_id, detail)
+            return
+        msg = (
+            f"Bytez auto-load of {model_id} failed ({detail[:300]}); the run is sent "
+            "anyway (serverless: the service starts the model on the first run). "
+            "Set auto_load=False to skip the cluster calls."
+        )
+        logger.warning(msg)
+        warnings.warn(msg, UserWarning, stacklevel=5)
 
     def _remember(self, model_id: str, spec: _LoadSpec, status: ClusterStatus | None) -> None:
         if status is None or status.state is not ClusterState.RUNNING:
@@ -1099,13 +1214,59 @@ class ModelManager:
         assert current is not None  # noqa: S101
         if not created and (current.state is ClusterState.STOPPED or spec.differs_from(current)):
             turn_on: Literal["on"] | None = "on" if current.state is ClusterState.STOPPED else None
-            patched = yield _Patch(spec.capacity, spec.minutes, turn_on)
+            patched = yield _Patch(
+                spec.capacity if spec.sets_capacity else None,
+                spec.minutes if spec.sets_timeout else None,
+                turn_on,
+            )
             if isinstance(patched, ClusterStatus):
                 current = patched
 
         if not wait:
             return current
         return (yield from self._wait_plan(model_id, spec, current, started))
+
+    def _implicit_plan(self, model_id: str, spec: _LoadSpec) -> _Plan[ClusterStatus | None]:
+        """Auto-load before a run: never changes an existing cluster.
+
+        Returns the running cluster, or ``None`` to send the run as it is. Raises the
+        cluster call's error; the caller turns every one but 401/402 into a serverless
+        run.
+        """
+        started = time.monotonic()
+        try:
+            current: ClusterStatus | None = yield _Get()
+        except BytezNotFoundError:
+            current = None  # no cluster yet, or the route is gone: only the PUT can tell
+        if current is None:
+            try:
+                output = yield _Put(spec.capacity, spec.minutes)
+            except BytezError as exc:
+                if exc.status_code != 409:
+                    raise
+                current = yield _Get()  # created by someone else meanwhile: use theirs
+            else:
+                raw = output if isinstance(output, str) and output else "loading"
+                current = ClusterStatus(
+                    model_id=model_id,
+                    state=ClusterState.DEPLOYING,
+                    raw_status=raw,
+                    capacity=spec.capacity,
+                    timeout=spec.minutes,
+                )
+        if current.state is ClusterState.RUNNING:
+            return current
+        if current.state is not ClusterState.DEPLOYING:
+            # Off or failed: turning it on or replacing it would change the user's
+            # cluster. The run is sent as it is; the service decides.
+            logger.info(
+                "Bytez model %s: cluster is %s; auto-load leaves it as it is",
+                model_id,
+                _describe(current),
+            )
+            self._skip_implicit(model_id, self.running_ttl)
+            return None
+        return (yield from self._wait_plan(model_id, spec, current, started, implicit=True))
 
     def _event(
         self, model_id: str, status: ClusterStatus, started: float, *, done: bool = False
@@ -1130,7 +1291,13 @@ class ModelManager:
         )
 
     def _wait_plan(
-        self, model_id: str, spec: _LoadSpec, current: ClusterStatus, started: float
+        self,
+        model_id: str,
+        spec: _LoadSpec,
+        current: ClusterStatus,
+        started: float,
+        *,
+        implicit: bool = False,
     ) -> _Plan[ClusterStatus]:
         interval = self.poll_initial
         last_seen = (current.state, (current.raw_status or "").lower())
@@ -1176,8 +1343,8 @@ class ModelManager:
             except BytezNotFoundError:
                 current = ClusterStatus.stopped(model_id)
             except BytezError as exc:
-                if not exc.is_retryable:
-                    raise
+                if implicit or not exc.is_retryable:
+                    raise  # implicit: a failing poll sends the run at once
                 logger.info("Bytez model %s: status poll failed (%s); retrying", model_id, exc)
                 continue
             if current.state is not ClusterState.STOPPED:
@@ -1223,12 +1390,15 @@ class ModelManager:
 
     # ------------------------------------------------------------------ loading
 
-    def _join(self, model_id: str, spec: _LoadSpec, printer: bool) -> tuple[_Flight, bool]:
+    def _join(
+        self, model_id: str, spec: _LoadSpec, printer: bool, *, implicit: bool = False
+    ) -> tuple[_Flight, bool]:
         with self._lock:
             flight = self._flights.get(model_id)
             if flight is not None:
                 return flight, False
-            flight = _Flight(spec.key, printer)
+            # An implicit load sets no settings: explicit callers never take its result.
+            flight = _Flight(None if implicit else spec.key, printer)
             self._flights[model_id] = flight
             return flight, True
 
@@ -1254,6 +1424,13 @@ class ModelManager:
         else:
             flight.future.set_exception(_LeaderGone())
 
+    def _plan_for(
+        self, model_id: str, spec: _LoadSpec, *, implicit: bool
+    ) -> _Plan[ClusterStatus | None]:
+        if implicit:
+            return self._implicit_plan(model_id, spec)
+        return self._load_plan(model_id, spec, wait=True)
+
     def _load_sync(
         self,
         client: BytezClient,
@@ -1262,6 +1439,7 @@ class ModelManager:
         progress: ProgressOption,
         *,
         use_cache: bool,
+        implicit: bool = False,
     ) -> ClusterStatus | None:
         if self._serverless:
             return None
@@ -1270,19 +1448,21 @@ class ModelManager:
         own = _resolve_progress(progress)
         printer = progress is True
         while True:
-            flight, leader = self._join(model_id, spec, printer)
+            flight, leader = self._join(model_id, spec, printer, implicit=implicit)
             if leader:
-                return self._lead_sync(client, model_id, spec, flight, own)
+                return self._lead_sync(client, model_id, spec, flight, own, implicit=implicit)
             if _loop_running_here():
                 # Blocking this thread on a load led by a task of our own event loop
                 # would deadlock it: load independently (a racing PUT is answered 409,
                 # which the plan handles).
-                result = _drive(self._load_plan(model_id, spec, wait=True), client, model_id, own)
+                plan = self._plan_for(model_id, spec, implicit=implicit)
+                result = _drive(plan, client, model_id, own, implicit=implicit)
                 self._remember(model_id, spec, result)
                 return result
-            if flight.key != spec.key:
-                # A load with other settings is under way: its result is not ours. Let
-                # it finish, then load again (which updates the cluster to our settings).
+            if not implicit and flight.key != spec.key:
+                # A load with other settings (or an implicit one, which sets none) is
+                # under way: its result is not ours. Let it finish, then load again
+                # (which updates the cluster to our settings).
                 concurrent.futures.wait([flight.future])
                 continue
             if own is not None:
@@ -1299,6 +1479,8 @@ class ModelManager:
         spec: _LoadSpec,
         flight: _Flight,
         own: _AnyCallback | None,
+        *,
+        implicit: bool = False,
     ) -> ClusterStatus | None:
         def emit(event: LoadProgress) -> None:
             if own is not None:
@@ -1306,7 +1488,8 @@ class ModelManager:
             flight.broadcast(event)
 
         try:
-            result = _drive(self._load_plan(model_id, spec, wait=True), client, model_id, emit)
+            plan = self._plan_for(model_id, spec, implicit=implicit)
+            result = _drive(plan, client, model_id, emit, implicit=implicit)
         except BaseException as exc:
             self._finish(model_id, spec, flight, error=exc)
             raise
@@ -1321,6 +1504,7 @@ class ModelManager:
         progress: AsyncProgressOption,
         *,
         use_cache: bool,
+        implicit: bool = False,
     ) -> ClusterStatus | None:
         if self._serverless:
             return None
@@ -1329,10 +1513,12 @@ class ModelManager:
         own = _resolve_progress(progress)
         printer = progress is True
         while True:
-            flight, leader = self._join(model_id, spec, printer)
+            flight, leader = self._join(model_id, spec, printer, implicit=implicit)
             if leader:
-                return await self._lead_async(client, model_id, spec, flight, own)
-            if flight.key != spec.key:
+                return await self._lead_async(
+                    client, model_id, spec, flight, own, implicit=implicit
+                )
+            if not implicit and flight.key != spec.key:
                 # Another settings' load is under way (see _load_sync): wait, then retry.
                 with contextlib.suppress(Exception):
                     await asyncio.wrap_future(flight.future)
@@ -1349,6 +1535,8 @@ class ModelManager:
         spec: _LoadSpec,
         flight: _Flight,
         own: _AnyCallback | None,
+        *,
+        implicit: bool = False,
     ) -> ClusterStatus | None:
         async def emit(event: LoadProgress) -> None:
             flight.broadcast(event)
@@ -1356,9 +1544,8 @@ class ModelManager:
                 await _call_async(own, event)
 
         try:
-            result = await _adrive(
-                self._load_plan(model_id, spec, wait=True), client, model_id, emit
-            )
+            plan = self._plan_for(model_id, spec, implicit=implicit)
+            result = await _adrive(plan, client, model_id, emit, implicit=implicit)
         except BaseException as exc:
             self._finish(model_id, spec, flight, error=exc)
             raise
@@ -1472,6 +1659,117 @@ class ModelManager:
         model_id = validate_model_id(model_id)
         return await self._load_async(client, model_id, spec, progress, use_cache=True)
 
+    def _implicit_wanted(self, model_id: str) -> bool:
+        return not (
+            self._serverless or is_closed_source(model_id) or self._implicit_skipped(model_id)
+        )
+
+    def ensure_available(
+        self,
+        client: BytezClient,
+        model_id: str,
+        *,
+        concurrency: int = 1,
+        timeout: float = DEFAULT_TIMEOUT_SECONDS,
+        progress: ProgressOption = None,
+        deadline: float = DEFAULT_DEADLINE_SECONDS,
+    ) -> ClusterStatus | None:
+        """Implicit auto-load before a run: best effort, never breaks or alters anything.
+
+        The rule (``docs/model-management.md``):
+
+        * closed-source models (``openai/...``, ``anthropic/...``; see
+          [`is_closed_source`][langchain_bytez.protocol.is_closed_source]) get no cluster
+          call;
+        * a cluster that is on is used as it is; one that is loading is waited for; one
+          that is off or failed is left alone (the run is sent; never PATCH, PUT on top
+          of it, or DELETE);
+        * a cluster is created (PUT, with ``concurrency`` and ``timeout``) only when none
+          exists;
+        * each cluster call is sent once with a timeout of
+          [`IMPLICIT_CALL_TIMEOUT`][langchain_bytez.manager.IMPLICIT_CALL_TIMEOUT] seconds;
+          any failure except 401/402 returns ``None`` (the run is sent anyway), warns once
+          per model and base URL, and skips the model's auto-load for
+          [`IMPLICIT_RETRY_AFTER`][langchain_bytez.manager.IMPLICIT_RETRY_AFTER] seconds.
+
+        Args:
+            client: The sync client to use.
+            model_id: The Bytez model id.
+            concurrency: Instances of a cluster created here.
+            timeout: Idle seconds of a cluster created here.
+            progress: ``True``, a callable, or ``False``/``None``.
+            deadline: Longest wait for a loading cluster; past it the run is sent.
+
+        Returns:
+            The running cluster's status, or ``None`` when the run is to be sent as is.
+
+        Raises:
+            ValueError: On out-of-range or wrongly typed settings.
+            BytezAuthenticationError: On 401 (the run would fail the same way).
+            BytezPaymentRequiredError: On 402.
+        """
+        spec = _LoadSpec.build(concurrency, timeout, None, deadline)
+        model_id = validate_model_id(model_id)
+        if not self._implicit_wanted(model_id):
+            return None
+        if (cached := self._cached_any(model_id)) is not None:
+            return cached
+        try:
+            return self._load_sync(client, model_id, spec, progress, use_cache=False, implicit=True)
+        except (BytezAuthenticationError, BytezPaymentRequiredError):
+            raise
+        except BytezError as error:
+            if error.status_code in {401, 402}:
+                raise
+            self._implicit_failed(client.cache_key[0], model_id, error)
+            return None
+
+    async def aensure_available(
+        self,
+        client: AsyncBytezClient,
+        model_id: str,
+        *,
+        concurrency: int = 1,
+        timeout: float = DEFAULT_TIMEOUT_SECONDS,
+        progress: AsyncProgressOption = None,
+        deadline: float = DEFAULT_DEADLINE_SECONDS,
+    ) -> ClusterStatus | None:
+        """Async [`ensure_available`][langchain_bytez.manager.ModelManager.ensure_available].
+
+        Args:
+            client: The async client to use.
+            model_id: The Bytez model id.
+            concurrency: Instances of a cluster created here.
+            timeout: Idle seconds of a cluster created here.
+            progress: ``True``, ``False``/``None``, or a sync or async callable.
+            deadline: Longest wait for a loading cluster; past it the run is sent.
+
+        Returns:
+            The running cluster's status, or ``None`` when the run is to be sent as is.
+
+        Raises:
+            ValueError: On out-of-range or wrongly typed settings.
+            BytezAuthenticationError: On 401.
+            BytezPaymentRequiredError: On 402.
+        """
+        spec = _LoadSpec.build(concurrency, timeout, None, deadline)
+        model_id = validate_model_id(model_id)
+        if not self._implicit_wanted(model_id):
+            return None
+        if (cached := self._cached_any(model_id)) is not None:
+            return cached
+        try:
+            return await self._load_async(
+                client, model_id, spec, progress, use_cache=False, implicit=True
+            )
+        except (BytezAuthenticationError, BytezPaymentRequiredError):
+            raise
+        except BytezError as error:
+            if error.status_code in {401, 402}:
+                raise
+            self._implicit_failed(client.cache_key[0], model_id, error)
+            return None
+
     # ------------------------------------------------------------------ limits
 
     def _limiter(self, model_id: str, concurrency: int) -> _Limiter:
@@ -1536,8 +1834,8 @@ class ModelManager:
         model_id: str,
         *,
         client: BytezClient,
-        concurrency: int = 1,
-        timeout: float = DEFAULT_TIMEOUT_SECONDS,
+        concurrency: int | None = None,
+        timeout: float | None = None,
         capacity: Capacity | Mapping[str, int] | None = None,
         progress: ProgressOption = True,
         deadline: float = DEFAULT_DEADLINE_SECONDS,
@@ -1547,8 +1845,10 @@ class ModelManager:
         Args:
             model_id: The Bytez model id.
             client: The sync client to use.
-            concurrency: Instances to run.
-            timeout: Idle seconds before shutdown (whole minutes, rounded up, 1-1440).
+            concurrency: Instances to run; ``None`` keeps an existing cluster's capacity
+                (a new one gets 1).
+            timeout: Idle seconds before shutdown (whole minutes, rounded up, 1-1440);
+                ``None`` keeps an existing cluster's timeout (a new one gets 300 s).
             capacity: Full capacity for autoscaling; overrides ``concurrency``.
             progress: ``True``, ``False``/``None`` or a callable.
             deadline: Seconds to wait for the cluster to run.
@@ -1565,8 +1865,8 @@ class ModelManager:
         model_id: str,
         *,
         client: AsyncBytezClient,
-        concurrency: int = 1,
-        timeout: float = DEFAULT_TIMEOUT_SECONDS,
+        concurrency: int | None = None,
+        timeout: float | None = None,
         capacity: Capacity | Mapping[str, int] | None = None,
         progress: AsyncProgressOption = True,
         deadline: float = DEFAULT_DEADLINE_SECONDS,
@@ -1576,8 +1876,10 @@ class ModelManager:
         Args:
             model_id: The Bytez model id.
             client: The async client to use.
-            concurrency: Instances to run.
-            timeout: Idle seconds before shutdown (whole minutes, rounded up, 1-1440).
+            concurrency: Instances to run; ``None`` keeps an existing cluster's capacity
+                (a new one gets 1).
+            timeout: Idle seconds before shutdown (whole minutes, rounded up, 1-1440);
+                ``None`` keeps an existing cluster's timeout (a new one gets 300 s).
             capacity: Full capacity for autoscaling; overrides ``concurrency``.
             progress: ``True``, ``False``/``None`` or a sync or async callable.
             deadline: Seconds to wait for the cluster to run.
@@ -1637,8 +1939,8 @@ class ModelManager:
         model_id: str,
         *,
         client: BytezClient,
-        concurrency: int = 1,
-        timeout: float = DEFAULT_TIMEOUT_SECONDS,
+        concurrency: int | None = None,
+        timeout: float | None = None,
         capacity: Capacity | Mapping[str, int] | None = None,
         progress: ProgressOption = True,
         deadline: float = DEFAULT_DEADLINE_SECONDS,
@@ -1651,8 +1953,10 @@ class ModelManager:
         Args:
             model_id: The Bytez model id.
             client: The sync client to use.
-            concurrency: Instances to run.
-            timeout: Idle seconds before shutdown (whole minutes, rounded up, 1-1440).
+            concurrency: Instances to run; ``None`` keeps an existing cluster's capacity
+                (a new one gets 1).
+            timeout: Idle seconds before shutdown (whole minutes, rounded up, 1-1440);
+                ``None`` keeps an existing cluster's timeout (a new one gets 300 s).
             capacity: Full capacity for autoscaling; overrides ``concurrency``.
             progress: ``True``, ``False``/``None`` or a callable.
             deadline: Seconds to wait for the cluster to run.
@@ -1680,8 +1984,8 @@ class ModelManager:
         model_id: str,
         *,
         client: AsyncBytezClient,
-        concurrency: int = 1,
-        timeout: float = DEFAULT_TIMEOUT_SECONDS,
+        concurrency: int | None = None,
+        timeout: float | None = None,
         capacity: Capacity | Mapping[str, int] | None = None,
         progress: AsyncProgressOption = True,
         deadline: float = DEFAULT_DEADLINE_SECONDS,
@@ -1691,8 +1995,10 @@ class ModelManager:
         Args:
             model_id: The Bytez model id.
             client: The async client to use.
-            concurrency: Instances to run.
-            timeout: Idle seconds before shutdown (whole minutes, rounded up, 1-1440).
+            concurrency: Instances to run; ``None`` keeps an existing cluster's capacity
+                (a new one gets 1).
+            timeout: Idle seconds before shutdown (whole minutes, rounded up, 1-1440);
+                ``None`` keeps an existing cluster's timeout (a new one gets 300 s).
             capacity: Full capacity for autoscaling; overrides ``concurrency``.
             progress: ``True``, ``False``/``None`` or a sync or async callable.
             deadline: Seconds to wait for the cluster to run.
@@ -1771,8 +2077,8 @@ class ModelHandle:
 
     def load(
         self,
-        concurrency: int = 1,
-        timeout: float = DEFAULT_TIMEOUT_SECONDS,
+        concurrency: int | None = None,
+        timeout: float | None = None,
         *,
         capacity: Capacity | Mapping[str, int] | None = None,
         progress: ProgressOption = True,
@@ -1780,12 +2086,15 @@ class ModelHandle:
     ) -> ClusterStatus | None:
         """Create (or update) the model's cluster and wait until it is running.
 
-        An existing cluster is updated (PATCH) when its capacity or timeout differ, and
-        turned back on when off. Polling backs off from 0.05 s, doubling up to 5 s.
+        An existing cluster is updated (PATCH) when the capacity or timeout *given here*
+        differ from its own (sizes left ``None`` are kept as they are), and turned back
+        on when off. Polling backs off from 0.05 s, doubling up to 5 s.
 
         Args:
-            concurrency: Instances to run (``min = desired = max = concurrency``).
-            timeout: Idle seconds before the cluster shuts down; Bytez counts whole
+            concurrency: Instances to run (``min = desired = max = concurrency``);
+                ``None`` keeps an existing cluster's capacity (a new one gets 1).
+            timeout: Idle seconds before the cluster shuts down (``None`` keeps an
+                existing cluster's, a new one gets 300 s); Bytez counts whole
                 minutes, so this is rounded **up** to minutes and must be 1..1440
                 minutes (at most 86400 s).
             capacity: Full capacity (``Capacity`` or ``{"min", "desired", "max"}``) for
@@ -1812,16 +2121,18 @@ class ModelHandle:
 
     def start(
         self,
-        concurrency: int = 1,
-        timeout: float = DEFAULT_TIMEOUT_SECONDS,
+        concurrency: int | None = None,
+        timeout: float | None = None,
         *,
         capacity: Capacity | Mapping[str, int] | None = None,
     ) -> ClusterStatus | None:
         """Like ``load`` but returns as soon as the cluster is requested.
 
         Args:
-            concurrency: Instances to run.
-            timeout: Idle seconds before shutdown (whole minutes, rounded up, 1-1440).
+            concurrency: Instances to run; ``None`` keeps an existing cluster's capacity
+                (a new one gets 1).
+            timeout: Idle seconds before shutdown (whole minutes, rounded up, 1-1440);
+                ``None`` keeps an existing cluster's timeout (a new one gets 300 s).
             capacity: Full capacity for autoscaling; overrides ``concurrency``.
 
         Returns:
@@ -1937,8 +2248,8 @@ class AsyncModelHandle:
 
     async def load(
         self,
-        concurrency: int = 1,
-        timeout: float = DEFAULT_TIMEOUT_SECONDS,
+        concurrency: int | None = None,
+        timeout: float | None = None,
         *,
         capacity: Capacity | Mapping[str, int] | None = None,
         progress: AsyncProgressOption = True,
@@ -1950,8 +2261,10 @@ class AsyncModelHandle:
         an async callable.
 
         Args:
-            concurrency: Instances to run (``min = desired = max = concurrency``).
-            timeout: Idle seconds before shutdown, rounded **up** to whole minutes,
+            concurrency: Instances to run (``min = desired = max = concurrency``);
+                ``None`` keeps an existing cluster's capacity (a new one gets 1).
+            timeout: Idle seconds before shutdown (``None`` keeps an existing
+                cluster's, a new one gets 300 s), rounded **up** to whole minutes,
                 1..1440 minutes.
             capacity: Full capacity for autoscaling; overrides ``concurrency``.
             progress: ``True`` (stderr), ``False``/``None``, or a sync or async callable.
@@ -1972,16 +2285,18 @@ class AsyncModelHandle:
 
     async def start(
         self,
-        concurrency: int = 1,
-        timeout: float = DEFAULT_TIMEOUT_SECONDS,
+        concurrency: int | None = None,
+        timeout: float | None = None,
         *,
         capacity: Capacity | Mapping[str, int] | None = None,
     ) -> ClusterStatus | None:
         """Like ``load`` but returns as soon as the cluster is requested.
 
         Args:
-            concurrency: Instances to run.
-            timeout: Idle seconds before shutdown (whole minutes, rounded up, 1-1440).
+            concurrency: Instances to run; ``None`` keeps an existing cluster's capacity
+                (a new one gets 1).
+            timeout: Idle seconds before shutdown (whole minutes, rounded up, 1-1440);
+                ``None`` keeps an existing cluster's timeout (a new one gets 300 s).
             capacity: Full capacity for autoscaling; overrides ``concurrency``.
 
         Returns:

@@ -3,7 +3,7 @@
 Everything that turns Python values into Bytez requests, and Bytez answers into values
 or typed errors, lives here so that [`BytezClient`][langchain_bytez.client.BytezClient] and
 [`AsyncBytezClient`][langchain_bytez.client.AsyncBytezClient] differ only in how they do I/O.
-The contract is ``../shared/bytez-protocol.md``.
+The contract, with the source of each point, is ``docs/protocol.md``.
 """
 
 from __future__ import annotations
@@ -37,6 +37,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "API_PREFIX",
+    "CLOSED_SOURCE_PROVIDERS",
     "MAX_MODEL_ID_LENGTH",
     "MODEL_ID_RULE",
     "RESERVED_NAMESPACES",
@@ -50,6 +51,7 @@ __all__ = [
     "encode_json",
     "error_from_response",
     "excerpt",
+    "is_closed_source",
     "is_loopback_host",
     "model_path",
     "parse_envelope",
@@ -91,6 +93,50 @@ RESERVED_NAMESPACES = frozenset({"list", "request"})
 
 ``list/models`` or ``request/x`` would otherwise silently hit the catalogue or the request route.
 (``openai/...`` is a real namespace; its compatibility route has more segments.)"""
+
+
+CLOSED_SOURCE_PROVIDERS: Mapping[str, tuple[str, ...]] = {
+    "openai": (),
+    "anthropic": (),
+    "cohere": (),
+    "mistral": (),
+    "google": ("gemini",),
+}
+"""Namespaces Bytez routes to a closed-source provider (``docs/protocol.md``, sources).
+
+Maps the namespace to the model-name prefixes that are closed; an empty tuple means
+every model of the namespace. ``google/`` also holds open models on Hugging Face
+(``google/gemma-...``, ``google/flan-t5-...``): only ``gemini`` ones are closed.
+Hugging Face's ``mistralai/`` and ``openai-community/`` are open and not listed.
+Source: the closed-source OpenAPI file of Bytez's docs repo (routes ``/models/v2/openai``,
+``/google``, ``/cohere``, ``/anthropic``, ``/mistral``)."""
+
+# Open-weight models published under a closed provider's namespace on Hugging Face:
+# they are served like any open model.
+_OPEN_UNDER_CLOSED = {"openai": ("whisper-", "clip-", "gpt-oss-", "shap-e", "diffusers-")}
+
+
+def is_closed_source(model_id: str) -> bool:
+    """Whether a model id belongs to a closed-source provider (no instance clusters).
+
+    Args:
+        model_id: A Bytez model id such as ``"openai/gpt-4o"``.
+
+    Returns:
+        True for ids of a closed provider
+        ([`CLOSED_SOURCE_PROVIDERS`][langchain_bytez.protocol.CLOSED_SOURCE_PROVIDERS]),
+        unless it is a known open-weight model published there.
+    """
+    namespace, _, name = model_id.partition("/")
+    if not name:
+        return False
+    namespace, name = namespace.lower(), name.lower()
+    prefixes = CLOSED_SOURCE_PROVIDERS.get(namespace)
+    if prefixes is None:
+        return False
+    if any(name.startswith(p) for p in _OPEN_UNDER_CLOSED.get(namespace, ())):
+        return False
+    return not prefixes or any(name.startswith(p) for p in prefixes)
 
 
 class ResponseLike(Protocol):

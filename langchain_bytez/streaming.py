@@ -2,8 +2,8 @@
 
 * [`StreamTextDecoder`][langchain_bytez.streaming.StreamTextDecoder] turns raw body bytes into text
   as they arrive: UTF-8 is decoded incrementally (a character split across chunks comes out whole),
-  and the protocol's in-band ``Error: <message>`` failure is recognised without delaying ordinary
-  text.
+  and the protocol's in-band ``Error: <message>`` failure (the body's last item) is told apart from
+  model text that merely contains ``Error: ``, delaying only chunks that begin with it.
 * [`StopCutter`][langchain_bytez.streaming.StopCutter] enforces stop sequences on a stream with a
   rolling buffer: it holds back only the tail that could still become a stop sequence, so nothing
   after a stop sequence is ever emitted. [`cut_at_stop`][langchain_bytez.streaming.cut_at_stop] is
@@ -15,13 +15,16 @@ from __future__ import annotations
 import codecs
 from collections.abc import Iterable, Sequence
 
-__all__ = ["ERROR_PREFIX", "StopCutter", "StreamTextDecoder", "cut_at_stop"]
+__all__ = ["ERROR_PREFIX", "MAX_ERROR_SEGMENT", "StopCutter", "StreamTextDecoder", "cut_at_stop"]
 
 ERROR_PREFIX = "Error: "
 """How the protocol's in-band stream failure begins: ``Error: <message>`` in the body."""
-# An in-band error is one short line; a held "Error: ..." text longer than this, or one
-# that goes on to a new line, is ordinary model output and is released.
-_MAX_ERROR_LINE = 4096
+
+MAX_ERROR_SEGMENT = 4096
+"""Longest held ``Error: ...`` segment, in characters; a longer one is model text.
+
+An in-band error is one short item (the container's exception message); holding more
+than this back would delay real text for nothing."""
 
 
 class StreamTextDecoder:
@@ -30,36 +33,45 @@ class StreamTextDecoder:
     Feed raw body chunks with [`feed`][langchain_bytez.streaming.StreamTextDecoder.feed]; it returns
     the text that is safe to deliver now. Call
     [`finish`][langchain_bytez.streaming.StreamTextDecoder.finish] at the end of the body. Both
-    raise nothing themselves: when the body turns out to be an ``Error: <message>`` failure,
-    [`error`][langchain_bytez.streaming.StreamTextDecoder.error] holds the message and no further
-    text is released.
+    raise nothing themselves: when the body turns out to end in an ``Error: <message>``
+    failure, [`error`][langchain_bytez.streaming.StreamTextDecoder.error] holds the message.
 
-    Rules (``../shared/bytez-protocol.md``, streaming):
+    The rule (``docs/protocol.md``, streaming): the model container writes a failure as
+    the stream's **last** item, ``Error: <message>``, and ends the body. Model text may
+    contain ``Error: `` too, even at a chunk boundary. So:
 
-    * A body that *begins* with ``Error: `` is an error (DECIDED), whatever follows (a
-      server traceback may span lines); the message is collected until the body ends
-      or reaches 4 KiB. While the text seen so far is still a prefix of ``Error: `` it
-      is held back; anything else is released at once, so ordinary first tokens are
-      not delayed.
-    * After text was delivered, a chunk that begins with ``Error: `` is held; if the body
-      ends while it is still one line, it is the error; if a newline follows or it grows
-      past 4 KiB, it was model output and is released. A chunk that is only a beginning
-      of ``Error: `` (``"Err"``) is held until the next chunk decides, so an error line
-      split across chunks is still recognised.
+    * a chunk that begins with ``Error: `` (at the start of the body or after other
+      text) is a *candidate*: it is held back, not delivered;
+    * if the body ends while the candidate is the last text, it is the error;
+    * if any further text arrives, the candidate was model text: it is delivered
+      unchanged, before that text, which is judged on its own;
+    * a candidate longer than [`MAX_ERROR_SEGMENT`][langchain_bytez.streaming.MAX_ERROR_SEGMENT]
+      characters is model text and is delivered at once.
+
+    A chunk that is only a beginning of ``Error: `` (``"Err"``) is held until the next
+    chunk decides, and a chunk that ends inside a multi-byte character does not end the
+    candidate, so an error item split there is still recognised. An error item that the
+    network splits elsewhere reaches the caller as text (the candidate is released by
+    its own second half): the rule never turns model text into an error.
     """
 
-    __slots__ = ("_decoder", "_delivered_any", "_held", "error")
+    __slots__ = ("_decoder", "_held", "_holds_candidate", "error")
 
     def __init__(self) -> None:
         """Create a decoder for one stream."""
         self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         self._held = ""
-        self._delivered_any = False
+        self._holds_candidate = False
         self.error: str | None = None
         """The in-band error message, or ``None`` while the stream has not failed.
 
-        Set once the body is known to be an ``Error: ...`` failure (the message without
-        the ``Error: `` prefix)."""
+        Set by ``finish`` when the body ended in an ``Error: ...`` item (the message
+        without the ``Error: `` prefix)."""
+
+    @property
+    def held(self) -> str:
+        """Text held back while it may still be an in-band error (not yet delivered)."""
+        return self._held
 
     def feed(self, data: bytes) -> str:
         """Take one raw chunk; return the text that can be delivered now.
@@ -75,7 +87,13 @@ class StreamTextDecoder:
         text = self._decoder.decode(data)
         if not text:
             return ""
-        return self._release(text, final=False)
+        # A chunk cut inside a multi-byte character continues in the next chunk: the
+        # boundary is the network's, not the server's.
+        continues = bool(self._decoder.getstate()[0])
+        out = self._release(text)
+        if self._holds_candidate and continues:
+            self._holds_candidate = False  # re-judged as one piece with the rest
+        return out
 
     def finish(self) -> str:
         """Signal the end of the body; return the remaining text to deliver.
@@ -87,61 +105,45 @@ class StreamTextDecoder:
         """
         if self.error is not None:
             return ""
-        text = self._decoder.decode(b"", final=True)
-        return self._release(text, final=True)
+        tail = self._decoder.decode(b"", final=True)
+        out = self._release(tail) if tail else ""
+        held, self._held = self._held, ""
+        if held.startswith(ERROR_PREFIX):
+            self.error = held[len(ERROR_PREFIX) :].strip() or "stream failed"
+            return out
+        return out + held  # a lone near-miss ("Err") at the very end is text
 
-    def _release(self, text: str, *, final: bool) -> str:
-        if self._held:
-            held, self._held = self._held, ""
+    def _release(self, text: str) -> str:
+        held = self._held
+        if held:
+            if self._holds_candidate:
+                # More text after a complete candidate: it was model text.
+                self._held, self._holds_candidate = "", False
+                return held + self._release(text)
             combined = held + text
-            if not self._may_be_error(combined):
-                # The held near-miss ("Err") was text after all; the new chunk is judged
-                # on its own, so an error line that begins it is still recognised.
-                return self._deliver(held) + self._release(text, final=final)
-            text = combined
+            if not _may_be_error(combined):
+                # The held near-miss ("Err") or split candidate was text after all; the
+                # new chunk is judged on its own, so an error item beginning it still
+                # counts.
+                self._held = ""
+                return held + self._release(text)
+            text, self._held = combined, ""
         if text.startswith(ERROR_PREFIX):
-            if self._delivered_any:
-                return self._hold_error_candidate(text, final=final)
-            return self._hold_leading_error(text, final=final)
+            if len(text) > MAX_ERROR_SEGMENT:
+                return text  # past the bound: model text
+            self._held, self._holds_candidate = text, True
+            return ""
         if len(text) < len(ERROR_PREFIX) and ERROR_PREFIX.startswith(text):
-            # Could still become "Error: " with the next chunk: decide then.
-            if final:
-                return self._deliver(text)
-            self._held = text
+            self._held = text  # could still become "Error: " with the next chunk
             return ""
-        # An error line may also start inside a chunk after a newline-less boundary;
-        # only chunk-initial "Error: " is treated as in-band (see class docstring).
-        return self._deliver(text)
-
-    @staticmethod
-    def _may_be_error(text: str) -> bool:
-        # Starts with "Error: ", or is still a beginning of it.
-        if len(text) < len(ERROR_PREFIX):
-            return ERROR_PREFIX.startswith(text)
-        return text.startswith(ERROR_PREFIX)
-
-    def _hold_leading_error(self, text: str, *, final: bool) -> str:
-        # The body began with "Error: ": it is an error whatever follows (DECIDED).
-        if final or len(text) > _MAX_ERROR_LINE:
-            message = text[len(ERROR_PREFIX) : len(ERROR_PREFIX) + _MAX_ERROR_LINE]
-            self.error = message.strip() or "stream failed"
-            return ""
-        self._held = text
-        return ""
-
-    def _hold_error_candidate(self, text: str, *, final: bool) -> str:
-        if "\n" in text or len(text) > _MAX_ERROR_LINE:
-            return self._deliver(text)
-        if final:
-            self.error = text[len(ERROR_PREFIX) :].strip() or "stream failed"
-            return ""
-        self._held = text
-        return ""
-
-    def _deliver(self, text: str) -> str:
-        if text:
-            self._delivered_any = True
         return text
+
+
+def _may_be_error(text: str) -> bool:
+    # Starts with "Error: ", or is still a beginning of it.
+    if len(text) < len(ERROR_PREFIX):
+        return ERROR_PREFIX.startswith(text)
+    return text.startswith(ERROR_PREFIX)
 
 
 def cut_at_stop(text: str, stops: Iterable[str]) -> tuple[str, bool]:

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import enum
 import math
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 __all__ = [
     "Capacity",
@@ -24,7 +25,42 @@ __all__ = [
     "ModelInfo",
     "ResponseMeta",
     "RunResult",
+    "parse_price",
 ]
+
+
+# "0.0006478333 / sec", "$0.0006/sec", "0.0006 per second", "0.0006": a number, then an
+# optional unit after "/" or "per".
+_PRICE_RE = re.compile(
+    r"\s*\$?\s*([-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?)\s*(?:(?:/|per\s)\s*(\S.*?))?\s*",
+    re.IGNORECASE,
+)
+
+
+def parse_price(raw: Any) -> tuple[float | None, str | None]:
+    """Read a price as the service writes it: ``"0.0006478333 / sec"`` or a plain number.
+
+    Args:
+        raw: The ``meterPrice`` catalogue value or ``inference-meter-price`` header: a
+            number, or a string holding a number and an optional unit after ``/``.
+
+    Returns:
+        ``(USD amount, unit)``; the unit is ``None`` when none was written, and both are
+        ``None`` for a value that is not a price (never an exception).
+    """
+    if raw is None or isinstance(raw, bool):
+        return None, None
+    if isinstance(raw, (int, float)):
+        return (float(raw), None) if math.isfinite(raw) else (None, None)
+    if not isinstance(raw, str):
+        return None, None
+    match = _PRICE_RE.fullmatch(raw)
+    if match is None:
+        return None, None
+    amount = float(match.group(1))
+    if not math.isfinite(amount):
+        return None, None
+    return amount, match.group(2) or None
 
 
 def _header_float(headers: Mapping[str, str], name: str) -> float | None:
@@ -53,7 +89,9 @@ class ResponseMeta:
         ratelimit_remaining: ``ratelimit-remaining``: requests left in the window.
         ratelimit_reset: ``ratelimit-reset``: seconds until the window resets.
         inference_meter: ``inference-meter``: the billing meter (e.g. ``sm-gpu``).
-        inference_meter_price: ``inference-meter-price``: USD per second of the meter.
+        inference_meter_price: ``inference-meter-price``: the meter's price in USD per
+            ``inference_meter_price_unit`` (the header may read ``"0.0006 / sec"``).
+        inference_meter_price_unit: The unit the price header names (``"sec"``), if any.
         inference_time: ``inference-time``: seconds of inference billed.
         inference_cost: ``inference-cost``: USD billed for this request.
     """
@@ -66,6 +104,7 @@ class ResponseMeta:
     inference_meter_price: float | None = None
     inference_time: float | None = None
     inference_cost: float | None = None
+    inference_meter_price_unit: str | None = None
 
     @classmethod
     def from_headers(
@@ -80,15 +119,17 @@ class ResponseMeta:
         Returns:
             The parsed metadata.
         """
+        price, unit = parse_price(headers.get("inference-meter-price"))
         return cls(
             status_code=status_code,
             ratelimit_limit=_header_int(headers, "ratelimit-limit"),
             ratelimit_remaining=_header_int(headers, "ratelimit-remaining"),
             ratelimit_reset=_header_float(headers, "ratelimit-reset"),
             inference_meter=headers.get("inference-meter"),
-            inference_meter_price=_header_float(headers, "inference-meter-price"),
+            inference_meter_price=price,
             inference_time=_header_float(headers, "inference-time"),
             inference_cost=_header_float(headers, "inference-cost"),
+            inference_meter_price_unit=unit,
         )
 
     def as_dict(self) -> dict[str, Any]:
@@ -317,7 +358,9 @@ class ModelInfo(BaseModel):
         params: Parameter count in billions, when known.
         ram_required: RAM needed in GB, when known.
         meter: The billing meter (instance size), when known.
-        meter_price: USD per second of the meter, when known.
+        meter_price: The meter's price in USD per ``meter_price_unit``, when known (the
+            catalogue writes ``"0.0006478333 / sec"``; a plain number is read too).
+        meter_price_unit: The unit of ``meter_price`` as written (``"sec"``), if any.
     """
 
     model_config = ConfigDict(frozen=True, extra="ignore", populate_by_name=True)
@@ -331,6 +374,22 @@ class ModelInfo(BaseModel):
     ram_required: float | None = Field(default=None, alias="ramRequired")
     meter: str | None = None
     meter_price: float | None = Field(default=None, alias="meterPrice")
+    meter_price_unit: str | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _split_price(cls, data: Any) -> Any:
+        # "0.0006478333 / sec" carries two values: the amount and its unit.
+        if isinstance(data, Mapping):
+            raw = data.get("meterPrice", data.get("meter_price"))
+            if raw is not None and "meter_price_unit" not in data:
+                amount, unit = parse_price(raw)
+                data = {
+                    **{k: v for k, v in data.items() if k not in {"meterPrice", "meter_price"}},
+                    "meterPrice": amount,
+                    "meter_price_unit": unit,
+                }
+        return data
 
     @field_validator("params", "ram_required", "meter_price", mode="before")
     @classmethod

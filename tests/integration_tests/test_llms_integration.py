@@ -205,9 +205,9 @@ def test_stop_split_across_chunks(server: LocalBytezServer) -> None:
     pieces = list(llm.stream("Hi", stop=["END"]))
     assert "".join(pieces) == " one two "
     assert not any("three" in p or "four" in p for p in pieces)
-    assert server.requests[-1].json["params"]["stop_strings"] == ["END"]
+    assert "stop_strings" not in server.requests[-1].json.get("params", {})
     assert llm.invoke("Hi", stop=["END"]) == " one two "
-    assert server.requests[-1].json["params"]["stop_strings"] == ["END"]
+    assert "stop_strings" not in server.requests[-1].json.get("params", {})
     chunks = list(llm._stream("Hi", stop=["END"]))
     assert chunks[-1].generation_info["finish_reason"] == "stop"  # type: ignore[index]
 
@@ -217,8 +217,25 @@ async def test_async_stop_split_across_chunks(server: LocalBytezServer) -> None:
     llm = make(server, max_new_tokens=None, stop=["\n"])
     pieces = [p async for p in llm.astream("Hi", stop=["END"])]
     assert "".join(pieces) == " one two "
-    assert server.requests[-1].json["params"]["stop_strings"] == ["\n", "END"]
+    assert "stop_strings" not in server.requests[-1].json.get("params", {})
     assert await llm.ainvoke("Hi", stop=["END"]) == " one two "
+
+
+def test_stop_is_enforced_client_side_in_bind_batch_and_invoke(server: LocalBytezServer) -> None:
+    # The service has no portable stop param (vLLM-served models answer stop_strings with
+    # 422): the cut happens here, on every path, and nothing stop-related is sent.
+    server.set_reply([" alpha", " beta", " END", " gamma"])
+    llm = make(server, max_new_tokens=None, temperature=0.0)
+    bound = llm.bind(stop=["END"])
+    assert bound.invoke("Hi") == " alpha beta "
+    assert "".join(bound.stream("Hi")) == " alpha beta "
+    assert bound.batch(["a", "b"]) == [" alpha beta ", " alpha beta "]
+    assert llm.batch(["a"], stop=["beta"]) == [" alpha "]
+    for request in server.requests[-5:]:
+        params = request.json.get("params", {})
+        assert "stop_strings" not in params
+        assert "temperature" not in params  # temperature=0 is greedy decoding
+        assert params["do_sample"] is False
 
 
 # ----------------------------------------------------------------------- options

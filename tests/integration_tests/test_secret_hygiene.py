@@ -266,8 +266,11 @@ def _raise_for(kind: str, server: LocalBytezServer, monkeypatch: pytest.MonkeyPa
             BytezLLM(model=LLM_MODEL, api_key=FAKE, base_url=server.url, auto_load=False,
                      max_retries=0, timeout=0.2).invoke("x")  # fmt: skip
         elif kind == "load":
+            # An explicit load: implicit auto-load never raises for a failed cluster
+            # (the run is sent anyway), so the typed load error comes from load().
             server.fail_next_load(LLM_MODEL, reason=f"boot failed for {FAKE}")
-            BytezLLM(model=LLM_MODEL, api_key=FAKE, base_url=server.url).invoke("x")
+            with BytezClient(api_key=FAKE, base_url=server.url) as client:
+                client.model(LLM_MODEL).load(progress=False)
         elif kind == "stream_mid":
             server.inject(FaultKind.ERROR_MID_STREAM, 1, message=echo)
             list(llm.stream("x"))

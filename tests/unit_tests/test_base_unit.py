@@ -245,8 +245,8 @@ class FakeManager:
     def __init__(self) -> None:
         self.calls: list[tuple[Any, ...]] = []
 
-    def ensure_loaded(self, client: Any, model_id: str, **kwargs: Any) -> None:
-        self.calls.append(("ensure_loaded", model_id, kwargs["concurrency"], kwargs["timeout"]))
+    def ensure_available(self, client: Any, model_id: str, **kwargs: Any) -> None:
+        self.calls.append(("ensure_available", model_id, kwargs["concurrency"], kwargs["timeout"]))
 
     @contextlib.contextmanager
     def limit(self, model_id: str, concurrency: int) -> Iterator[None]:
@@ -269,7 +269,7 @@ def test_session_loads_then_holds_a_slot(fake_manager: FakeManager) -> None:
     llm = make(concurrency=3, instance_timeout=600)
     with llm._model_session(llm._sync_client(), "org/model"):
         assert fake_manager.calls == [
-            ("ensure_loaded", "org/model", 3, 600),
+            ("ensure_available", "org/model", 3, 600),
             ("limit", "org/model", 3),
         ]
     assert fake_manager.calls[-1] == ("release", "org/model")
@@ -317,21 +317,38 @@ def test_registry_close_all_closes_pooled_clients() -> None:
 
 
 def test_identifying_params_keep_a_string_stop_strings_whole() -> None:
-    # params={"stop_strings": "END"} is one stop sequence when sent; the params shown to
-    # tracing and LangChain's cache key must say the same, not ["E", "N", "D"].
+    # params={"stop_strings": "END"} is one stop sequence; the stops shown to tracing and
+    # LangChain's cache key must say the same, not ["E", "N", "D"]. They are never sent.
     llm = make(params={"stop_strings": "END"}, stop=["X"])
-    sent = llm._call_settings(None, {}).params["stop_strings"]
-    assert sent == ["X", "END"]
-    assert llm._default_params["stop_strings"] == sent
-    assert llm._identifying_params["params"]["stop_strings"] == sent
+    call = llm._call_settings(None, {})
+    assert call.stops == ("X", "END")
+    assert "stop_strings" not in call.params
+    assert "stop_strings" not in llm._default_params
+    assert llm._identifying_params["stop"] == ["X", "END"]
 
 
 def test_identifying_params_tolerate_a_malformed_stop_strings() -> None:
     # Tracing must not fail on it; the call itself refuses it clearly.
     llm = make(params={"stop_strings": 5})
-    assert llm._default_params["stop_strings"] == 5
+    assert "stop" not in llm._identifying_params
     with pytest.raises(ValueError, match="stop_strings"):
         llm._call_settings(None, {})
+
+
+def test_stop_strings_are_never_sent_and_temperature_zero_is_greedy() -> None:
+    llm = make(params={"stop_strings": ["##"], "top_k": 5}, temperature=0.0, stop=["X"])
+    call = llm._call_settings(["Y"], {})
+    assert call.params == {"top_k": 5, "do_sample": False}
+    assert call.stops == ("X", "##", "Y")
+    # Per call too, whichever way the temperature arrives.
+    assert llm._call_settings(None, {"temperature": 0.7}).params == {
+        "top_k": 5,
+        "temperature": 0.7,
+    }
+    assert make()._call_settings(None, {"params": {"temperature": 0}}).params == {
+        "do_sample": False
+    }
+    assert make()._call_settings(None, {}).params == {}  # nothing the user did not set
 
 
 def test_call_argument_names_are_cached_per_class() -> None:

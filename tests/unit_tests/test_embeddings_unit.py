@@ -12,7 +12,7 @@ from typing import Any
 
 import httpx
 import pytest
-from langchain_core.load import dumpd
+from langchain_core.load import dumpd, load
 
 from langchain_bytez.embeddings import BytezEmbeddings, normalize_embedding_output
 from langchain_bytez.errors import BytezAPIError
@@ -267,3 +267,28 @@ def test_key_never_leaks() -> None:
     embeddings = BytezEmbeddings(model=MODEL, api_key=FAKE_KEY)
     for text in (repr(embeddings), str(embeddings), json.dumps(dumpd(embeddings))):
         assert FAKE_KEY not in text
+
+
+def test_serialises_and_round_trips_without_the_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    embeddings = BytezEmbeddings(
+        model=MODEL, api_key=FAKE_KEY, normalize=True, concurrency=2, max_concurrency=3
+    )
+    data = dumpd(embeddings)
+    assert data["type"] == "constructor"
+    assert data["id"] == ["langchain_bytez", "embeddings", "BytezEmbeddings"]
+    assert data["kwargs"]["api_key"] == {"lc": 1, "type": "secret", "id": ["BYTEZ_API_KEY"]}
+    assert FAKE_KEY not in json.dumps(data)
+    restored = load(
+        data,
+        secrets_map={"BYTEZ_API_KEY": FAKE_KEY},
+        valid_namespaces=["langchain_bytez"],
+        allowed_objects=[BytezEmbeddings],
+    )
+    assert restored == embeddings
+    # Without the secret (no secrets_from_env=True) the key comes from the environment
+    # when it is needed, instead of "BYTEZ_API_KEY is missing" while it is set.
+    monkeypatch.setenv("BYTEZ_API_KEY", "key-from-env")
+    keyless = load(data, valid_namespaces=["langchain_bytez"], allowed_objects=[BytezEmbeddings])
+    assert keyless.api_key is None
+    assert keyless._client_key()[1] == BytezEmbeddings(model=MODEL)._client_key()[1]
+    assert (keyless.normalize, keyless.concurrency, keyless.max_concurrency) == (True, 2, 3)

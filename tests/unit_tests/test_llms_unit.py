@@ -16,7 +16,7 @@ from langchain_core.callbacks import AsyncCallbackHandler, BaseCallbackHandler
 from langchain_core.load import dumpd, dumps, loads
 from langchain_core.outputs import GenerationChunk
 
-from langchain_bytez.errors import BytezAPIError, BytezStreamError
+from langchain_bytez.errors import BytezAPIError, BytezStreamError, MissingAPIKeyError
 from langchain_bytez.llms import BytezLLM
 
 FAKE_KEY = "sk-FAKE-KEY-0123456789"
@@ -193,8 +193,8 @@ def test_body_shape_params_and_stop_strings(make: Any, fake: FakeBytez) -> None:
     llm.invoke("Hi", stop=["\n", "END"])
     assert fake.requests[-1] == {
         "text": "Hi",
-        "params": {"do_sample": True, "temperature": 0.7, "stop_strings": ["\n", "##", "END"]},
-    }
+        "params": {"do_sample": True, "temperature": 0.7},
+    }  # stop sequences are enforced client-side, never sent
     assert fake.paths[-1] == f"/models/v2/{MODEL}"
 
 
@@ -203,7 +203,7 @@ def test_per_call_kwargs_override_for_that_call_only(make: Any, fake: FakeBytez)
     llm.invoke("Hi", max_tokens=9, temperature=0.0, params={"top_p": 0.5}, repetition_penalty=1.1)
     assert fake.requests[-1]["params"] == {
         "max_new_tokens": 9,
-        "temperature": 0.0,
+        "do_sample": False,  # temperature 0 is greedy decoding, sent without a temperature
         "top_p": 0.5,
         "repetition_penalty": 1.1,
     }
@@ -387,7 +387,7 @@ def test_stop_split_across_chunks_closes_the_stream(make: Any, fake: FakeBytez) 
     assert "".join(pieces) == " one two "
     assert not any("three" in p or "D" in p for p in pieces)
     assert fake.pulled == 4  # the response was closed right after the stop
-    assert fake.requests[-1]["params"]["stop_strings"] == ["END"]
+    assert "stop_strings" not in fake.requests[-1].get("params", {})
 
 
 def test_stream_ending_on_a_held_stop_is_still_cut(make: Any, fake: FakeBytez) -> None:
@@ -524,7 +524,8 @@ def test_identifying_params(make: Any) -> None:
     assert llm._identifying_params == {
         "model": MODEL,
         "base_url": URL,
-        "params": {"do_sample": True, "temperature": 0.3, "stop_strings": ["\n"]},
+        "params": {"do_sample": True, "temperature": 0.3},
+        "stop": ["\n"],
         "return_full_text": False,
     }
     assert llm._llm_type == "bytez"
@@ -581,3 +582,10 @@ def test_serialisation_round_trip(make: Any, monkeypatch: pytest.MonkeyPatch) ->
     # Without the secret the object still loads; the key is then looked up at run time.
     keyless = loads(text, valid_namespaces=["langchain_bytez"], allowed_objects=[BytezLLM])
     assert keyless.api_key is None
+    # ... from the environment (loads() without secrets_from_env=True passes None).
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("BYTEZ_API_KEY", FAKE_KEY)
+        assert keyless._sync_client().cache_key == llm._sync_client().cache_key
+        env.delenv("BYTEZ_API_KEY")
+        with pytest.raises(MissingAPIKeyError, match="BYTEZ_API_KEY"):
+            keyless._sync_client()

@@ -217,7 +217,15 @@ def test_model_document_text_and_metadata() -> None:
         "ram_required": 1.0,
         "meter": "sm",
         "meter_price": 0.0000347,
+        "meter_price_unit": None,
     }
+    # The catalogue writes prices as "<number> / <unit>": both are kept.
+    priced = model_document(
+        ModelInfo.model_validate({**CATALOGUE[0], "meterPrice": "0.0006478333 / sec"})
+    )
+    assert priced.metadata["meter_price"] == 0.0006478333
+    assert priced.metadata["meter_price_unit"] == "sec"
+    assert priced.page_content.endswith("billed on meter sm at $0.0006478333/s")
     sparse = model_document(ModelInfo.model_validate({"modelId": "a/b"}))
     assert sparse.page_content == "a/b — model (task unknown)"
     assert sparse.metadata["params"] is None

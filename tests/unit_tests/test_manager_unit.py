@@ -160,10 +160,12 @@ class FakeClient:
         self.backend = backend
         self.cache_key = backend.cache_key
 
-    def get_cluster(self, model_id: str) -> ClusterStatus:
+    def get_cluster(self, model_id: str, **call: Any) -> ClusterStatus:
         return self.backend.get(model_id)
 
-    def create_cluster(self, model_id: str, capacity: Capacity, timeout_minutes: int) -> str:
+    def create_cluster(
+        self, model_id: str, capacity: Capacity, timeout_minutes: int, **call: Any
+    ) -> str:
         if self.backend.put_delay:
             time.sleep(self.backend.put_delay)
         return self.backend.put_check(model_id, capacity, timeout_minutes)
@@ -200,11 +202,13 @@ class AsyncFakeClient:
         self.backend = backend
         self.cache_key = backend.cache_key
 
-    async def get_cluster(self, model_id: str) -> ClusterStatus:
+    async def get_cluster(self, model_id: str, **call: Any) -> ClusterStatus:
         await asyncio.sleep(0)
         return self.backend.get(model_id)
 
-    async def create_cluster(self, model_id: str, capacity: Capacity, timeout_minutes: int) -> str:
+    async def create_cluster(
+        self, model_id: str, capacity: Capacity, timeout_minutes: int, **call: Any
+    ) -> str:
         await asyncio.sleep(self.backend.put_delay)
         return self.backend.put_check(model_id, capacity, timeout_minutes)
 
@@ -295,7 +299,7 @@ def test_timeout_rejects_bad_values(bad: Any) -> None:
         timeout_to_minutes(bad)
 
 
-@pytest.mark.parametrize("bad", [0, -2, True, False, 1.5, "2", None])
+@pytest.mark.parametrize("bad", [0, -2, True, False, 1.5, "2"])
 def test_concurrency_rejects_bad_values(client: FakeClient, mgr: ModelManager, bad: Any) -> None:
     with pytest.raises(ValueError, match="concurrency"):
         handle(client, mgr).load(bad, progress=False)
@@ -404,6 +408,116 @@ def test_load_updates_cluster_when_settings_differ(client: FakeClient, mgr: Mode
     cluster = client.backend.clusters[MODEL]
     assert cluster["capacity"] == {"min": 3, "desired": 3, "max": 3}
     assert cluster["timeout"] == 10
+
+
+def test_load_without_sizes_keeps_an_existing_clusters_settings(
+    client: FakeClient, mgr: ModelManager
+) -> None:
+    handle(client, mgr).load(4, 3600, progress=False)
+    handle(client, fresh_manager()).load(progress=False)  # no sizes: nothing to change
+    assert client.backend.count("PATCH") == 0
+    cluster = client.backend.clusters[MODEL]
+    assert cluster["capacity"] == {"min": 4, "desired": 4, "max": 4}
+    assert cluster["timeout"] == 60
+    # Only what is given changes: a new capacity keeps the timeout, and back.
+    handle(client, fresh_manager()).load(2, progress=False)
+    assert cluster["capacity"] == {"min": 2, "desired": 2, "max": 2}
+    assert cluster["timeout"] == 60
+    handle(client, fresh_manager()).load(timeout=600, progress=False)
+    assert cluster["capacity"] == {"min": 2, "desired": 2, "max": 2}
+    assert cluster["timeout"] == 10
+    assert client.backend.count("PATCH") == 2
+
+
+def test_load_without_sizes_turns_an_off_cluster_on_keeping_its_settings(
+    client: FakeClient, mgr: ModelManager
+) -> None:
+    handle(client, mgr).load(3, 1200, progress=False)
+    client.backend.clusters[MODEL]["status"] = "off"
+    patches: list[tuple[Any, Any, Any]] = []
+    real_patch = client.backend.patch
+
+    def spy(model_id: str, capacity: Any, minutes: Any, status: Any) -> ClusterStatus:
+        patches.append((capacity, minutes, status))
+        return real_patch(model_id, capacity, minutes, status)
+
+    client.backend.patch = spy  # type: ignore[method-assign]
+    status = handle(client, fresh_manager()).load(progress=False)
+    assert status is not None
+    assert status.state is ClusterState.RUNNING
+    assert patches == [(None, None, "on")]
+    assert client.backend.clusters[MODEL]["capacity"]["desired"] == 3
+
+
+# --------------------------------------------------------------------------- implicit
+
+
+def test_implicit_auto_load_creates_only_when_no_cluster_exists(
+    client: FakeClient, mgr: ModelManager
+) -> None:
+    status = mgr.ensure_available(client, MODEL, concurrency=2, timeout=600)  # type: ignore[arg-type]
+    assert status is not None
+    assert status.state is ClusterState.RUNNING
+    assert client.backend.count("PUT") == 1
+    assert client.backend.clusters[MODEL]["capacity"]["desired"] == 2
+    # Other settings later (another object, another process): used as it is.
+    other = fresh_manager()
+    assert other.ensure_available(client, MODEL, concurrency=5, timeout=60) is not None  # type: ignore[arg-type]
+    assert client.backend.count("PUT") == 1
+    assert client.backend.count("PATCH") == 0
+    assert client.backend.count("DELETE") == 0
+    assert client.backend.clusters[MODEL]["capacity"]["desired"] == 2
+
+
+@pytest.mark.parametrize("state", ["off", "failed"])
+def test_implicit_auto_load_leaves_an_off_or_failed_cluster_alone(
+    client: FakeClient, mgr: ModelManager, state: str
+) -> None:
+    handle(client, mgr).load(2, progress=False)
+    client.backend.clusters[MODEL]["status"] = state
+    calls = len(client.backend.calls)
+    assert fresh_manager().ensure_available(client, MODEL) is None  # type: ignore[arg-type]
+    assert client.backend.calls[calls:] == [("GET", MODEL)]
+
+
+def test_implicit_auto_load_failure_falls_back_once_and_is_not_retried_each_call(
+    client: FakeClient, mgr: ModelManager
+) -> None:
+    client.backend.fail_next[MODEL] = "boot failed"
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
+        assert mgr.ensure_available(client, MODEL) is None  # type: ignore[arg-type]
+        assert mgr.ensure_available(client, MODEL) is None  # type: ignore[arg-type]
+    messages = [str(w.message) for w in record if "auto-load of" in str(w.message)]
+    assert len(messages) == 1
+    assert "boot failed" in messages[0]
+    assert client.backend.count("PUT") == 1  # the second call made no cluster call
+    assert client.backend.count("DELETE") == 0
+
+
+def test_implicit_auto_load_never_calls_closed_source_models(
+    client: FakeClient, mgr: ModelManager
+) -> None:
+    for model in ("openai/gpt-4o", "anthropic/claude-3-haiku", "google/gemini-1.5-flash"):
+        assert mgr.ensure_available(client, model) is None  # type: ignore[arg-type]
+    assert client.backend.calls == []
+    mgr.ensure_available(client, "google/gemma-2-2b-it")  # type: ignore[arg-type]
+    assert client.backend.calls[0] == ("GET", "google/gemma-2-2b-it")
+
+
+def test_implicit_followers_share_the_implicit_flight(mgr: ModelManager) -> None:
+    backend = FakeBackend(put_delay=0.05)
+    client = FakeClient(backend)
+    with ThreadPoolExecutor(4) as pool:
+        results = list(
+            pool.map(
+                lambda c: mgr.ensure_available(client, MODEL, concurrency=c),  # type: ignore[arg-type]
+                [1, 2, 3, 4],
+            )
+        )
+    assert all(r is not None and r.state is ClusterState.RUNNING for r in results)
+    assert backend.count("PUT") == 1
+    assert backend.count("PATCH") == 0
 
 
 def test_load_turns_a_stopped_cluster_back_on(client: FakeClient, mgr: ModelManager) -> None:

@@ -2,10 +2,22 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import AsyncIterator, Callable, Iterator
+
+import httpx
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from langchain_bytez.streaming import ERROR_PREFIX, StopCutter, StreamTextDecoder, cut_at_stop
+from langchain_bytez import BytezLLM
+from langchain_bytez.errors import BytezStreamError
+from langchain_bytez.streaming import (
+    ERROR_PREFIX,
+    MAX_ERROR_SEGMENT,
+    StopCutter,
+    StreamTextDecoder,
+    cut_at_stop,
+)
 
 PROPS = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -72,71 +84,114 @@ def test_decoder_matches_one_shot_decode_of_any_bytes(data: st.DataObject, raw: 
     assert joined == expected
 
 
-@PROPS
-@given(st.data(), st.text(alphabet=_ALPHABET, max_size=60))
-def test_body_starting_with_error_prefix_is_an_error_for_any_split(
-    data: st.DataObject, rest: str
-) -> None:
-    body = (ERROR_PREFIX + rest).encode()
-    chunks = data.draw(byte_splits(body))
-    joined, error = decode_all(chunks)
-    assert joined == ""
-    assert error == (rest.strip() or "stream failed")
+def split_texts(texts_: list[str]) -> list[bytes]:
+    return [t.encode() for t in texts_]
 
 
 @PROPS
 @given(
-    st.data(),
-    texts.filter(lambda t: t != "" and ERROR_PREFIX not in t),
-    st.text(alphabet=st.characters(codec="utf-8", exclude_characters="\n"), max_size=40),
+    st.lists(st.text(alphabet=_ALPHABET, max_size=12), max_size=6),
+    st.text(alphabet=_ALPHABET, max_size=40),
 )
-def test_error_line_after_text_is_an_error_for_any_split_around_it(
-    data: st.DataObject, before: str, message: str
+@example(["Hello", " world"], "CUDA out of memory")
+@example([], "at start")
+@example(["ok Err"], "x")
+def test_error_item_as_the_last_chunk_is_the_error_after_any_text(
+    before: list[str], message: str
 ) -> None:
-    # Chunk boundaries anywhere, as long as the error line begins a chunk (the server
-    # writes it as its own chunk).
-    head, tail = before.encode(), (ERROR_PREFIX + message).encode()
-    chunks = data.draw(byte_splits(head)) + data.draw(byte_splits(tail))
-    joined, error = decode_all(chunks)
-    assert joined == before
+    # The container writes its failure as the stream's last item: whatever text came
+    # before (also text that contains or begins with "Error: "), the delivered text is
+    # exactly that text and the error is the message.
+    joined, error = decode_all([*split_texts(before), (ERROR_PREFIX + message).encode()])
+    assert joined == "".join(before)
     assert error == (message.strip() or "stream failed")
 
 
 @PROPS
 @given(
-    st.data(),
-    texts.filter(lambda t: t != "" and ERROR_PREFIX not in t),
-    st.text(alphabet=_ALPHABET, max_size=20),
-    st.text(alphabet=_ALPHABET, max_size=20),
+    st.lists(st.text(alphabet=_ALPHABET, max_size=12), max_size=6),
+    st.text(alphabet=_ALPHABET, min_size=0, max_size=20),
+    st.lists(st.text(alphabet=_ALPHABET, min_size=1, max_size=12), min_size=1, max_size=4),
 )
-def test_error_like_text_with_a_newline_mid_stream_is_model_output(
-    data: st.DataObject, before: str, first_line: str, more: str
+@example(["The log says "], "", ["file not found", ", so check the path."])
+def test_error_like_chunk_followed_by_more_text_is_model_text(
+    before: list[str], message: str, after: list[str]
 ) -> None:
-    first_line = first_line.replace("\n", " ").replace(ERROR_PREFIX, "Error:_")
-    more = more.replace(ERROR_PREFIX, "Error:_")
-    after = f"{ERROR_PREFIX}{first_line}\n{more}"
-    head, tail = before.encode(), after.encode()
-    chunks = data.draw(byte_splits(head)) + data.draw(byte_splits(tail))
-    joined, error = decode_all(chunks)
+    # "Error: ..." at a chunk boundary followed by any further text is model text,
+    # delivered unchanged; only the very last item can be the error, so the last chunk
+    # here never begins with the prefix.
+    if after[-1].startswith(ERROR_PREFIX[:1]):
+        after[-1] = "_" + after[-1]
+    chunks = [*before, ERROR_PREFIX + message, *after]
+    joined, error = decode_all(split_texts(chunks))
     assert error is None
-    assert joined == before + after
+    assert joined == "".join(chunks)
 
 
-def test_leading_error_with_newlines_is_still_an_error() -> None:
-    joined, error = decode_all([b"Error: Traceback\n  File x\n", b"ValueError: boom"])
-    assert joined == ""
-    assert error is not None
-    assert error.startswith("Traceback")
-    assert error.endswith("ValueError: boom")
+@PROPS
+@given(st.data(), st.text(alphabet=_ALPHABET, max_size=60))
+def test_delivered_text_plus_error_item_is_the_whole_body_for_any_split(
+    data: st.DataObject, text: str
+) -> None:
+    # Nothing is lost or invented: either all of the body is delivered, or the body is
+    # the delivered text followed by one "Error: <message>" item within the bound.
+    chunks = data.draw(byte_splits(text.encode()))
+    joined, error = decode_all(chunks)
+    if error is None:
+        assert joined == text
+    else:
+        rest = text[len(joined) :]
+        assert text.startswith(joined)
+        assert rest.startswith(ERROR_PREFIX)
+        assert len(rest) <= MAX_ERROR_SEGMENT
+        assert error == (rest[len(ERROR_PREFIX) :].strip() or "stream failed")
+        # The error item is exactly the last chunk (the only place it can be).
+        last = chunks[-1].decode("utf-8", errors="replace")
+        assert rest.endswith(last) or last == ""
 
 
-def test_leading_error_is_capped() -> None:
+@PROPS
+@given(st.text(alphabet=_ALPHABET, max_size=30), st.integers(1, 2))
+def test_error_item_cut_inside_a_character_is_still_the_error(message: str, cut: int) -> None:
+    # A chunk boundary inside a multi-byte character is the network's, not the server's.
+    body = (ERROR_PREFIX + "北" + message).encode()
+    at = len(ERROR_PREFIX) + cut  # inside the 3 bytes of "北"
+    joined, error = decode_all([b"ok", body[:at], body[at:]])
+    assert joined == "ok"
+    assert error == ("北" + message).strip()
+
+
+def test_the_two_acceptance_streams() -> None:
+    chunks = ["The log says ", "Error: ", "file not found", ", so check the path."]
+    assert decode_all(split_texts(chunks)) == ("".join(chunks), None)
+    assert decode_all(split_texts(["Hello", " world", "Error: CUDA out of memory"])) == (
+        "Hello world",
+        "CUDA out of memory",
+    )
+
+
+def test_last_error_item_with_newlines_is_an_error() -> None:
+    joined, error = decode_all([b"x", b"Error: Traceback\n  File x\nValueError: boom"])
+    assert joined == "x"
+    assert error == "Traceback\n  File x\nValueError: boom"
+
+
+def test_error_like_text_past_the_bound_is_model_text_at_once() -> None:
     decoder = StreamTextDecoder()
-    assert decoder.feed(b"Error: " + b"x" * 5000) == ""
-    assert decoder.error is not None
-    assert len(decoder.error) == 4096
-    assert decoder.feed(b"more") == ""
+    big = "Error: " + "x" * MAX_ERROR_SEGMENT
+    assert decoder.feed(big.encode()) == big  # not held: past the bound
     assert decoder.finish() == ""
+    assert decoder.error is None
+
+
+def test_candidate_is_held_until_the_next_chunk_decides() -> None:
+    decoder = StreamTextDecoder()
+    assert decoder.feed(b"a ") == "a "
+    assert decoder.feed(b"Error: x") == ""
+    assert decoder.held == "Error: x"
+    assert decoder.feed(b" and more") == "Error: x and more"
+    assert decoder.finish() == ""
+    assert decoder.error is None
 
 
 def test_prefix_of_error_is_released_when_the_next_chunk_decides() -> None:
@@ -160,17 +215,13 @@ def test_held_prefix_then_error_chunk() -> None:
     assert decoder.error == "boom"
 
 
+def test_error_prefix_split_across_chunks_is_still_the_error() -> None:
+    assert decode_all([b"ok ", b"Err", b"or: boom"]) == ("ok ", "boom")
+
+
 def test_short_body_that_is_a_prefix_of_error_is_text() -> None:
     assert decode_all([b"Err", b"or"]) == ("Error", None)
     assert decode_all([b"Error:"]) == ("Error:", None)
-
-
-def test_long_error_like_output_mid_stream_is_released() -> None:
-    decoder = StreamTextDecoder()
-    assert decoder.feed(b"x") == "x"
-    assert decoder.feed(b"Error: " + b"y" * 5000) == "Error: " + "y" * 5000
-    assert decoder.finish() == ""
-    assert decoder.error is None
 
 
 # ----------------------------------------------------------------------------- stops
@@ -254,3 +305,73 @@ def test_stop_cutter_holds_only_possible_stop_prefixes() -> None:
     assert cutter.stopped
     assert cutter.feed("more") == ""
     assert cutter.flush() == ""
+
+
+# ----------------------------------------------------------------------------- end to end
+
+_E2E = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+chunk_lists = st.lists(
+    st.one_of(
+        st.text(alphabet=_ALPHABET, min_size=1, max_size=8),
+        st.builds(lambda t: ERROR_PREFIX + t, st.text(alphabet=_ALPHABET, max_size=8)),
+    ),
+    min_size=1,
+    max_size=6,
+)
+
+
+class _Chunks(httpx.SyncByteStream, httpx.AsyncByteStream):
+    def __init__(self, chunks: list[bytes]) -> None:
+        self.chunks = chunks
+
+    def __iter__(self) -> Iterator[bytes]:
+        yield from self.chunks
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        for chunk in self.chunks:
+            yield chunk
+
+
+def _outcome(run: Callable[[], str]) -> tuple[str, str | None, str | None]:
+    """(text, error message, delivered_text) of one way of reading the stream."""
+    try:
+        return run(), None, None
+    except BytezStreamError as error:
+        return "", error.message, error.delivered_text
+
+
+@_E2E
+@given(chunk_lists)
+@example(["The log says ", "Error: ", "file not found", ", so check the path."])
+@example(["Hello", " world", "Error: CUDA out of memory"])
+def test_invoke_stream_and_astream_agree_on_the_same_bytes(chunks: list[str]) -> None:
+    raw = [c.encode() for c in chunks]
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, stream=_Chunks(raw), headers={"content-type": "text/plain"})
+
+    llm = BytezLLM(
+        model="org/model",
+        api_key="property-key",
+        base_url="http://127.0.0.1:1",
+        auto_load=False,
+        max_retries=0,
+        http_client=httpx.Client(transport=httpx.MockTransport(answer)),
+        http_async_client=httpx.AsyncClient(transport=httpx.MockTransport(answer)),
+    )
+
+    async def astream() -> str:
+        return "".join([piece async for piece in llm.astream("x")])
+
+    streamed = _outcome(lambda: "".join(llm.stream("x")))
+    invoked = _outcome(lambda: llm.invoke("x", streaming=True))
+    async_streamed = _outcome(lambda: asyncio.run(astream()))
+    assert streamed == invoked == async_streamed
+    # And what they agree on is the decoder's rule: the last chunk alone may be the error.
+    text, error = decode_all(raw)
+    if error is None:
+        assert streamed == (text, None, None)
+    else:
+        assert streamed[1] is not None
+        assert error in streamed[1]
+        assert streamed[2] == text
