@@ -78,6 +78,10 @@ class CatalogueRow:
             is refused by Hugging Face's ``generate()``, as the live container does.
         embedding: For embedding models, the output shape (``"flat"``, ``"nested"``,
             ``"per_token"``) and the vector dimension.
+        tool_format: For models that call tools, how this model writes a call (one of
+            [`TOOL_FORMATS`][langchain_bytez.testing.fake_tools.TOOL_FORMATS], the form
+            its chat template teaches); ``None`` for other models. The server's
+            ``tool_format`` knob overrides it for every tool-calling row.
     """
 
     model_id: str
@@ -89,6 +93,7 @@ class CatalogueRow:
     fake: str | None = None
     samples_by_default: bool = False
     embedding: tuple[str, int] | None = None
+    tool_format: str | None = None
 
     @property
     def closed_source(self) -> bool:
@@ -190,6 +195,50 @@ ROWS: tuple[CatalogueRow, ...] = (
         "super-lm",
         0.0002222667,
         fake="provider-chat",
+    ),
+    # Open instruct models trained for tool use, each writing calls in its own form
+    # (the fake reads tool schemas from the system text, whatever the client's wording).
+    CatalogueRow(
+        "Qwen/Qwen2.5-7B-Instruct",
+        "chat",
+        7.62,
+        30.5,
+        "lg-lm",
+        0.000333,
+        fake="tool-chat",
+        tool_format="hermes",
+    ),
+    CatalogueRow(
+        "meta-llama/Llama-3.1-8B-Instruct",
+        "chat",
+        8.03,
+        32.1,
+        "lg-lm",
+        0.000333,
+        fake="tool-chat",
+        samples_by_default=True,
+        tool_format="json",
+    ),
+    CatalogueRow(
+        "mistralai/Mistral-7B-Instruct-v0.3",
+        "chat",
+        7.25,
+        29.0,
+        "lg-lm",
+        0.000333,
+        fake="tool-chat",
+        tool_format="mistral",
+    ),
+    # A base-style instruct model on the text-generation route: writes ReAct text
+    # ("Thought/Action/Action Input") when the prompt lays out the classic ReAct format.
+    CatalogueRow(
+        "tiiuae/falcon-7b-instruct",
+        "text-generation",
+        6.92,
+        27.7,
+        "lg",
+        0.000333,
+        fake="react-text",
     ),
 )
 """Every model the local server knows, in ``/list/models`` order.

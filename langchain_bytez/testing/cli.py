@@ -12,6 +12,7 @@ import sys
 from collections.abc import Sequence
 
 from langchain_bytez.testing.control import DEFAULT_LOG_LIMIT, is_loopback
+from langchain_bytez.testing.fake_tools import TOOL_FORMATS
 from langchain_bytez.testing.faults import FaultKind
 from langchain_bytez.testing.modes import AuthForm, ClusterRoutes
 from langchain_bytez.testing.server import DEFAULT_IDLE_TIMEOUT, LocalBytezServer
@@ -72,6 +73,12 @@ def build_parser() -> argparse.ArgumentParser:
         dest="auth_forms",
         choices=[form.value for form in AuthForm],
         help="accepted Authorization form (repeatable; default: key)",
+    )
+    parser.add_argument(
+        "--tool-format",
+        choices=TOOL_FORMATS,
+        default=None,
+        help="how tool-calling models write a call (default: each model's own form)",
     )
     parser.add_argument(
         "--request-log-limit",
@@ -167,6 +174,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             seed=args.seed,
             request_log_limit=args.request_log_limit,
             idle_timeout=args.idle_timeout if args.idle_timeout > 0 else None,
+            tool_format=args.tool_format,
         )
     except ValueError as exc:
         sys.stderr.write(f"error: {exc}\n")

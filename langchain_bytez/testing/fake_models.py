@@ -23,6 +23,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from langchain_bytez.testing.catalogue import CatalogueRow
+from langchain_bytez.testing.fake_tools import (
+    json_model_reply,
+    react_model_reply,
+    tool_model_reply,
+)
 
 __all__ = [
     "FAKE_MODELS",
@@ -464,3 +469,52 @@ def _image_classification(run: FakeRun) -> FakeAnswer:
     ranked = sorted(zip(_LABELS, weights, strict=True), key=lambda pair: -pair[1])
     output = [{"label": label, "score": round(w / total, 6)} for label, w in ranked[:5]]
     return FakeAnswer([json.dumps(output)], output)
+
+
+@fake_model("tool-chat")
+def _tool_chat(run: FakeRun) -> FakeAnswer:
+    """An instruct model trained for tool use (the chat fake when it has nothing to call).
+
+    It calls a tool when the system text carries tool schemas, answers with a tool
+    result once one is in the conversation, answers JSON when the prompt carries a JSON
+    schema, and else chats like the ``chat`` fake. Its calls are written in the row's
+    ``tool_format`` (the server's ``tool_format`` knob overrides it) and stream word by
+    word like any other text, so a call arrives split over several chunks.
+    """
+    tokens = run.forced()
+    if tokens is None:
+        messages = run.messages or []
+        seed = json.dumps(messages, sort_keys=True, ensure_ascii=True)
+        text = tool_model_reply(messages, tool_format=run.row.tool_format or "hermes", seed=seed)
+        if text is None:
+            text = json_model_reply(messages, seed=seed)
+        if text is None:
+            tokens = _chat_tokens(run)
+        else:
+            tokens = words_as_tokens(text)
+            if run.budget_given:
+                tokens = tokens[: run.max_new_tokens]
+    return FakeAnswer(tokens, _assistant_message(run, "".join(tokens)))
+
+
+@fake_model("react-text")
+def _react_text(run: FakeRun) -> FakeAnswer:
+    """A text-generation model that follows the classic ReAct prompt format.
+
+    When the prompt lays out tools in the classic ReAct format, it writes
+    ``Thought/Action/Action Input`` text (then, like a real model that is not stopped,
+    an invented ``Observation`` and more); once an ``Observation`` is in the prompt it
+    writes the ``Final Answer``. Without a ReAct prompt it continues text like the
+    ``text-generation`` fake. The output includes the prompt, the stream does not.
+    """
+    text = run.text or ""
+    tokens = run.forced()
+    if tokens is None:
+        reply = react_model_reply(text)
+        if reply is None:
+            tokens = generate_continuation(text, run.max_new_tokens)
+        else:
+            tokens = words_as_tokens(reply)
+            if run.budget_given:
+                tokens = tokens[: run.max_new_tokens]
+    return FakeAnswer(tokens, text + "".join(tokens))

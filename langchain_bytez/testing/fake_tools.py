@@ -18,7 +18,13 @@ sends the request:
   prompt carries a JSON schema (an object with ``properties``), it answers with a JSON
   object following it (structured output by "JSON mode").
 
-Both return ``None`` when the conversation gives them nothing to do, so the caller falls
+* [`react_model_reply`][langchain_bytez.testing.fake_tools.react_model_reply]: for a
+  text-generation prompt in the classic ReAct format (tools listed, then ``Action: ...,
+  should be one of [names]``, ``Question:`` and a ``Thought/Action/Action Input/
+  Observation`` scratchpad), the text a model writes next: an action, or the final
+  answer once an observation is there.
+
+All return ``None`` when the conversation gives them nothing to do, so the caller falls
 back to its normal chat text. Answers are deterministic for given messages and ``seed``.
 """
 
@@ -30,7 +36,7 @@ import zlib
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-__all__ = ["TOOL_FORMATS", "json_model_reply", "tool_model_reply"]
+__all__ = ["TOOL_FORMATS", "json_model_reply", "react_model_reply", "tool_model_reply"]
 
 TOOL_FORMATS = ("hermes", "json", "json_list", "fenced", "mistral", "prose")
 """The call formats ``tool_model_reply`` can write:
@@ -127,7 +133,29 @@ _OPENERS = frozenset(
         "call",
         "get",
         "my",
+        # Imperative openers ("Create a customer named ...").
+        "create",
+        "make",
+        "add",
+        "set",
+        "generate",
+        "write",
+        "return",
+        "extract",
+        "list",
+        "send",
+        "search",
+        "look",
+        "compute",
+        "calculate",
+        "convert",
     ]
+)
+# A phrase in quotes ('...', "...", curly quotes) is what a string argument should hold;
+# an apostrophe inside a word ("what's") opens no quote.
+_QUOTED = re.compile(
+    r"(?<!\w)(?:'([^'\n]+?)'|\"([^\"\n]+?)\"|\u201c([^\u201d\n]+?)\u201d"
+    r"|\u2018([^\u2019\n]+?)\u2019)(?!\w)"
 )
 # Symbols and words of arithmetic, so "2 + 3" finds a tool named "add".
 _SYNONYMS = {
@@ -323,10 +351,25 @@ def _score(tool: Mapping[str, Any], user_words: set[str], numbers: int, names: i
     return score
 
 
-def _choose(tools: list[dict[str, Any]], user_text: str) -> dict[str, Any]:
+def _named_in(name: str, text: str) -> bool:
+    return re.search(rf"(?<![\w-]){re.escape(name)}(?![\w-])", text) is not None
+
+
+def _choose(tools: list[dict[str, Any]], user_text: str, instructions: str = "") -> dict[str, Any]:
+    """The tool to call: one the instructions name (e.g. "you must call X"), else the best fit.
+
+    Args:
+        tools: The tools found in the prompt.
+        user_text: The question.
+        instructions: The system text outside the tool schemas; a tool named there and
+            not the others is the one asked for.
+    """
     words = set(_tokens(user_text)) - (_STOPWORDS - {"x"})
     numbers = len(_NUMBER.findall(user_text))
     names = len(_Filler(user_text, {}).proper_nouns)
+    named = [tool for tool in tools if _named_in(tool["name"], instructions)]
+    if len(named) == 1:
+        return named[0]
     best = tools[0]
     best_score: int | None = None
     for tool in tools:
@@ -341,6 +384,10 @@ class _Filler:
 
     def __init__(self, user_text: str, root: Mapping[str, Any]) -> None:
         self._numbers = iter(_NUMBER.findall(user_text))
+        self._quoted = iter(
+            next(group for group in match.groups() if group)
+            for match in _QUOTED.finditer(user_text)
+        )
         # A capitalised word before a colon is a label ("Schema: ..."), not a name.
         words = [
             m.group() for m in _WORD.finditer(user_text) if not user_text.startswith(":", m.end())
@@ -406,6 +453,9 @@ class _Filler:
         return self.string(name)
 
     def string(self, name: str) -> str:
+        quoted = next(self._quoted, None)
+        if quoted is not None:
+            return quoted
         key = name.lower()
         if any(k in key for k in _PLACE_KEYS + _NAME_KEYS) and self._proper:
             return str(self._proper[0])
@@ -480,11 +530,12 @@ def tool_model_reply(
     results = _results_in(last) if last is not None else None
     if results is not None:
         return f"The answer is {' and '.join(r.strip() for r in results)}."
-    tools = _tools_in(_system_text(messages))
+    system = _system_text(messages)
+    tools = _tools_in(system)
     if not tools:
         return None
     user_text = _last_user_text(messages)
-    tool = _choose(tools, user_text)
+    tool = _choose(tools, user_text, _without_json(system))
     arguments = _Filler(user_text, tool["parameters"]).object(tool["parameters"])
     return _write_call(tool["name"], arguments, tool_format, seed)
 
@@ -523,3 +574,83 @@ def json_model_reply(messages: list[dict[str, Any]], *, seed: str = "") -> str |
         return None
     user_text = _last_user_text(messages)
     return json.dumps(_Filler(user_text, schema).object(schema))
+
+
+# ---------------------------------------------------------------------- classic ReAct text
+
+_REACT_NAMES = re.compile(r"should be one of \[([^\]\n]*)\]")
+_REACT_QUESTION = re.compile(r"^Question:[ \t]*(.*)$", re.MULTILINE)
+_SIGNATURE = re.compile(r"\(([^()]*)\)")
+_PYTHON_TYPES = {"int": "integer", "float": "number", "bool": "boolean", "str": "string"}
+
+
+def _react_tool(name: str, prompt: str) -> dict[str, Any]:
+    """A tool of a ReAct prompt, from its line (``name(a: int) -> int - description``)."""
+    line = re.search(rf"^[ \t-]*{re.escape(name)}\b(.*)$", prompt, re.MULTILINE)
+    rest = line.group(1) if line is not None else ""
+    properties: dict[str, Any] = {}
+    signature = _SIGNATURE.match(rest.strip())
+    if signature is not None:
+        for parameter in signature.group(1).split(","):
+            key, _, annotation = parameter.partition(":")
+            key = key.strip().lstrip("*")
+            if key and key not in ("self", "args", "kwargs"):
+                kind = _PYTHON_TYPES.get(annotation.split("=")[0].strip(), "string")
+                properties[key] = {"type": kind}
+    description = re.sub(r"^\([^()]*\)\s*(->\s*[^-:]+)?\s*[-:]?\s*", "", rest.strip())
+    return {
+        "name": name,
+        "description": description,
+        "parameters": {"type": "object", "properties": properties, "required": list(properties)},
+    }
+
+
+def react_model_reply(prompt: str) -> str | None:
+    r"""Continue a classic ReAct prompt the way an instruct model does.
+
+    The tool names come from the format line (``Action: the action to take, should be
+    one of [add, search]``), the question from the last ``Question:`` line, and the
+    scratchpad is what follows it. With no ``Observation`` yet the reply is a thought,
+    ``Action: <tool>`` and ``Action Input: <input>`` (a JSON object of arguments drawn
+    from the question when the tool's line shows a signature, else the question
+    itself) and then, as a model does when nothing stops it, an invented observation and
+    a final answer: only a client that honours ``stop=["\nObservation:"]`` gets a clean
+    action. Once an observation is there, the reply is ``Final Answer: <observation>``.
+
+    Args:
+        prompt: The whole prompt text.
+
+    Returns:
+        The continuation (starting after the prompt's last ``Thought:``), or ``None``
+        when the prompt is not in the ReAct format.
+    """
+    listed = _REACT_NAMES.findall(prompt)
+    questions = list(_REACT_QUESTION.finditer(prompt))
+    if not listed or not questions:
+        return None
+    names = [n.strip().strip("'\"`") for n in listed[-1].split(",") if n.strip()]
+    if not names:
+        return None
+    question = questions[-1].group(1).strip()
+    scratchpad = prompt[questions[-1].end() :]
+    lead = "" if prompt.endswith((" ", "\n")) else " "
+    observed = scratchpad.rfind("Observation:")
+    if observed != -1:
+        observation = scratchpad[observed + len("Observation:") :]
+        observation = re.split(r"\n\s*Thought:", observation, maxsplit=1)[0].strip()
+        return f"{lead}I now know the final answer.\nFinal Answer: {observation}"
+    tools = [_react_tool(name, prompt) for name in names]
+    tool = _choose(tools, question)
+    schema = tool["parameters"]
+    if schema["properties"]:
+        action_input = json.dumps(_Filler(question, schema).object(schema))
+    else:
+        action_input = question
+    return (
+        f"{lead}I should use the {tool['name']} tool.\n"
+        f"Action: {tool['name']}\n"
+        f"Action Input: {action_input}\n"
+        "Observation: 42\n"
+        "Thought: I now know the final answer.\n"
+        "Final Answer: 42"
+    )

@@ -9,7 +9,15 @@ from __future__ import annotations
 
 import enum
 
-__all__ = ["AuthForm", "ClusterRoutes", "coerce_auth_forms", "coerce_cluster_routes"]
+from langchain_bytez.testing.fake_tools import TOOL_FORMATS
+
+__all__ = [
+    "AuthForm",
+    "ClusterRoutes",
+    "coerce_auth_forms",
+    "coerce_cluster_routes",
+    "coerce_tool_format",
+]
 
 
 class ClusterRoutes(str, enum.Enum):
@@ -102,3 +110,27 @@ def coerce_auth_forms(value: object) -> frozenset[AuthForm]:
         msg = "at least one auth form must be accepted"
         raise ValueError(msg)
     return forms
+
+
+def coerce_tool_format(value: object) -> str | None:
+    """Check a ``tool_format`` knob value: one of ``TOOL_FORMATS``, or ``None``.
+
+    ``None`` lets each tool-calling model write calls in its own form (its catalogue
+    row's ``tool_format``); a format makes every tool-calling model write that one.
+
+    Args:
+        value: ``None``, ``"hermes"``, ``"json"``, ``"json_list"``, ``"fenced"``,
+            ``"mistral"`` or ``"prose"``.
+
+    Returns:
+        The format, or ``None``.
+
+    Raises:
+        ValueError: If the value names no format.
+    """
+    if value is None:
+        return None
+    if value not in TOOL_FORMATS:
+        msg = f"unknown tool_format {value!r}; use one of {', '.join(TOOL_FORMATS)} or None"
+        raise ValueError(msg)
+    return str(value)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import threading
 from collections.abc import Iterable, Sequence
 from types import TracebackType
@@ -36,6 +37,7 @@ from langchain_bytez.testing.modes import (
     ClusterRoutes,
     coerce_auth_forms,
     coerce_cluster_routes,
+    coerce_tool_format,
 )
 from langchain_bytez.testing.routes import Router, logger
 
@@ -53,8 +55,8 @@ class LocalBytezServer:
     Knobs that tests may change while it runs (plain attributes): ``ttfb``,
     ``token_delay``, ``load_delay``, ``concurrency_limit``, ``cluster_routes``,
     ``strict_params``, ``auth_forms``, ``fault_rate``, ``idle_seconds_per_minute``,
-    ``default_max_new_tokens``, ``idle_timeout``. ``reset()`` restores the
-    constructor's values.
+    ``default_max_new_tokens``, ``idle_timeout``, ``tool_format``. ``reset()`` restores
+    the constructor's values.
 
     Attributes:
         host: The loopback address it binds.
@@ -91,6 +93,7 @@ class LocalBytezServer:
         request_log_limit: int = DEFAULT_LOG_LIMIT,
         idle_timeout: float | None = DEFAULT_IDLE_TIMEOUT,
         models: Iterable[CatalogueRow] | None = None,
+        tool_format: str | None = None,
     ) -> None:
         """Configure the server (nothing is bound until ``start``).
 
@@ -128,6 +131,10 @@ class LocalBytezServer:
                 (``None``: never).
             models: The catalogue (default: the built-in
                 [`ROWS`][langchain_bytez.testing.catalogue.ROWS]).
+            tool_format: How the tool-calling models (rows with a ``tool_format``)
+                write a tool call: one of
+                [`TOOL_FORMATS`][langchain_bytez.testing.fake_tools.TOOL_FORMATS], or
+                ``None`` (default) for each model's own form.
 
         Raises:
             ValueError: If ``host`` is not a loopback address or a mode is unknown.
@@ -140,6 +147,7 @@ class LocalBytezServer:
         self._api_keys: frozenset[str] | None = None if api_keys is None else frozenset(api_keys)
         self._cluster_routes = coerce_cluster_routes(cluster_routes)
         self._auth_forms = coerce_auth_forms(auth_forms)
+        self._tool_format = coerce_tool_format(tool_format)
         self._defaults: dict[str, Any] = {
             "ttfb": ttfb,
             "token_delay": token_delay,
@@ -151,6 +159,7 @@ class LocalBytezServer:
             "fault_rate": fault_rate,
             "default_max_new_tokens": default_max_new_tokens,
             "idle_timeout": idle_timeout,
+            "tool_format": self._tool_format,
         }
         self._seed = seed
         self._epoch = 0
@@ -172,7 +181,8 @@ class LocalBytezServer:
         self._replies: dict[str | None, list[str]] = {}
         self._fail_next: dict[str, str] = {}
         rows = tuple(ROWS if models is None else models)
-        self._models: dict[str, CatalogueRow] = {row.model_id: row for row in rows}
+        self._rows = rows
+        self._models: dict[str, CatalogueRow] = self._served_rows()
         self._tasks = list(dict.fromkeys(row.task for row in rows))
         self._clusters = ClusterBook(
             load_delay=lambda: self.load_delay,
@@ -221,6 +231,34 @@ class LocalBytezServer:
     @auth_forms.setter
     def auth_forms(self, value: AuthForm | str | Iterable[AuthForm | str]) -> None:
         self._auth_forms = coerce_auth_forms(value)
+
+    @property
+    def tool_format(self) -> str | None:
+        """How tool-calling models write calls (``None``: each model's own form).
+
+        Settable with one of
+        [`TOOL_FORMATS`][langchain_bytez.testing.fake_tools.TOOL_FORMATS] or ``None``;
+        the next run uses it.
+        """
+        return self._tool_format
+
+    @tool_format.setter
+    def tool_format(self, value: str | None) -> None:
+        self._tool_format = coerce_tool_format(value)
+        # One assignment: a run being routed sees the old table or the new one, whole.
+        self._models = self._served_rows()
+
+    def _served_rows(self) -> dict[str, CatalogueRow]:
+        """The catalogue as served: the ``tool_format`` knob applied to tool models."""
+        wanted = self._tool_format
+        return {
+            row.model_id: (
+                dataclasses.replace(row, tool_format=wanted)
+                if wanted is not None and row.tool_format is not None
+                else row
+            )
+            for row in self._rows
+        }
 
     @property
     def request_log_limit(self) -> int:
