@@ -595,7 +595,9 @@ def _react_tool(name: str, prompt: str) -> dict[str, Any]:
             key, _, annotation = parameter.partition(":")
             key = key.strip().lstrip("*")
             if key and key not in ("self", "args", "kwargs"):
-                kind = _PYTHON_TYPES.get(annotation.split("=")[0].strip(), "string")
+                # Annotations may be strings ("a: 'int'") under postponed evaluation.
+                written = annotation.split("=")[0].strip().strip("'\"")
+                kind = _PYTHON_TYPES.get(written, "string")
                 properties[key] = {"type": kind}
     description = re.sub(r"^\([^()]*\)\s*(->\s*[^-:]+)?\s*[-:]?\s*", "", rest.strip())
     return {
