@@ -14,6 +14,7 @@ from langchain_core.prompts import ChatPromptTemplate
 from langchain_bytez.chat_models import ChatBytez
 from langchain_bytez.errors import BytezStreamError
 from langchain_bytez.server import FaultKind, LocalBytezServer
+from langchain_bytez.testing.catalogue import ROWS, price_per_second
 
 CHAT = "Qwen/Qwen2.5-0.5B-Instruct"
 VISION = "Qwen/Qwen2-VL-2B-Instruct"
@@ -118,40 +119,75 @@ def test_unsendable_history_is_refused_without_a_request(
     server: LocalBytezServer, bytez_api_key: str
 ) -> None:
     model = make(server, bytez_api_key)
-    with pytest.raises(ValueError, match=r"messages\[1\] \(ToolMessage\)"):
-        model.invoke([HumanMessage("hi"), ToolMessage("42", tool_call_id="c1")])
+    pdf = {"type": "file", "base64": "JVBERi0xLjQK", "mime_type": "application/pdf"}
+    with pytest.raises(ValueError, match=r"messages\[1\] \(HumanMessage\) content\[1\].*'file'"):
+        model.invoke([HumanMessage("hi"), HumanMessage([{"type": "text", "text": "read"}, pdf])])
     assert server.count("POST", f"/models/v2/{CHAT}") == 0
+
+
+def test_a_tool_history_is_sent_rendered(server: LocalBytezServer, bytez_api_key: str) -> None:
+    # The chat route has no tool role: the call and its result travel as assistant and
+    # user text, which every chat template accepts.
+    model = make(server, bytez_api_key)
+    call = {"name": "add", "args": {"a": 2, "b": 3}, "id": "call_1", "type": "tool_call"}
+    model.invoke(
+        [
+            HumanMessage("What is 2 + 3?"),
+            AIMessage("", tool_calls=[call]),
+            ToolMessage("5", tool_call_id="call_1", name="add"),
+        ]
+    )
+    assert last_run(server)["messages"] == [
+        {"role": "user", "content": "What is 2 + 3?"},
+        {
+            "role": "assistant",
+            "content": '<tool_call>\n{"name": "add", "arguments": {"a": 2, "b": 3}}\n</tool_call>',
+        },
+        {
+            "role": "user",
+            "content": '<tool_response>\n{"name": "add", "id": "call_1", "content": "5"}\n'
+            "</tool_response>",
+        },
+    ]
 
 
 # ----------------------------------------------------------------------- stop, metadata
 
 
-def test_stop_is_sent_and_enforced(server: LocalBytezServer, bytez_api_key: str) -> None:
+def test_stop_is_enforced_without_being_sent(server: LocalBytezServer, bytez_api_key: str) -> None:
+    # The strict server (the default, as the live vLLM-backed models) refuses
+    # stop_strings with 422: the client cuts the text itself and never sends them.
+    assert server.strict_params
     model = make(server, bytez_api_key, stop=["said"])
     result = model.invoke("hello")
-    assert last_run(server)["params"]["stop_strings"] == ["said"]
+    assert "stop_strings" not in (last_run(server).get("params") or {})
     assert result.text == "Hello! You "
     assert result.response_metadata["finish_reason"] == "stop"
-    chunks = list(model.stream("hello"))
-    assert "".join(c.text for c in chunks) == "Hello! You "
+    chunks = list(model.stream("hello", stop=["You"]))
+    assert "stop_strings" not in (last_run(server).get("params") or {})
+    assert "".join(c.text for c in chunks) == "Hello! "
     assert chunks[-1].response_metadata["finish_reason"] == "stop"
 
 
 def test_metadata_from_the_server(server: LocalBytezServer, bytez_api_key: str) -> None:
+    row = next(row for row in ROWS if row.model_id == CHAT)
     model = make(server, bytez_api_key, max_tokens=5)
     result = model.invoke("hello")
     meta = result.response_metadata
     assert meta["model_name"] == CHAT
     assert meta["model_provider"] == "bytez"
     assert meta["status_code"] == 200
-    assert meta["inference_meter"] == "sm-gpu"
+    # The meter and its price as the catalogue gives them ("sm-lm", "0.0000833 / sec").
+    assert meta["inference_meter"] == row.meter
+    assert meta["inference_meter_price"] == pytest.approx(price_per_second(row.meter_price))
+    assert meta["inference_meter_price_unit"] == "sec"
     assert "inference_time" in meta
     assert "inference_cost" in meta
     assert result.usage_metadata is None
     chunks = list(model.stream("hello"))
     assert chunks[-1].chunk_position == "last"
     assert chunks[-1].response_metadata["finish_reason"] == "length"  # 5 of 5 tokens
-    assert chunks[-1].response_metadata["inference_meter"] == "sm-gpu"
+    assert chunks[-1].response_metadata["inference_meter"] == row.meter
 
 
 async def test_async_paths(server: LocalBytezServer, bytez_api_key: str) -> None:
