@@ -529,7 +529,9 @@ def tool_model_reply(
     last = _last_turn(messages)
     results = _results_in(last) if last is not None else None
     if results is not None:
-        return f"The answer is {' and '.join(r.strip() for r in results)}."
+        # A result that is a sentence keeps its own full stop (no "Paris..").
+        joined = " and ".join(r.strip().rstrip(".") for r in results)
+        return f"The answer is {joined}."
     system = _system_text(messages)
     tools = _tools_in(system)
     if not tools:
