@@ -79,7 +79,7 @@ class CatalogueRow:
         embedding: For embedding models, the output shape (``"flat"``, ``"nested"``,
             ``"per_token"``) and the vector dimension.
         tool_format: For models that call tools, how this model writes a call (one of
-            [`TOOL_FORMATS`][langchain_bytez.testing.fake_tools.TOOL_FORMATS], the form
+            ``langchain_bytez.testing.fake_tools.TOOL_FORMATS``, the form
             its chat template teaches); ``None`` for other models. The server's
             ``tool_format`` knob overrides it for every tool-calling row.
     """

@@ -133,7 +133,7 @@ class LocalBytezServer:
                 [`ROWS`][langchain_bytez.testing.catalogue.ROWS]).
             tool_format: How the tool-calling models (rows with a ``tool_format``)
                 write a tool call: one of
-                [`TOOL_FORMATS`][langchain_bytez.testing.fake_tools.TOOL_FORMATS], or
+                ``langchain_bytez.testing.fake_tools.TOOL_FORMATS``, or
                 ``None`` (default) for each model's own form.
 
         Raises:
@@ -237,7 +237,7 @@ class LocalBytezServer:
         """How tool-calling models write calls (``None``: each model's own form).
 
         Settable with one of
-        [`TOOL_FORMATS`][langchain_bytez.testing.fake_tools.TOOL_FORMATS] or ``None``;
+        ``langchain_bytez.testing.fake_tools.TOOL_FORMATS`` or ``None``;
         the next run uses it.
         """
         return self._tool_format
