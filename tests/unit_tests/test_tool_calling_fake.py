@@ -13,7 +13,12 @@ from langchain_core.tools import tool
 from pydantic import BaseModel
 
 from langchain_bytez.chat_models import ChatBytez, _answer_mode, _with_system_text, convert_messages
-from langchain_bytez.testing.fake_tools import TOOL_FORMATS, json_model_reply, tool_model_reply
+from langchain_bytez.testing.fake_tools import (
+    TOOL_FORMATS,
+    json_model_reply,
+    react_model_reply,
+    tool_model_reply,
+)
 from langchain_bytez.tool_calling import ToolProtocol
 
 
@@ -417,3 +422,126 @@ def test_structured_output_against_the_fake(chat: ChatBytez) -> None:
             "Ann is 31 years old."
         )
         assert person == Person(name="Ann", age=31)
+
+
+# ----------------------------------------------------------------------- generic reading
+
+
+def test_a_quoted_phrase_is_the_string_argument() -> None:
+    @tool
+    def create_customer(customer_name: str) -> str:
+        """Create a customer."""
+        return customer_name
+
+    messages = [
+        {"role": "system", "content": openai_tools(create_customer)},
+        {"role": "user", "content": "Create a customer named '你好啊集团' (Hello Group)"},
+    ]
+    reply = tool_model_reply(messages, tool_format="json_list")
+    assert reply is not None
+    assert json.loads(reply) == [
+        {"name": "create_customer", "arguments": {"customer_name": "你好啊集团"}}
+    ]
+
+
+def test_an_apostrophe_opens_no_quote() -> None:
+    messages = [
+        {"role": "system", "content": openai_tools(get_weather)},
+        {"role": "user", "content": "What's the weather in Paris? It's cold."},
+    ]
+    reply = tool_model_reply(messages, tool_format="json")
+    assert reply is not None
+    assert json.loads(reply)["parameters"] == {"location": "Paris"}
+
+
+def test_a_tool_the_instructions_name_is_called_whatever_the_question() -> None:
+    system = openai_tools(add, get_weather) + "\nYou have to use get_weather now."
+    messages = [
+        {"role": "system", "content": system},
+        {"role": "user", "content": "What is 2 + 3?"},
+    ]
+    reply = tool_model_reply(messages, tool_format="json")
+    assert reply is not None
+    assert json.loads(reply)["name"] == "get_weather"
+
+
+def test_a_sentence_result_keeps_one_full_stop() -> None:
+    messages = [
+        {"role": "system", "content": openai_tools(get_weather)},
+        {"role": "user", "content": "Weather in Paris?"},
+        {"role": "assistant", "content": '{"name": "get_weather"}'},
+        {"role": "user", "content": "<tool_response>Sunny in Paris.</tool_response>"},
+    ]
+    assert tool_model_reply(messages, tool_format="json") == "The answer is Sunny in Paris."
+
+
+# ----------------------------------------------------------------------- ReAct text
+
+REACT = """Answer the following questions as best you can. You have access to the \
+following tools:
+
+{tools}
+
+Use the following format:
+
+Question: the input question you must answer
+Thought: you should always think about what to do
+Action: the action to take, should be one of [{names}]
+Action Input: the input to the action
+Observation: the result of the action
+Thought: I now know the final answer
+Final Answer: the final answer to the original input question
+
+Begin!
+
+Question: {question}
+Thought:{scratchpad}"""
+
+
+@pytest.mark.parametrize(
+    "tools",
+    [
+        "search(query: str) -> str - Search the web.\nadd(a: int, b: int) -> int - Add.",
+        # Postponed annotations render as strings.
+        "search(query: 'str') -> 'str' - Search.\nadd(a: 'int', b: 'int') -> 'int' - Add.",
+    ],
+)
+def test_react_reply_writes_the_action_then_runs_on(tools: str) -> None:
+    prompt = REACT.format(
+        tools=tools, names="search, add", question="What is 2 + 3?", scratchpad=""
+    )
+    reply = react_model_reply(prompt)
+    assert reply is not None
+    action, rest = reply.split("\nObservation:", 1)
+    assert action == ' I should use the add tool.\nAction: add\nAction Input: {"a": 2, "b": 3}'
+    assert "Final Answer:" in rest  # unstopped, it invents the rest
+
+
+def test_react_reply_without_a_signature_passes_the_question() -> None:
+    prompt = REACT.format(
+        tools="Search: look things up on the web",
+        names="Search",
+        question="Who wrote Faust?",
+        scratchpad="",
+    )
+    reply = react_model_reply(prompt)
+    assert reply is not None
+    assert "Action: Search\nAction Input: Who wrote Faust?\n" in reply
+
+
+def test_react_reply_answers_from_the_last_observation() -> None:
+    scratchpad = (
+        ' I should use add.\nAction: add\nAction Input: {"a": 2, "b": 3}\nObservation: 5\nThought:'
+    )
+    prompt = REACT.format(
+        tools="add(a: int, b: int) -> int - Add.",
+        names="add",
+        question="What is 2 + 3?",
+        scratchpad=scratchpad,
+    )
+    assert react_model_reply(prompt) == " I now know the final answer.\nFinal Answer: 5"
+
+
+def test_react_reply_needs_the_react_format() -> None:
+    assert react_model_reply("Once upon a time") is None
+    assert react_model_reply("Question: what?\nThought:") is None  # no tool list
