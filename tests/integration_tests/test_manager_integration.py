@@ -138,9 +138,7 @@ def test_idle_shutdown(
     bytez_server_factory: Callable[..., LocalBytezServer],
     make_client: Callable[..., BytezClient],
 ) -> None:
-    server = bytez_server_factory(
-        idle_seconds_per_minute=0.1, load_delay=0.05, cluster_routes="on"
-    )
+    server = bytez_server_factory(idle_seconds_per_minute=0.1, load_delay=0.05, cluster_routes="on")
     client = make_client(server)
     handle = ModelHandle(client, MODEL, manager=fresh_manager(poll_initial=0.01, poll_max=0.01))
     status = handle.load(timeout=60, progress=False)  # 60 s -> 1 minute -> 0.1 s here
