@@ -11,7 +11,10 @@
 #
 # With `BYTEZ_API_KEY` set this talks to Bytez (`BYTEZ_BASE_URL` or
 # `https://api.bytez.com`). Without a key it starts the package's local
-# Bytez-compatible server on a loopback port, so it runs anywhere, offline.
+# Bytez-compatible server on a loopback port, so it runs anywhere, offline. The local
+# server runs with its cluster routes on (`cluster_routes="on"`), one of the modes the
+# live service may be in, so step 2 shows a real load; where Bytez has no cluster
+# routes, `load` returns `None` and the first run starts the model instead.
 #
 # Run it as a script (`python cookbook/01_quickstart.py`) or open it as a notebook
 # (`jupytext --to notebook cookbook/01_quickstart.py`).
@@ -22,7 +25,9 @@ from langchain_bytez.server import endpoint_from_env
 
 # A short cold start and a small delay between tokens make loading and streaming
 # visible, as they would be against the real service.
-endpoint = endpoint_from_env(local_api_key="local-cookbook-key", load_delay=0.5, token_delay=0.01)
+endpoint = endpoint_from_env(
+    local_api_key="local-cookbook-key", cluster_routes="on", load_delay=0.5, token_delay=0.01
+)
 print(endpoint.describe())
 BASE_URL, API_KEY, server = endpoint.base_url, endpoint.api_key, endpoint.server
 

@@ -11,8 +11,13 @@
 # LangChain classes created with `auto_load=False` reuse the loaded models, and
 # their `concurrency` field caps this process's in-flight runs per model.
 #
-# With `BYTEZ_API_KEY` unset it runs against the local Bytez-compatible server, which
-# also lets us check the peak number of runs that executed at once.
+# With `BYTEZ_API_KEY` unset it runs against the local Bytez-compatible server with its
+# cluster routes on (`cluster_routes="on"`: one of the modes the live service may be
+# in; by default the local server answers them with 404, as Bytez's current docs
+# describe), which also lets us check the peak number of runs that executed at once.
+# With `BYTEZ_API_KEY` set it runs against Bytez; where the cluster routes are not
+# available there, `load` returns `None`, the script says so, and every run goes
+# serverless (the service starts the model on the first run).
 
 # %%
 from contextlib import ExitStack
@@ -20,7 +25,11 @@ from contextlib import ExitStack
 from langchain_bytez.server import endpoint_from_env
 
 endpoint = endpoint_from_env(
-    local_api_key="local-cookbook-key", load_delay=0.5, ttfb=0.05, token_delay=0.005
+    local_api_key="local-cookbook-key",
+    cluster_routes="on",
+    load_delay=0.5,
+    ttfb=0.05,
+    token_delay=0.005,
 )
 print(endpoint.describe())
 BASE_URL, API_KEY, server = endpoint.base_url, endpoint.api_key, endpoint.server
@@ -61,6 +70,14 @@ with ExitStack() as stack:
     )
     for handle in (text_model, chat_model):
         status = handle.status()
+        if status.raw_status == "serverless":
+            # No cluster routes at this endpoint: nothing was loaded; runs go serverless
+            # and `concurrency` still caps this process's in-flight runs.
+            print(
+                f"Session open: {handle.model_id}: cluster routes unavailable at "
+                f"{BASE_URL}; serverless mode (the first run starts the model)"
+            )
+            continue
         capacity = status.capacity.desired if status.capacity else "?"
         print(f"Session open: {handle.model_id} state={status.raw_status} instances={capacity}")
 

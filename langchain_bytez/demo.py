@@ -6,6 +6,11 @@ on a free loopback port and runs the same chain against it, so the demo works on
 machine with no network and no account; the answer then comes from the server's fake
 model, and the demo says so.
 
+The demo makes no cluster calls (``auto_load=False``): Bytez's run route starts a model
+on its first run ("serverless"), and the cluster routes are not available on the live
+service as its docs describe it today, so implicit auto-load would only add a round trip
+and a warning. The first run waits through the cold start instead.
+
 When a call fails, the demo prints what failed, why and what to do in a few lines (no
 traceback) and exits with status 1.
 
@@ -119,7 +124,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--max-new-tokens", type=int, default=40)
     args = parser.parse_args(argv)
 
-    # Small cold start and token delay so the progress line and streaming are visible.
+    # A small cold start (held by the first run, as on Bytez) and token delay make the
+    # model's start and the streaming visible.
     endpoint = endpoint_from_env(local_api_key="local-demo-key", load_delay=1.0, token_delay=0.03)
     print(endpoint.describe(), flush=True)
     if endpoint.is_local:
@@ -136,7 +142,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             max_new_tokens=args.max_new_tokens,
             max_retries=DEMO_MAX_RETRIES,
             max_retry_wait=DEMO_MAX_RETRY_WAIT,
-            load_progress=True,
+            # Serverless: no cluster calls, so no auto-load warning (see the module doc).
+            auto_load=False,
         )
         prompt = PromptTemplate.from_template(PROMPT)
         chain = prompt | llm | StrOutputParser()

@@ -43,7 +43,13 @@ EXPECTED_ROWS = [
 ]
 
 
-@pytest.mark.timeout(60)
+# A bound against a hang, not a timing target: --quick starts seven Python processes
+# (three servers, four fresh-process cases), which alone take tens of seconds on a shared
+# 2-core machine; it took ~80 s there while other test suites ran.
+QUICK_RUN_LIMIT = 240.0
+
+
+@pytest.mark.timeout(QUICK_RUN_LIMIT + 30)
 def test_quick_benchmark_prints_every_row(tmp_path: Path) -> None:
     out = tmp_path / "bench.json"
     proc = subprocess.run(
@@ -51,7 +57,7 @@ def test_quick_benchmark_prints_every_row(tmp_path: Path) -> None:
         cwd=ROOT,
         capture_output=True,
         text=True,
-        timeout=40,
+        timeout=QUICK_RUN_LIMIT,
         check=False,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]

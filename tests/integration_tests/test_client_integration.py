@@ -90,7 +90,8 @@ def test_run_text_generation(client: BytezClient, bytez_server: LocalBytezServer
     assert isinstance(result.output, str)
     assert result.output.startswith("Once upon a time")
     assert result.meta.status_code == 200
-    assert result.meta.inference_meter == "sm-gpu"
+    # The catalogue's meter name for gpt2 (langchain_bytez/testing/catalogue.py).
+    assert result.meta.inference_meter == "xs"
     assert result.meta.ratelimit_limit is not None
     (request,) = bytez_server.requests
     assert request.method == "POST"
@@ -451,7 +452,8 @@ async def test_async_early_break_releases_the_connection(
 async def test_concurrent_streams_run_in_parallel(
     bytez_server_factory: Callable[..., LocalBytezServer], bytez_api_key: str
 ) -> None:
-    server = bytez_server_factory(load_delay=0.0)
+    # The test drives its own cluster: one of the live service's modes has cluster routes.
+    server = bytez_server_factory(load_delay=0.0, cluster_routes="on")
     server.set_reply(TOKENS)  # 6 tokens
     async with AsyncBytezClient(bytez_api_key, base_url=server.url) as c:
         await c.create_cluster(MODEL, Capacity.fixed(8), 5)
@@ -515,7 +517,10 @@ def test_catalogue_routes(client: BytezClient, bytez_server: LocalBytezServer) -
     assert bytez_server.requests[-1].query == {"task": "chat"}
     (only,) = client.list_models(model_id=MODEL)
     assert only.model_id == MODEL
-    assert only.meter == "sm-gpu"
+    assert only.meter == "xs"
+    # The live catalogue writes prices as strings ("0.0000833 / sec"): amount and unit.
+    assert only.meter_price == pytest.approx(0.0000833)
+    assert only.meter_price_unit == "sec"
     tasks = client.list_tasks()
     assert "chat" in tasks
     assert "text-generation" in tasks
@@ -563,6 +568,7 @@ async def test_async_catalogue(aclient: AsyncBytezClient, bytez_server: LocalByt
 
 
 def test_cluster_lifecycle(client: BytezClient, bytez_server: LocalBytezServer) -> None:
+    bytez_server.cluster_routes = "on"  # the mode of the live service with cluster routes
     model = "microsoft/phi-2"
     assert client.create_cluster(model, Capacity(min=1, desired=2, max=3), 7) == "Loading"
     status = client.get_cluster(model)
@@ -617,7 +623,10 @@ def test_cluster_routes_missing_like_live_api(
         assert c.run(MODEL, {"text": "x"}).output.startswith("x")
 
 
-async def test_async_cluster_lifecycle(aclient: AsyncBytezClient) -> None:
+async def test_async_cluster_lifecycle(
+    aclient: AsyncBytezClient, bytez_server: LocalBytezServer
+) -> None:
+    bytez_server.cluster_routes = "on"  # the mode of the live service with cluster routes
     model = "gpt2"
     assert await aclient.create_cluster(model, Capacity.fixed(1), 5) == "Loading"
     assert (await aclient.get_cluster(model)).model_id == model

@@ -13,10 +13,13 @@ import re
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
+from langchain_bytez.server import LocalBytezServer
 
 ROOT = Path(__file__).resolve().parents[2]
 COOKBOOK = ROOT / "cookbook"
@@ -264,6 +267,45 @@ def test_06_model_management(runs: dict[str, Run]) -> None:
     # progress=True reported both loads on stderr.
     assert "[bytez] openai-community/gpt2: running" in run.stderr, run.explain()
     assert "[bytez] Qwen/Qwen2.5-0.5B-Instruct: running" in run.stderr, run.explain()
+
+
+def test_06_degrades_clearly_without_cluster_routes(
+    bytez_server_factory: Callable[..., LocalBytezServer], bytez_api_key: str
+) -> None:
+    # With BYTEZ_API_KEY set the script talks to that endpoint as it would to Bytez; this
+    # one is a local server in its default mode (cluster routes answer 404, as Bytez's
+    # current docs describe the live service).
+    server = bytez_server_factory(ttfb=0.05, token_delay=0.005)
+    env = {**_env(), "BYTEZ_API_KEY": bytez_api_key, "BYTEZ_BASE_URL": server.url}
+    started = time.perf_counter()
+    done = subprocess.run(
+        [sys.executable, str(COOKBOOK / "06_model_management.py")],
+        cwd=ROOT,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        timeout=SCRIPT_TIMEOUT,
+        check=False,
+    )
+    run = Run(
+        "06_model_management.py",
+        done.returncode,
+        done.stdout.decode("utf-8", "replace"),
+        done.stderr.decode("utf-8", "replace"),
+        time.perf_counter() - started,
+    )
+    assert run.returncode == 0, run.explain()
+    assert "Traceback" not in run.stderr, run.explain()
+    for model_id in ("openai-community/gpt2", "Qwen/Qwen2.5-0.5B-Instruct"):
+        _lines(
+            run,
+            f"Session open: {model_id}: cluster routes unavailable at {server.url}; "
+            "serverless mode (the first run starts the model)",
+        )
+    _lines(run, "Instances listed: 0", "Text batch: 6 results; chat batch: 3 replies")
+    _lines(run, "Model management finished.")
+    # The runs went serverless: the handle's run and the batch of six reached the server.
+    assert server.count("POST", "/models/v2/openai-community/gpt2") == 7
 
 
 @pytest.mark.parametrize("script", sorted(EXPECTED_SCRIPTS))

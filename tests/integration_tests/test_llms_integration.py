@@ -112,6 +112,9 @@ def test_chain_invoke_stream_batch(server: LocalBytezServer) -> None:
 
 
 async def test_chain_async_and_astream_events(server: LocalBytezServer) -> None:
+    # Auto-load progress needs cluster routes (one mode of the live service); by default
+    # the local server has none, and the manager then runs serverless without progress.
+    server.cluster_routes = "on"
     chain = PromptTemplate.from_template("Tell me about {topic}") | make(server) | StrOutputParser()
     prompt = "Tell me about owls"
     assert await chain.ainvoke({"topic": "owls"}) == expected(prompt)
@@ -263,6 +266,7 @@ def test_per_call_kwargs_reach_the_server(server: LocalBytezServer) -> None:
 
 
 def test_auto_load_sends_one_put_for_many_concurrent_calls(server: LocalBytezServer) -> None:
+    server.cluster_routes = "on"  # the live service mode where auto-load can create a cluster
     server.load_delay = 0.3
     llm = make(server, concurrency=4)
     results = llm.batch([f"p{i}" for i in range(12)], config={"max_concurrency": 12})
@@ -276,15 +280,23 @@ def test_auto_load_sends_one_put_for_many_concurrent_calls(server: LocalBytezSer
 
 
 async def test_async_auto_load_is_single_flight(server: LocalBytezServer) -> None:
+    server.cluster_routes = "on"  # the live service mode where auto-load can create a cluster
     server.load_delay = 0.3
     llm = make(server, concurrency=4)
     results = await asyncio.gather(*(llm.ainvoke(f"p{i}") for i in range(12)))
     assert results == [expected(f"p{i}") for i in range(12)]
     assert server.count("PUT") == 1
+    assert server.cluster(MODEL)["capacity"]["desired"] == 4  # type: ignore[index]
 
 
 async def test_abatch_is_concurrent(bytez_server_factory: ServerFactory) -> None:
-    server = bytez_server_factory(ttfb=0.2, concurrency_limit=16, load_delay=0.05)
+    # Runs of a model without a cluster share the one instance the service starts for
+    # them (serverless; the local server gives it capacity 1, so runs queue). Parallel
+    # runs need a cluster sized by `concurrency`, which auto-load can create only where
+    # the cluster routes exist: one of the live service's modes.
+    server = bytez_server_factory(
+        ttfb=0.2, concurrency_limit=16, load_delay=0.05, cluster_routes="on"
+    )
     llm = make(server, concurrency=16)
     await llm.ainvoke("warm up")  # load once; the timing below is about the runs
     started = time.perf_counter()
@@ -296,7 +308,11 @@ async def test_abatch_is_concurrent(bytez_server_factory: ServerFactory) -> None
 
 
 def test_generate_is_concurrent(bytez_server_factory: ServerFactory) -> None:
-    server = bytez_server_factory(ttfb=0.2, load_delay=0.05)
+    # Runs of a model without a cluster share the one instance the service starts for
+    # them (serverless; the local server gives it capacity 1, so runs queue). Parallel
+    # runs need a cluster sized by `concurrency`, which auto-load can create only where
+    # the cluster routes exist: one of the live service's modes.
+    server = bytez_server_factory(ttfb=0.2, load_delay=0.05, cluster_routes="on")
     llm = make(server, concurrency=8)
     llm.invoke("warm up")
     started = time.perf_counter()

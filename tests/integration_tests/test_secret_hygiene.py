@@ -170,6 +170,9 @@ class CollectingTracer(BaseTracer):
 def test_models_calls_callbacks_tracers_and_serialisation(
     server: LocalBytezServer, debug_logs: pytest.LogCaptureFixture
 ) -> None:
+    # Cluster routes on (one mode of the live service): auto-load then reports its
+    # progress as custom callback events, whose payloads are checked too.
+    server.cluster_routes = "on"
     common = {"api_key": FAKE, "base_url": server.url, "provider_key": FAKE}
     llm = BytezLLM(model=LLM_MODEL, max_new_tokens=4, temperature=0.5, **common)
     chat = ChatBytez(model=CHAT_MODEL, max_new_tokens=4, **common)
@@ -212,9 +215,24 @@ def test_models_calls_callbacks_tracers_and_serialisation(
     assert all("authorization" not in r.headers for r in server.requests)
 
 
+def test_serverless_fallback_warning_and_logs_are_clean(
+    server: LocalBytezServer, debug_logs: pytest.LogCaptureFixture
+) -> None:
+    # The local server's default: cluster routes answer 404, so the implicit auto-load
+    # falls back to a serverless run with one warning; neither it nor the logs hold the key.
+    llm = BytezLLM(model=LLM_MODEL, max_new_tokens=4, api_key=FAKE, base_url=server.url)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert llm.invoke("Hi")
+    fallback = [w for w in caught if "serverless" in str(w.message)]
+    assert len(fallback) == 1
+    assert_clean(*(str(w.message) for w in caught))
+
+
 async def test_async_objects_streams_handles_and_loaders(
     server: LocalBytezServer, debug_logs: pytest.LogCaptureFixture
 ) -> None:
+    server.cluster_routes = "on"  # a real load, status and stop (not the serverless answer)
     async with AsyncBytezClient(FAKE, base_url=server.url, provider_key=FAKE) as aclient:
         handle = aclient.model(LLM_MODEL)
         await handle.load(concurrency=1)
@@ -268,6 +286,7 @@ def _raise_for(kind: str, server: LocalBytezServer, monkeypatch: pytest.MonkeyPa
         elif kind == "load":
             # An explicit load: implicit auto-load never raises for a failed cluster
             # (the run is sent anyway), so the typed load error comes from load().
+            server.cluster_routes = "on"  # a cluster that exists, then fails to boot
             server.fail_next_load(LLM_MODEL, reason=f"boot failed for {FAKE}")
             with BytezClient(api_key=FAKE, base_url=server.url) as client:
                 client.model(LLM_MODEL).load(progress=False)
