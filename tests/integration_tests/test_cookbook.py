@@ -127,6 +127,8 @@ EXPECTED_SCRIPTS = {
     "04_batch.py",
     "05_langgraph.py",
     "06_model_management.py",
+    "07_agent_tools.py",
+    "08_structured_extraction.py",
 }
 
 
@@ -318,3 +320,41 @@ def test_script_is_a_jupytext_notebook(script: str) -> None:
     # Each notebook opens with its title.
     assert kinds[0] == "markdown"
     assert notebook.cells[0].source.startswith(f"# {script[:2]} ·")
+
+
+def test_07_agent_tools(runs: dict[str, Run]) -> None:
+    run = _ok(runs, "07_agent_tools.py")
+    _lines(
+        run,
+        "Tool call: add({'a': 2, 'b': 3})",
+        "Invalid tool calls: 0",
+        "   tool: 5",
+        "Tools run: add(2, 3)",
+        "Agent answer: The answer is 5.",
+        "Tools run: get_weather('Paris')",
+        "Streamed answer: The answer is Sunny and 21 °C in Paris.",
+        "Agent tools finished.",
+    )
+    # The agent's messages in order: question, the call, its result, the answer.
+    kinds = re.findall(r"^ +(human|ai|tool): ", run.stdout, re.MULTILINE)
+    assert kinds == ["human", "ai", "tool", "ai"], run.explain()
+    # The streamed call came before its result, and both before the answer's text.
+    (streamed,) = re.findall(r"^Streamed: (.*)$", run.stdout, re.MULTILINE)
+    assert streamed.startswith("[call get_weather] [result 'Sunny and 21 °C in Paris.'] The")
+
+
+def test_08_structured_extraction(runs: dict[str, Run]) -> None:
+    run = _ok(runs, "08_structured_extraction.py")
+    _lines(
+        run,
+        "function_calling: Person(name='Ann', age=31)",
+        "     json_schema: Person(name='Ann', age=31)",
+        "       json_mode: Person(name='Ann', age=31)",
+        "'Bob is 42.' -> Bob, 42",
+        "'Chloe turned 27 last week.' -> Chloe, 27",
+        "'Dmitri, 65, retired in May.' -> Dmitri, 65",
+        "Extracted 3 people, all typed: True",
+        'Refused: OutputParserException, model wrote \'{"name": "Ann"}\'',
+        'include_raw: parsed=None, raw text=\'{"name": "Ann"}\'',
+        "Structured extraction finished.",
+    )
