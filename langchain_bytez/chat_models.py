@@ -630,10 +630,12 @@ class ChatBytez(BytezGenerationMixin, BaseChatModel):
     """Bytez chat models: ``chat`` and ``image-``/``audio-``/``video-text-to-text`` tasks.
 
     Setup:
-        Install ``langchain-bytez`` and set the environment variable ``BYTEZ_API_KEY``.
+        Install ``langchain-bytez`` from a clone of its repository (it supersedes Bytez's
+        own 0.0.x package of the same name on PyPI, which the first line removes) and set
+        the environment variable ``BYTEZ_API_KEY``.
 
         ```bash
-        pip install -U langchain-bytez
+        pip uninstall --yes langchain-bytez && pip install .
         export BYTEZ_API_KEY="your-api-key"
         ```
 
@@ -649,7 +651,8 @@ class ChatBytez(BytezGenerationMixin, BaseChatModel):
         top_k: int | None
             Sample from the k most likely tokens.
         stop: list[str] | None
-            Stop sequences: sent as ``stop_strings`` and enforced client-side.
+            Stop sequences: enforced client-side (never sent: models behind
+            Bytez's vLLM adapter refuse ``stop_strings``).
         params: dict
             Any other Hugging Face ``generate()`` kwargs (alias ``model_kwargs``).
 
