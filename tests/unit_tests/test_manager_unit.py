@@ -15,7 +15,9 @@ from uuid import uuid4
 
 import pytest
 
-from langchain_bytez import manager as manager_mod
+from langchain_bytez import progress as progress_mod
+from langchain_bytez.lifecycle import drivers as drivers_mod
+from langchain_bytez.lifecycle.flight import Flight
 from langchain_bytez.errors import (
     BytezInvalidRequestError,
     BytezModelLoadError,
@@ -600,7 +602,7 @@ def test_polling_backs_off_exponentially(
 ) -> None:
     client.backend.polls_to_run = 9
     sleeps: list[float] = []
-    monkeypatch.setattr(manager_mod.time, "sleep", sleeps.append)
+    monkeypatch.setattr(drivers_mod.time, "sleep", sleeps.append)
     ModelHandle(client, MODEL, manager=ModelManager()).load(progress=False)
     assert sleeps[:4] == pytest.approx([0.05, 0.1, 0.2, 0.4])
     assert max(sleeps) == pytest.approx(5.0)
@@ -968,7 +970,7 @@ def test_late_subscriber_gets_the_replay_before_any_newer_event() -> None:
     # The latest event is replayed under the flight's lock: a broadcast racing with the
     # subscription cannot reach the new subscriber before the replay (a console line
     # replayed after the final "done" would stay on screen).
-    flight = manager_mod._Flight((1, 1, 1, 5), printer=False)
+    flight = Flight((1, 1, 1, 5), printer=False)
     old, new = _events()[0], _events()[-1]
     flight.broadcast(old)
     seen: list[LoadProgress] = []
@@ -1301,13 +1303,13 @@ def test_dispatchers_build_no_callback_manager_until_an_event(
 
     built: list[str] = []
     for name in ("CallbackManager", "AsyncCallbackManager"):
-        real = getattr(manager_mod, name)
+        real = getattr(progress_mod, name)
 
         def counting(*args: Any, _real: Any = real, _name: str = name, **kwargs: Any) -> Any:
             built.append(_name)
             return _real(*args, **kwargs)
 
-        monkeypatch.setattr(manager_mod, name, counting)
+        monkeypatch.setattr(progress_mod, name, counting)
     sync_rm = CallbackManagerForLLMRun(run_id=uuid4(), handlers=[], inheritable_handlers=[])
     async_rm = AsyncCallbackManagerForLLMRun(run_id=uuid4(), handlers=[], inheritable_handlers=[])
     dispatch = langchain_progress_dispatcher(sync_rm)
