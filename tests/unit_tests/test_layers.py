@@ -18,7 +18,9 @@ PACKAGE = Path(langchain_bytez.__file__).parent
 LANGCHAIN_LAYER = {
     "langchain_bytez",
     "langchain_bytez.base",
+    "langchain_bytez.chat_messages",
     "langchain_bytez.chat_models",
+    "langchain_bytez.chat_tools",
     "langchain_bytez.demo",
     "langchain_bytez.embeddings",
     "langchain_bytez.generation",
