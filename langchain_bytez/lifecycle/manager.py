@@ -16,7 +16,6 @@ flight in [`coordinator`][langchain_bytez.lifecycle.coordinator].
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
@@ -31,6 +30,7 @@ from langchain_bytez.lifecycle.settings import (
     run_payload,
 )
 from langchain_bytez.protocol import validate_model_id
+from langchain_bytez.registry import SharedInstances
 from langchain_bytez.types import Capacity, ClusterStatus, RunResult
 
 if TYPE_CHECKING:
@@ -98,8 +98,7 @@ class ModelManager(LoadCoordinator):
         ```
     """
 
-    _registry: ClassVar[dict[Any, ModelManager]] = {}
-    _registry_lock: ClassVar[threading.Lock] = threading.Lock()
+    _registry: ClassVar[SharedInstances[Any, ModelManager]] = SharedInstances()
 
     @classmethod
     def for_client(cls, client: BytezClient | AsyncBytezClient) -> ModelManager:
@@ -112,13 +111,7 @@ class ModelManager(LoadCoordinator):
         Returns:
             The shared manager, created on first use.
         """
-        key = client.cache_key
-        with cls._registry_lock:
-            manager = cls._registry.get(key)
-            if manager is None:
-                manager = cls()
-                cls._registry[key] = manager
-            return manager
+        return cls._registry.get(client.cache_key, cls)
 
     # ------------------------------------------------------------------ loading
 

@@ -16,14 +16,14 @@ from uuid import uuid4
 import pytest
 
 from langchain_bytez import progress as progress_mod
-from langchain_bytez.lifecycle import drivers as drivers_mod
-from langchain_bytez.lifecycle.flight import Flight
 from langchain_bytez.errors import (
     BytezInvalidRequestError,
     BytezModelLoadError,
     BytezNotFoundError,
     InvalidModelIdError,
 )
+from langchain_bytez.lifecycle import drivers as drivers_mod
+from langchain_bytez.lifecycle.flight import Flight
 from langchain_bytez.manager import (
     AsyncModelHandle,
     ConsoleProgressReporter,
