@@ -56,11 +56,8 @@ from langchain_bytez.client import (
     BytezClient,
 )
 from langchain_bytez.errors import BytezError, BytezNotFoundError, MissingAPIKeyError
-from langchain_bytez.manager import (
-    ModelManager,
-    alangchain_progress_dispatcher,
-    langchain_progress_dispatcher,
-)
+from langchain_bytez.manager import ModelManager
+from langchain_bytez.progress import alangchain_progress_dispatcher, langchain_progress_dispatcher
 from langchain_bytez.registry import CLIENTS
 
 __all__ = [
