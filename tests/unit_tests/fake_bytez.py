@@ -55,11 +55,15 @@ class FakeBytez:
         delay: Seconds before a run is answered: a number or a function of the body.
         requests: The JSON body of every run, in order.
         paths: The path of every run.
-        log: ``(method, path)`` of every request, runs and cluster calls alike.
+        log: ``(method, path?query)`` of every request, runs and cluster calls alike.
         pulled: Stream chunks the client actually read.
         in_flight: Runs being answered right now; ``peak_in_flight`` the most at once.
         clusters: The cluster table, by model id (``{"status": ..., "reads": n}``).
         polls_to_run: Reads of a new cluster before it says ``on``.
+        catalogue: What ``list/models`` answers (filtered by ``task``).
+        tasks: What ``list/tasks`` answers.
+        failures: ``(status, error)`` to answer a non-run route with, by its path after
+            ``/models/v2/`` (``"list/clusters"``, a model id for its cluster calls...).
     """
 
     def __init__(self) -> None:
@@ -79,6 +83,7 @@ class FakeBytez:
         self.polls_to_run = 1
         self.catalogue: list[dict[str, Any]] = []
         self.tasks: list[str] = []
+        self.failures: dict[str, tuple[int, str]] = {}
         self.lock = threading.Lock()
 
     # ------------------------------------------------------------------ wiring
@@ -89,6 +94,11 @@ class FakeBytez:
             httpx.Client(transport=httpx.MockTransport(self.sync)),
             httpx.AsyncClient(transport=httpx.MockTransport(self.async_)),
         )
+
+    def add_cluster(self, model_id: str, status: str, **extra: Any) -> None:
+        """Put a cluster in the table (``extra``: capacity, timeout, instances...)."""
+        with self.lock:
+            self.clusters[model_id] = {"status": status, "reads": 0, "extra": extra}
 
     def texts(self) -> list[str]:
         """The ``text`` of every run sent (embedding and text-generation runs)."""
@@ -103,9 +113,12 @@ class FakeBytez:
     def _route(self, request: httpx.Request) -> httpx.Response | None:
         """Answer a non-run request, or return ``None`` for a run."""
         path = request.url.path
+        query = request.url.query.decode()
         with self.lock:
-            self.log.append((request.method, path))
+            self.log.append((request.method, path + (f"?{query}" if query else "")))
         rest = path[len(PREFIX) + 1 :] if path.startswith(PREFIX + "/") else path
+        if (failure := self.failures.get(rest)) is not None:
+            return self._json(failure[0], None, failure[1])
         if rest == "list/models":
             task = request.url.params.get("task")
             return self._json(200, [m for m in self.catalogue if task in (None, m.get("task"))])
