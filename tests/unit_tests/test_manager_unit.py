@@ -16,6 +16,7 @@ from uuid import uuid4
 import pytest
 
 from langchain_bytez import progress as progress_mod
+from langchain_bytez.client import AsyncBytezClient, BytezClient
 from langchain_bytez.errors import (
     BytezInvalidRequestError,
     BytezModelLoadError,
@@ -35,6 +36,7 @@ from langchain_bytez.manager import (
     timeout_to_minutes,
 )
 from langchain_bytez.types import Capacity, ClusterState, ClusterStatus, RunResult
+from tests.unit_tests.fake_bytez import FAKE_KEY, URL, FakeBytez
 
 MODEL = "openai-community/gpt2"
 _CATALOG_404 = "Model does not exist or has yet to be added to the Bytez catalog"
@@ -1411,3 +1413,38 @@ async def test_sync_call_inside_the_loop_does_not_deadlock_on_an_async_leader(
     assert status is not None
     assert status.state is ClusterState.RUNNING
     assert await asyncio.wait_for(leader, 5) is not None
+
+
+# --------------------------------------------------------------------------- real clients
+
+
+def test_handle_lifecycle_with_a_real_client_over_the_shared_fake() -> None:
+    # The drivers against the real client and its wire mapping: PUT, polls, DELETE.
+    fake = FakeBytez()
+    fake.polls_to_run = 2
+    http, _ = fake.clients()
+    with http, BytezClient(api_key=FAKE_KEY, base_url=URL, http_client=http) as real:
+        handle = ModelHandle(real, MODEL, manager=fresh_manager())
+        assert handle.status().state is ClusterState.STOPPED
+        status = handle.load(concurrency=2, timeout=90, progress=False)
+        assert status is not None
+        assert status.state is ClusterState.RUNNING
+        cluster_calls = [call for call in fake.log if call[1] == f"/models/v2/{MODEL}"]
+        assert [method for method, _ in cluster_calls] == ["GET", "GET", "PUT", "GET", "GET"]
+        handle.stop()
+        assert fake.log[-1] == ("DELETE", f"/models/v2/{MODEL}")
+        assert MODEL not in fake.clusters
+        handle.stop()  # idempotent: the 404 of a missing cluster is fine
+
+
+async def test_async_handle_turns_a_stopped_cluster_on_over_the_shared_fake() -> None:
+    fake = FakeBytez()
+    fake.add_cluster(MODEL, "off")
+    _, ahttp = fake.clients()
+    async with ahttp, AsyncBytezClient(api_key=FAKE_KEY, base_url=URL, http_client=ahttp) as real:
+        handle = AsyncModelHandle(real, MODEL, manager=fresh_manager())
+        status = await handle.load(progress=False)
+        assert status is not None
+        assert status.state is ClusterState.RUNNING
+        assert ("PATCH", f"/models/v2/{MODEL}") in fake.log
+        assert not any(method == "PUT" for method, _ in fake.log)
