@@ -125,18 +125,11 @@ class LoadCoordinator:
         with self._lock:
             self._running.pop(model_id, None)
 
-    def _cached(self, model_id: str, spec: LoadSpec) -> ClusterStatus | None:
-        with self._lock:
-            entry = self._running.get(model_id)
-            if entry is None:
-                return None
-            if entry.expires <= time.monotonic():
-                del self._running[model_id]
-                return None
-            return entry.status if entry.key == spec.key else None
+    def _cached(self, model_id: str, spec: LoadSpec | None) -> ClusterStatus | None:
+        """The remembered running status; with ``spec``, only if loaded with its settings.
 
-    def _cached_any(self, model_id: str) -> ClusterStatus | None:
-        # Implicit auto-load takes a running cluster whatever its settings.
+        Implicit auto-load passes ``None``: it takes a running cluster whatever its settings.
+        """
         with self._lock:
             entry = self._running.get(model_id)
             if entry is None:
@@ -144,7 +137,7 @@ class LoadCoordinator:
             if entry.expires <= time.monotonic():
                 del self._running[model_id]
                 return None
-            return entry.status
+            return entry.status if spec is None or entry.key == spec.key else None
 
     def _implicit_skipped(self, model_id: str) -> bool:
         with self._lock:
@@ -161,6 +154,17 @@ class LoadCoordinator:
             if len(self._implicit_skip) >= 4096:  # bounded: ids come from callers
                 self._implicit_skip.clear()
             self._implicit_skip[model_id] = time.monotonic() + seconds
+
+    def _implicit_fallback(self, base_url: str, model_id: str, error: BytezError) -> None:
+        """Turn a failed implicit auto-load into a serverless run (record, warn once).
+
+        401 and 402 are raised: the run would fail the same way.
+        """
+        if isinstance(error, (BytezAuthenticationError, BytezPaymentRequiredError)) or (
+            error.status_code in {401, 402}
+        ):
+            raise error
+        self._implicit_failed(base_url, model_id, error)
 
     def _implicit_failed(self, base_url: str, model_id: str, error: BytezError) -> None:
         """Record a failed implicit auto-load: skip it for a while, warn once."""
@@ -184,7 +188,7 @@ class LoadCoordinator:
             "Set auto_load=False to skip the cluster calls."
         )
         logger.warning(msg)
-        warnings.warn(msg, UserWarning, stacklevel=5)
+        warnings.warn(msg, UserWarning, stacklevel=6)
 
     def _remember(self, model_id: str, spec: LoadSpec, status: ClusterStatus | None) -> None:
         if status is None or status.state is not ClusterState.RUNNING:
@@ -488,16 +492,12 @@ class LoadCoordinator:
         model_id = validate_model_id(model_id)
         if not self._implicit_wanted(model_id):
             return None
-        if (cached := self._cached_any(model_id)) is not None:
+        if (cached := self._cached(model_id, None)) is not None:
             return cached
         try:
             return self._load_sync(client, model_id, spec, progress, use_cache=False, implicit=True)
-        except (BytezAuthenticationError, BytezPaymentRequiredError):
-            raise
         except BytezError as error:
-            if error.status_code in {401, 402}:
-                raise
-            self._implicit_failed(client.cache_key[0], model_id, error)
+            self._implicit_fallback(client.cache_key[0], model_id, error)
             return None
 
     async def aensure_available(
@@ -532,18 +532,14 @@ class LoadCoordinator:
         model_id = validate_model_id(model_id)
         if not self._implicit_wanted(model_id):
             return None
-        if (cached := self._cached_any(model_id)) is not None:
+        if (cached := self._cached(model_id, None)) is not None:
             return cached
         try:
             return await self._load_async(
                 client, model_id, spec, progress, use_cache=False, implicit=True
             )
-        except (BytezAuthenticationError, BytezPaymentRequiredError):
-            raise
         except BytezError as error:
-            if error.status_code in {401, 402}:
-                raise
-            self._implicit_failed(client.cache_key[0], model_id, error)
+            self._implicit_fallback(client.cache_key[0], model_id, error)
             return None
 
     # ------------------------------------------------------------------ limits
