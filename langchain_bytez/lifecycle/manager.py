@@ -168,12 +168,11 @@ class ModelManager(LoadCoordinator):
         Args:
             client: The async client to use.
             model_id: The Bytez model id.
-            concurrency: Instances to run (``min = desired = max``).
-            timeout: Idle seconds before the cluster shuts down (whole minutes, rounded
-                up, 1 to 1440).
-            capacity: Full capacity for autoscaling; overrides ``concurrency``.
+            concurrency: As for the sync twin.
+            timeout: As for the sync twin.
+            capacity: As for the sync twin.
             progress: ``True``, ``False``/``None``, or a sync or async callable.
-            deadline: Seconds to wait for the cluster to run before giving up.
+            deadline: As for the sync twin.
 
         Returns:
             The running cluster's status, or ``None`` in serverless mode.
@@ -236,13 +235,11 @@ class ModelManager(LoadCoordinator):
         Args:
             model_id: The Bytez model id.
             client: The async client to use.
-            concurrency: Instances to run; ``None`` keeps an existing cluster's capacity
-                (a new one gets 1).
-            timeout: Idle seconds before shutdown (whole minutes, rounded up, 1-1440);
-                ``None`` keeps an existing cluster's timeout (a new one gets 300 s).
-            capacity: Full capacity for autoscaling; overrides ``concurrency``.
+            concurrency: As for the sync twin.
+            timeout: As for the sync twin.
+            capacity: As for the sync twin.
             progress: ``True``, ``False``/``None`` or a sync or async callable.
-            deadline: Seconds to wait for the cluster to run.
+            deadline: As for the sync twin.
 
         Returns:
             The running cluster's status, or ``None`` in serverless mode.
@@ -355,13 +352,11 @@ class ModelManager(LoadCoordinator):
         Args:
             model_id: The Bytez model id.
             client: The async client to use.
-            concurrency: Instances to run; ``None`` keeps an existing cluster's capacity
-                (a new one gets 1).
-            timeout: Idle seconds before shutdown (whole minutes, rounded up, 1-1440);
-                ``None`` keeps an existing cluster's timeout (a new one gets 300 s).
-            capacity: Full capacity for autoscaling; overrides ``concurrency``.
+            concurrency: As for the sync twin.
+            timeout: As for the sync twin.
+            capacity: As for the sync twin.
             progress: ``True``, ``False``/``None`` or a sync or async callable.
-            deadline: Seconds to wait for the cluster to run.
+            deadline: As for the sync twin.
 
         Yields:
             The loaded model's async handle.
@@ -379,9 +374,6 @@ class ModelManager(LoadCoordinator):
                 logger.warning("Bytez model %s: stop after error failed", model_id, exc_info=True)
             raise
         await handle.stop()
-
-
-# --------------------------------------------------------------------------- handles
 
 
 # --------------------------------------------------------------------------- handles
@@ -604,14 +596,11 @@ class AsyncModelHandle(_ModelHandleBase["AsyncBytezClient"]):
         an async callable.
 
         Args:
-            concurrency: Instances to run (``min = desired = max = concurrency``);
-                ``None`` keeps an existing cluster's capacity (a new one gets 1).
-            timeout: Idle seconds before shutdown (``None`` keeps an existing
-                cluster's, a new one gets 300 s), rounded **up** to whole minutes,
-                1..1440 minutes.
-            capacity: Full capacity for autoscaling; overrides ``concurrency``.
+            concurrency: As for the sync twin.
+            timeout: As for the sync twin.
+            capacity: As for the sync twin.
             progress: ``True`` (stderr), ``False``/``None``, or a sync or async callable.
-            deadline: Seconds to wait overall before giving up (default 15 min).
+            deadline: As for the sync twin.
 
         Returns:
             The running cluster's status, or ``None`` in serverless mode.
@@ -636,11 +625,9 @@ class AsyncModelHandle(_ModelHandleBase["AsyncBytezClient"]):
         """Like ``load`` but returns as soon as the cluster is requested.
 
         Args:
-            concurrency: Instances to run; ``None`` keeps an existing cluster's capacity
-                (a new one gets 1).
-            timeout: Idle seconds before shutdown (whole minutes, rounded up, 1-1440);
-                ``None`` keeps an existing cluster's timeout (a new one gets 300 s).
-            capacity: Full capacity for autoscaling; overrides ``concurrency``.
+            concurrency: As for the sync twin.
+            timeout: As for the sync twin.
+            capacity: As for the sync twin.
 
         Returns:
             The cluster status known right after the request, or ``None`` in serverless
