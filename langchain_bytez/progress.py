@@ -92,7 +92,6 @@ class ConsoleProgressReporter:
         stream.flush()
 
 
-
 def _callback_manager_kwargs(run_manager: RunManager | AsyncRunManager) -> dict[str, Any]:
     # Run managers of LLM runs have no ``on_custom_event``; a callback manager over the
     # same handlers does, and ``run_id=run_manager.run_id`` ties the events to the LLM
