@@ -41,6 +41,11 @@ mode: ``load`` returns ``None`` after one warning and the first run starts the m
 
 from __future__ import annotations
 
+import sys
+import types
+from typing import Any
+
+from langchain_bytez.lifecycle import settings as _settings
 from langchain_bytez.lifecycle.manager import AsyncModelHandle, ModelHandle, ModelManager
 from langchain_bytez.lifecycle.progress import (
     AsyncProgressCallback,
@@ -84,3 +89,18 @@ __all__ = [
     "langchain_progress_dispatcher",
     "timeout_to_minutes",
 ]
+
+# The implicit auto-load budgets are documented as tunable here
+# (``langchain_bytez.manager.IMPLICIT_CALL_TIMEOUT = 5``); the lifecycle reads them from
+# ``lifecycle.settings`` at each call, so setting one here sets it there too.
+_TUNABLE = frozenset({"IMPLICIT_CALL_TIMEOUT", "IMPLICIT_RETRY_AFTER"})
+
+
+class _ManagerModule(types.ModuleType):
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name in _TUNABLE:
+            setattr(_settings, name, value)
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _ManagerModule

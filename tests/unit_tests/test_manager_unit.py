@@ -1448,3 +1448,20 @@ async def test_async_handle_turns_a_stopped_cluster_on_over_the_shared_fake() ->
         assert status.state is ClusterState.RUNNING
         assert ("PATCH", f"/models/v2/{MODEL}") in fake.log
         assert not any(method == "PUT" for method, _ in fake.log)
+
+
+def test_implicit_budgets_set_on_the_manager_module_reach_the_lifecycle(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Documented as tunable at langchain_bytez.manager; the drivers read lifecycle.settings.
+    import langchain_bytez.manager as facade
+    from langchain_bytez.lifecycle import drivers, settings
+
+    monkeypatch.setattr(facade, "IMPLICIT_CALL_TIMEOUT", 0.5)
+    assert settings.IMPLICIT_CALL_TIMEOUT == 0.5
+    assert drivers._call_options(implicit=True) == {"timeout": 0.5, "retry": False}
+    monkeypatch.setattr(facade, "IMPLICIT_RETRY_AFTER", 7.0)
+    assert settings.IMPLICIT_RETRY_AFTER == 7.0
+    monkeypatch.undo()
+    assert settings.IMPLICIT_CALL_TIMEOUT == 10.0
+    assert settings.IMPLICIT_RETRY_AFTER == 300.0
