@@ -30,14 +30,12 @@ the loop that opened them. Clients built on an injected ``http_client`` /
 from __future__ import annotations
 
 import asyncio
-import atexit
 import contextlib
 import copy
 import difflib
 import hashlib
 import inspect
 import threading
-import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, TypeVar
@@ -58,11 +56,9 @@ from langchain_bytez.client import (
     BytezClient,
 )
 from langchain_bytez.errors import BytezError, BytezNotFoundError, MissingAPIKeyError
-from langchain_bytez.manager import (
-    ModelManager,
-    alangchain_progress_dispatcher,
-    langchain_progress_dispatcher,
-)
+from langchain_bytez.manager import ModelManager
+from langchain_bytez.progress import alangchain_progress_dispatcher, langchain_progress_dispatcher
+from langchain_bytez.registry import CLIENTS
 
 __all__ = [
     "API_KEY_ENV",
@@ -90,51 +86,8 @@ def _fingerprint(secret: SecretStr | None) -> str:
     return hashlib.sha256(secret.get_secret_value().encode()).hexdigest()[:16]
 
 
-class _ClientRegistry:
-    """Process-wide pool of clients, one per configuration (and per loop for async)."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._sync: dict[_ClientKey, BytezClient] = {}
-        self._async: weakref.WeakKeyDictionary[
-            asyncio.AbstractEventLoop, dict[_ClientKey, AsyncBytezClient]
-        ] = weakref.WeakKeyDictionary()
-
-    def sync_client(self, key: _ClientKey, factory: Callable[[], BytezClient]) -> BytezClient:
-        client = self._sync.get(key)  # lock-free fast path: dict reads are atomic
-        if client is None:
-            with self._lock:
-                client = self._sync.get(key)
-                if client is None:
-                    client = self._sync[key] = factory()
-        return client
-
-    def async_client(
-        self, key: _ClientKey, factory: Callable[[], AsyncBytezClient]
-    ) -> AsyncBytezClient:
-        loop = asyncio.get_running_loop()
-        with self._lock:
-            per_loop = self._async.get(loop)
-            if per_loop is None:
-                per_loop = self._async[loop] = {}
-            client = per_loop.get(key)
-            if client is None:
-                client = per_loop[key] = factory()
-        return client
-
-    def close_all(self) -> None:
-        """Close every pooled sync client; async ones die with their loops."""
-        with self._lock:
-            clients = list(self._sync.values())
-            self._sync.clear()
-            self._async.clear()
-        for client in clients:
-            with contextlib.suppress(Exception):
-                client.close()
-
-
-_REGISTRY = _ClientRegistry()
-atexit.register(_REGISTRY.close_all)
+# One pool for every LangChain class (see langchain_bytez.registry).
+_REGISTRY = CLIENTS
 
 
 @dataclass(eq=False)

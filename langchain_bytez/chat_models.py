@@ -1,28 +1,10 @@
 """``ChatBytez``: Bytez chat and ``*-text-to-text`` models as a LangChain chat model.
 
-Message conversion (LangChain -> Bytez ``messages``), decided here and documented in
-[`convert_messages`][langchain_bytez.chat_models.convert_messages]:
+Input: LangChain messages are converted by
+[`convert_messages`][langchain_bytez.chat_messages.convert_messages] (rules in
+[`chat_messages`][langchain_bytez.chat_messages]); tools and structured output are glued
+in by [`chat_tools`][langchain_bytez.chat_tools].
 
-* roles: ``SystemMessage`` -> ``system``, ``HumanMessage`` -> ``user``, ``AIMessage``
-  -> ``assistant`` (``ChatMessage`` with one of those roles, or ``human``/``ai``/
-  ``developer``, is accepted too);
-* consecutive messages of one role are merged into one (text joined with a blank line):
-  many Hugging Face chat templates raise unless roles alternate, and merging keeps the
-  whole text;
-* a message ``name`` is sent as the message's ``name`` key (Bytez passes message dicts
-  to the model's chat template; templates that know names use it, others ignore it);
-  when merged messages carry different names, each part's text is prefixed
-  ``"<name>: "`` instead so the attribution survives;
-* content: strings stay strings; LangChain standard blocks (v1 and v0), OpenAI
-  ``image_url`` and ``input_audio`` blocks become Bytez blocks
-  ``{"type": "image"|"audio"|"video", "url": ...}`` or ``{..., "base64":
-  "data:<mime>;base64,..."}``; text blocks become ``{"type": "text", "text": ...}``;
-* tool calls and tool results (``AIMessage.tool_calls``, ``ToolMessage``,
-  ``FunctionMessage``) are rendered as text with the roles every chat template accepts
-  (see [`render_history`][langchain_bytez.tool_calling.render_history]): the Bytez
-  chat route has no tool role;
-* what the API cannot carry (files/PDFs, reasoning and other unknown blocks) raises
-  ``ValueError`` naming the message index and type; nothing is silently dropped.
 
 Output: a text answer becomes a string ``content``; an answer holding non-text blocks
 (e.g. an image next to the text) keeps them: ``content`` is then a list of LangChain
@@ -32,14 +14,12 @@ read by [`ToolProtocol`][langchain_bytez.tool_calling.ToolProtocol].
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from operator import itemgetter
 from typing import Any, ClassVar, Literal, cast
 
 from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
-from langchain_core.exceptions import OutputParserException
 from langchain_core.language_models import LangSmithParams, LanguageModelInput
 from langchain_core.language_models.chat_models import (
     BaseChatModel,
@@ -50,19 +30,24 @@ from langchain_core.messages import (
     AIMessage,
     AIMessageChunk,
     BaseMessage,
-    ChatMessage,
-    HumanMessage,
-    SystemMessage,
 )
-from langchain_core.messages.tool import tool_call_chunk
-from langchain_core.output_parsers import BaseGenerationOutputParser
-from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult, Generation
+from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
 from langchain_core.runnables import Runnable, RunnableMap, RunnablePassthrough
 from langchain_core.utils.function_calling import convert_to_json_schema, convert_to_openai_tool
 from langchain_core.utils.pydantic import is_basemodel_subclass
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict
 
 from langchain_bytez.base import store_signatures
+from langchain_bytez.chat_messages import MEDIA_TYPES as _MEDIA_TYPES
+from langchain_bytez.chat_messages import convert_messages
+from langchain_bytez.chat_tools import (
+    AnswerMode,
+    StructuredParser,
+    ToolCallStream,
+    schema_name,
+)
+from langchain_bytez.chat_tools import answer_mode as _answer_mode
+from langchain_bytez.chat_tools import with_system_text as _with_system_text
 from langchain_bytez.errors import BytezAPIError
 from langchain_bytez.generation import (
     BytezGenerationMixin,
@@ -79,228 +64,12 @@ from langchain_bytez.generation import (
     stream_text,
 )
 from langchain_bytez.tool_calling import (
-    RawCall,
     ToolProtocol,
-    extract_json,
-    json_answer_prompt,
-    render_history,
-    validate_arguments,
 )
 
 __all__ = ["ChatBytez", "convert_messages"]
 
 _PROVIDER = "bytez"
-_MEDIA_TYPES = ("image", "audio", "video")
-_ROLE_ALIASES = {
-    "system": "system",
-    "developer": "system",
-    "user": "user",
-    "human": "user",
-    "assistant": "assistant",
-    "ai": "assistant",
-}
-
-
-# ---------------------------------------------------------------------- input conversion
-
-
-def _refuse(index: int, message: BaseMessage, why: str) -> ValueError:
-    return ValueError(f"messages[{index}] ({type(message).__name__}): {why}")
-
-
-def _role_of(index: int, message: BaseMessage) -> str:
-    if isinstance(message, SystemMessage):
-        return "system"
-    if isinstance(message, HumanMessage):
-        return "user"
-    if isinstance(message, AIMessage):
-        return "assistant"  # tool calls were rendered as text by render_history
-    if isinstance(message, ChatMessage):
-        role = _ROLE_ALIASES.get(message.role.lower())
-        if role is None:
-            raise _refuse(
-                index,
-                message,
-                f"role {message.role!r} is not one Bytez accepts (system, user, assistant)",
-            )
-        return role
-    raise _refuse(
-        index,
-        message,
-        f"message type {message.type!r} cannot be sent to Bytez, whose messages are "
-        "system/user/assistant only",
-    )
-
-
-def _data_url(data: str, mime_type: Any, where: str) -> str:
-    if data.startswith("data:"):
-        return data  # already a data URL: Bytez's base64 form exactly
-    if not isinstance(mime_type, str) or not mime_type:
-        raise ValueError(f"{where}: base64 data needs a 'mime_type' (e.g. 'image/png')")
-    return f"data:{mime_type};base64,{data}"
-
-
-def _media_block(
-    kind: str, *, url: Any = None, base64: Any = None, mime: Any = None, where: str
-) -> dict[str, Any]:
-    if isinstance(url, str) and url:
-        if url.startswith("data:"):
-            return {"type": kind, "base64": url}
-        return {"type": kind, "url": url}
-    if isinstance(base64, str) and base64:
-        return {"type": kind, "base64": _data_url(base64, mime, where)}
-    raise ValueError(f"{where}: a {kind} block needs a 'url' or 'base64' data")
-
-
-def _convert_block(block: Any, where: str) -> dict[str, Any]:
-    """One LangChain content block -> one Bytez block (or ValueError)."""
-    if isinstance(block, str):
-        return {"type": "text", "text": block}
-    if not isinstance(block, Mapping):
-        raise TypeError(f"{where} is a {type(block).__name__}, not a content block")
-    kind = block.get("type")
-    if kind == "text":
-        text = block.get("text")
-        if not isinstance(text, str):
-            raise ValueError(f"{where}: a text block needs a string 'text'")
-        return {"type": "text", "text": text}
-    if kind == "image_url":  # OpenAI Chat Completions form
-        image = block.get("image_url")
-        url = image.get("url") if isinstance(image, Mapping) else image
-        return _media_block("image", url=url, where=where)
-    if kind == "input_audio":  # OpenAI Chat Completions form
-        audio = block.get("input_audio")
-        if not isinstance(audio, Mapping):
-            raise ValueError(f"{where}: 'input_audio' needs {{'data', 'format'}}")
-        fmt = audio.get("format")
-        mime = f"audio/{fmt}" if isinstance(fmt, str) and fmt else None
-        return _media_block("audio", base64=audio.get("data"), mime=mime, where=where)
-    if kind in _MEDIA_TYPES:
-        source = block.get("source_type")
-        if source is not None:  # LangChain v0 multimodal block
-            if source == "url":
-                return _media_block(kind, url=block.get("url"), where=where)
-            if source == "base64":
-                return _media_block(
-                    kind, base64=block.get("data"), mime=block.get("mime_type"), where=where
-                )
-            raise ValueError(
-                f"{where}: a {kind} block with source_type {source!r} cannot be sent; "
-                "Bytez takes media by URL or base64 only"
-            )
-        if block.get("file_id") and not (block.get("url") or block.get("base64")):
-            raise ValueError(
-                f"{where}: a {kind} block referencing an uploaded file id cannot be sent; "
-                "Bytez takes media by URL or base64 only"
-            )
-        return _media_block(
-            kind,
-            url=block.get("url"),
-            base64=block.get("base64"),
-            mime=block.get("mime_type"),
-            where=where,
-        )
-    raise ValueError(
-        f"{where} has block type {kind!r}, which the Bytez API cannot carry "
-        "(it accepts text, image, audio and video blocks)"
-    )
-
-
-def _convert_content(index: int, message: BaseMessage) -> str | list[dict[str, Any]]:
-    content = message.content
-    if isinstance(content, str):
-        return content
-    prefix = f"messages[{index}] ({type(message).__name__}) content"
-    return [_convert_block(block, f"{prefix}[{j}]") for j, block in enumerate(content)]
-
-
-@dataclass
-class _Part:
-    """One converted message before consecutive same-role messages are merged."""
-
-    role: str
-    content: str | list[dict[str, Any]]
-    name: str | None
-
-
-def _prefixed(part: _Part) -> str | list[dict[str, Any]]:
-    """The part's content with ``"<name>: "`` before its text (for mixed-name merges)."""
-    if not part.name:
-        return part.content
-    label = f"{part.name}: "
-    if isinstance(part.content, str):
-        return label + part.content
-    blocks = [dict(block) for block in part.content]
-    for block in blocks:
-        if block["type"] == "text":
-            block["text"] = label + block["text"]
-            return blocks
-    return [{"type": "text", "text": label.rstrip()}, *blocks]
-
-
-def _join(contents: Sequence[str | list[dict[str, Any]]]) -> str | list[dict[str, Any]]:
-    """Join the contents of merged messages, text separated by a blank line."""
-    if all(isinstance(c, str) for c in contents):
-        return "\n\n".join(c for c in contents if isinstance(c, str) and c)
-    blocks: list[dict[str, Any]] = []
-    for content in contents:
-        items = [{"type": "text", "text": content}] if isinstance(content, str) else content
-        for block in items:
-            if block["type"] == "text" and not block["text"]:
-                continue
-            if block["type"] == "text" and blocks and blocks[-1]["type"] == "text":
-                # Adjacent text of two messages becomes one block, like the string case.
-                blocks[-1] = {"type": "text", "text": blocks[-1]["text"] + "\n\n" + block["text"]}
-            else:
-                blocks.append(dict(block))
-    return blocks
-
-
-def _render(group: list[_Part]) -> dict[str, Any]:
-    names = {part.name for part in group}
-    if len(names) == 1:
-        content = _join([part.content for part in group])
-        name = group[0].name
-    else:
-        content = _join([_prefixed(part) for part in group])
-        name = None
-    rendered: dict[str, Any] = {"role": group[0].role, "content": content}
-    if name:
-        rendered["name"] = name
-    return rendered
-
-
-def convert_messages(messages: Sequence[BaseMessage]) -> list[dict[str, Any]]:
-    """Convert LangChain messages to the Bytez ``messages`` list.
-
-    See the module docstring for the rules (roles, merging of consecutive same-role
-    messages, names, content blocks, tool calls and results, refusals).
-
-    Args:
-        messages: The conversation.
-
-    Returns:
-        The ``messages`` value of a Bytez run body.
-
-    Raises:
-        ValueError: A message or content block the Bytez API cannot carry; the message
-            names the message index and type.
-    """
-    if not messages:
-        raise ValueError("Cannot send an empty conversation: give at least one message")
-    groups: list[list[_Part]] = []
-    # Rendering keeps one message per message, so indexes in errors stay the caller's.
-    for index, message in enumerate(render_history(messages)):
-        part = _Part(
-            role=_role_of(index, message),
-            content=_convert_content(index, message),
-            name=message.name or None,
-        )
-        if groups and groups[-1][0].role == part.role:
-            groups[-1].append(part)
-        else:
-            groups.append([part])
-    return [_render(group) for group in groups]
 
 
 # ---------------------------------------------------------------------- output parsing
@@ -394,227 +163,6 @@ def _content(text: str, answer: _Answer) -> str | list[str | dict[str, Any]]:
     return [{"type": "text", "text": text}, *rest] if text else rest
 
 
-# ---------------------------------------------------------------------- answer modes
-
-_TOOL_KWARGS = ("tools", "tool_choice", "parallel_tool_calls", "response_format")
-_REFUSED_KWARGS = {
-    "functions": "legacy OpenAI 'functions' are not supported: use bind_tools(...)",
-    "function_call": "legacy OpenAI 'function_call' is not supported: use bind_tools(...)",
-}
-
-
-@dataclass(frozen=True)
-class _Mode:
-    """How one call asks and reads its answer: plain text, tool protocol or JSON."""
-
-    tools: ToolProtocol | None = None
-    json_schema: Mapping[str, Any] | None = None
-    json_answer: bool = False
-    rest: dict[str, Any] = field(default_factory=dict)
-    """The call's other keyword arguments (generation settings)."""
-
-    @property
-    def reads_calls(self) -> bool:
-        return self.tools is not None and self.tools.active
-
-    def system_text(self) -> str:
-        parts = []
-        if self.tools is not None and self.tools.active:
-            parts.append(self.tools.system_prompt())
-        if self.json_answer:
-            parts.append(json_answer_prompt(self.json_schema))
-        return "\n\n".join(parts)
-
-
-def _json_format(response_format: Any) -> tuple[bool, Mapping[str, Any] | None]:
-    """Read an OpenAI-style ``response_format``: ``(JSON answer?, schema)``."""
-    if response_format is None:
-        return False, None
-    if isinstance(response_format, Mapping):
-        kind = response_format.get("type")
-        if kind == "text":
-            return False, None
-        if kind == "json_object":
-            return True, None
-        if kind == "json_schema":
-            spec = response_format.get("json_schema")
-            schema = spec.get("schema") if isinstance(spec, Mapping) else None
-            if isinstance(schema, Mapping):
-                return True, schema
-    raise ValueError(
-        f"Unsupported response_format {response_format!r}: use {{'type': 'json_object'}} "
-        "or {'type': 'json_schema', 'json_schema': {'name': ..., 'schema': {...}}}"
-    )
-
-
-def _answer_mode(kwargs: Mapping[str, Any]) -> _Mode:
-    """Split the tool and JSON options off the call's kwargs (never sent as params)."""
-    for key, why in _REFUSED_KWARGS.items():
-        if key in kwargs:
-            raise ValueError(why)
-    rest = {k: v for k, v in kwargs.items() if k not in _TOOL_KWARGS}
-    tools = kwargs.get("tools")
-    protocol = None
-    if tools is not None:
-        if not isinstance(tools, Sequence) or isinstance(tools, (str, bytes)):
-            raise ValueError(f"tools must be a list, got {type(tools).__name__}")
-        parallel = kwargs.get("parallel_tool_calls")
-        protocol = ToolProtocol.build(list(tools), kwargs.get("tool_choice"), parallel=parallel)
-    elif kwargs.get("tool_choice") not in (None, "auto", "none"):
-        raise ValueError("tool_choice requires a tool call, but no tools are bound")
-    json_answer, schema = _json_format(kwargs.get("response_format"))
-    return _Mode(tools=protocol, json_schema=schema, json_answer=json_answer, rest=rest)
-
-
-def _with_system_text(messages: Sequence[BaseMessage], text: str) -> list[BaseMessage]:
-    """Add ``text`` to the system prompt (after the caller's own system message)."""
-    if not text:
-        return list(messages)
-    addition = SystemMessage(text)
-    if messages and isinstance(messages[0], SystemMessage):
-        # Merged into one system message by convert_messages (blank line between).
-        return [messages[0], addition, *messages[1:]]
-    return [addition, *messages]
-
-
-class _ToolStream:
-    """Turns streamed text into chunks: text as it is decided, each call once complete."""
-
-    def __init__(self, protocol: ToolProtocol) -> None:
-        self._protocol = protocol
-        self._scanner = protocol.scanner()
-        self._text: list[str] = []
-        self._index = 0
-        self._valid = 0
-        self._invalid = 0
-
-    def _chunks(self, events: list[Any]) -> list[ChatGenerationChunk]:
-        chunks = []
-        for event in events:
-            if event.call is None:
-                chunks.append(ChatGenerationChunk(message=AIMessageChunk(content=event.text)))
-            else:
-                chunks.append(self._call_chunk(event.call))
-        return chunks
-
-    def _call_chunk(self, call: RawCall | dict[str, Any]) -> ChatGenerationChunk:
-        checked: Mapping[str, Any] = (
-            self._protocol.check(call) if isinstance(call, RawCall) else call
-        )
-        args: str | None
-        if checked.get("type") == "invalid_tool_call":
-            self._invalid += 1
-            args = checked.get("args")
-        else:
-            self._valid += 1
-            args = json.dumps(checked["args"], ensure_ascii=False)
-        piece = tool_call_chunk(
-            name=checked.get("name"), args=args, id=checked.get("id"), index=self._index
-        )
-        self._index += 1
-        return ChatGenerationChunk(message=AIMessageChunk(content="", tool_call_chunks=[piece]))
-
-    def feed(self, item: str | StreamEnd) -> list[ChatGenerationChunk]:
-        if not isinstance(item, StreamEnd):
-            self._text.append(item)
-            return self._chunks(self._scanner.feed(item))
-        chunks = self._chunks(self._scanner.finish())
-        if not self._valid and not self._invalid:
-            missing = self._protocol.missing_call("".join(self._text))
-            if missing is not None:
-                chunks.append(self._call_chunk(dict(missing)))
-        info = dict(item.info)
-        if self._valid and not item.stopped:
-            info["finish_reason"] = "tool_calls"
-        last = AIMessageChunk(content="", response_metadata=info, chunk_position="last")
-        chunks.append(ChatGenerationChunk(message=last))
-        return chunks
-
-
-# ---------------------------------------------------------------------- structured output
-
-
-def _schema_name(schema: Any) -> str:
-    return str(convert_to_openai_tool(schema)["function"]["name"])
-
-
-class _StructuredParser(BaseGenerationOutputParser[Any]):
-    """Reads a structured answer (a tool call or a JSON text) and validates it."""
-
-    source: Literal["tool", "json"]
-    """Where the answer is: the call of ``tool_name``, or the JSON text of the reply."""
-    tool_name: str | None = None
-    """The tool whose call holds the answer (``source="tool"``)."""
-    model_class: Any = None
-    """A pydantic class to build, or ``None`` for a dict."""
-    json_schema: dict[str, Any] | None = None
-    """The JSON schema a dict answer is checked against (``None``: any JSON)."""
-
-    def parse_result(self, result: list[Generation], *, partial: bool = False) -> Any:
-        """Parse the model message into the schema's type.
-
-        Args:
-            result: The generations (the first one is read).
-            partial: Unused: the answer is parsed whole.
-
-        Returns:
-            A pydantic instance or a dict.
-
-        Raises:
-            OutputParserException: No answer, unreadable JSON or failed validation; the
-                exception's ``llm_output`` holds the model's text.
-        """
-        generation = result[0]
-        message = getattr(generation, "message", None)
-        raw = message.text if isinstance(message, BaseMessage) else generation.text
-        if self.source == "tool":
-            value, raw = self._from_tool(message, raw)
-        else:
-            try:
-                value = extract_json(raw)
-            except ValueError as error:
-                raise OutputParserException(
-                    f"The answer is not JSON: {error}", llm_output=raw
-                ) from None
-        return self._validated(value, raw)
-
-    def _from_tool(self, message: Any, raw: str) -> tuple[Any, str]:
-        calls = message.tool_calls if isinstance(message, AIMessage) else []
-        for call in calls:
-            if call["name"] == self.tool_name:
-                return call["args"], raw or json.dumps(call["args"])
-        invalid = message.invalid_tool_calls if isinstance(message, AIMessage) else []
-        if invalid:
-            first = invalid[0]
-            text = first.get("args") or raw
-            raise OutputParserException(
-                f"The model's {self.tool_name!r} call is invalid: {first.get('error')}",
-                llm_output=text,
-            )
-        raise OutputParserException(
-            f"The model answered without calling {self.tool_name!r}", llm_output=raw
-        )
-
-    def _validated(self, value: Any, raw: str) -> Any:
-        if self.model_class is not None:
-            try:
-                return self.model_class.model_validate(value)
-            except ValidationError as error:
-                raise OutputParserException(
-                    f"The answer does not match {self.model_class.__name__}: {error}",
-                    llm_output=raw,
-                ) from None
-        if self.json_schema is not None:
-            checked, errors = validate_arguments(value, self.json_schema)
-            if errors:
-                raise OutputParserException(
-                    f"The answer does not match the schema: {'; '.join(errors)}",
-                    llm_output=raw,
-                )
-            return checked
-        return value
-
-
 # ---------------------------------------------------------------------- the model
 
 
@@ -630,10 +178,12 @@ class ChatBytez(BytezGenerationMixin, BaseChatModel):
     """Bytez chat models: ``chat`` and ``image-``/``audio-``/``video-text-to-text`` tasks.
 
     Setup:
-        Install ``langchain-bytez`` and set the environment variable ``BYTEZ_API_KEY``.
+        Install ``langchain-bytez`` from a clone of its repository (it supersedes Bytez's
+        own 0.0.x package of the same name on PyPI, which the first line removes) and set
+        the environment variable ``BYTEZ_API_KEY``.
 
         ```bash
-        pip install -U langchain-bytez
+        pip uninstall --yes langchain-bytez && pip install .
         export BYTEZ_API_KEY="your-api-key"
         ```
 
@@ -649,7 +199,8 @@ class ChatBytez(BytezGenerationMixin, BaseChatModel):
         top_k: int | None
             Sample from the k most likely tokens.
         stop: list[str] | None
-            Stop sequences: sent as ``stop_strings`` and enforced client-side.
+            Stop sequences: enforced client-side (never sent: models behind
+            Bytez's vLLM adapter refuse ``stop_strings``).
         params: dict
             Any other Hugging Face ``generate()`` kwargs (alias ``model_kwargs``).
 
@@ -866,7 +417,7 @@ class ChatBytez(BytezGenerationMixin, BaseChatModel):
 
     @staticmethod
     def _result(
-        output: Any, model_id: str, call: CallSettings, meta: Any, mode: _Mode
+        output: Any, model_id: str, call: CallSettings, meta: Any, mode: AnswerMode
     ) -> ChatResult:
         answer = _output_answer(output, model_id)
         text, reason = cut_output(answer.text, call)
@@ -898,7 +449,7 @@ class ChatBytez(BytezGenerationMixin, BaseChatModel):
 
     def _prepare(
         self, messages: list[BaseMessage], stop: list[str] | None, kwargs: Mapping[str, Any]
-    ) -> tuple[CallSettings, _Mode, dict[str, Any]]:
+    ) -> tuple[CallSettings, AnswerMode, dict[str, Any]]:
         """Resolve one call: settings, answer mode and the run body (checked before I/O)."""
         mode = _answer_mode(kwargs)
         call = self._call_settings(stop, mode.rest)
@@ -971,7 +522,7 @@ class ChatBytez(BytezGenerationMixin, BaseChatModel):
         if not mode.reads_calls or mode.tools is None:
             yield from report_chunks(items, self._chunk, run_manager)
             return
-        reader = _ToolStream(mode.tools)
+        reader = ToolCallStream(mode.tools)
         try:
             for item in items:
                 for chunk in reader.feed(item):
@@ -1038,7 +589,7 @@ class ChatBytez(BytezGenerationMixin, BaseChatModel):
             finally:
                 await chunks.aclose()
             return
-        reader = _ToolStream(mode.tools)
+        reader = ToolCallStream(mode.tools)
         try:
             async for item in items:
                 for chunk in reader.feed(item):
@@ -1130,7 +681,7 @@ class ChatBytez(BytezGenerationMixin, BaseChatModel):
             raise ValueError(f"method={method!r} needs a schema")
         if method == "function_calling":
             assert schema is not None  # noqa: S101 - checked above
-            name = _schema_name(schema)
+            name = schema_name(schema)
             llm = self.bind_tools(
                 [schema],
                 tool_choice=name,
@@ -1139,7 +690,7 @@ class ChatBytez(BytezGenerationMixin, BaseChatModel):
                     "schema": convert_to_openai_tool(schema),
                 },
             )
-            parser = _StructuredParser(
+            parser = StructuredParser(
                 source="tool",
                 tool_name=name,
                 model_class=model_class,
@@ -1162,7 +713,7 @@ class ChatBytez(BytezGenerationMixin, BaseChatModel):
                     "schema": json_schema,
                 },
             )
-            parser = _StructuredParser(
+            parser = StructuredParser(
                 source="json",
                 model_class=model_class,
                 json_schema=None if model_class else json_schema,

@@ -94,10 +94,12 @@ class BytezLLM(BytezGenerationMixin, LLM):
     """Bytez text-generation models (any Hugging Face ``text-generation`` model on Bytez).
 
     Setup:
-        Install ``langchain-bytez`` and set the environment variable ``BYTEZ_API_KEY``.
+        Install ``langchain-bytez`` from a clone of its repository (it supersedes Bytez's
+        own 0.0.x package of the same name on PyPI, which the first line removes) and set
+        the environment variable ``BYTEZ_API_KEY``.
 
         ```bash
-        pip install -U langchain-bytez
+        pip uninstall --yes langchain-bytez && pip install .
         export BYTEZ_API_KEY="your-api-key"
         ```
 

@@ -13,7 +13,6 @@ import httpx
 import pytest
 from pydantic import SecretStr, ValidationError
 
-from langchain_bytez import base as base_module
 from langchain_bytez.base import BytezModelMixin, _means_not_loaded
 from langchain_bytez.client import AsyncBytezClient, BytezClient
 from langchain_bytez.errors import (
@@ -23,6 +22,7 @@ from langchain_bytez.errors import (
     MissingAPIKeyError,
 )
 from langchain_bytez.llms import BytezLLM
+from langchain_bytez.registry import ClientPool
 
 FAKE_KEY = "sk-FAKE-KEY-0123456789"
 URL = "http://127.0.0.1:9"
@@ -300,7 +300,7 @@ def test_session_forgets_a_model_that_is_not_loaded(fake_manager: FakeManager) -
 
 
 def test_registry_close_all_closes_pooled_clients() -> None:
-    registry = base_module._ClientRegistry()
+    registry = ClientPool()
     closed: list[bool] = []
 
     class Closable:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -24,68 +24,18 @@ from langchain_core.messages import (
 
 from langchain_bytez.chat_models import ChatBytez, _Answer, _output_answer, convert_messages
 from langchain_bytez.errors import BytezAPIError
+from tests.unit_tests.fake_bytez import FAKE_KEY, URL, FakeBytez
 
-FAKE_KEY = "sk-FAKE-KEY-0123456789"
-URL = "http://127.0.0.1:9"
 MODEL = "org/chat-model"
-HEADERS = {
-    "ratelimit-limit": "100",
-    "ratelimit-remaining": "99",
-    "ratelimit-reset": "30",
-    "inference-meter": "sm-gpu",
-    "inference-meter-price": "0.0001",
-    "inference-time": "0.5",
-    "inference-cost": "0.00005",
-}
 PNG_B64 = "iVBORw0KGgo="
-
-
-class FakeBytez:
-    """Answers chat runs like Bytez; records what it was sent."""
-
-    def __init__(self) -> None:
-        self.output: Any = {"role": "assistant", "content": "Hi there, friend."}
-        self.chunks: list[bytes] = [b"Hi", b" there", b", friend."]
-        self.statuses: list[int] = []
-        self.requests: list[dict[str, Any]] = []
-        self.paths: list[str] = []
-        self.pulled = 0
-        self.lock = threading.Lock()
-
-    def _answer(self, request: httpx.Request, chunks: Any) -> httpx.Response:
-        body = json.loads(request.content)
-        with self.lock:
-            self.requests.append(body)
-            self.paths.append(request.url.path)
-            status = self.statuses.pop(0) if self.statuses else None
-        if status is not None:
-            return httpx.Response(status, json={"error": "Model is busy", "output": None})
-        if body.get("stream"):
-            return httpx.Response(
-                200, headers={**HEADERS, "content-type": "text/plain"}, content=chunks
-            )
-        return httpx.Response(200, headers=HEADERS, json={"error": None, "output": self.output})
-
-    def sync(self, request: httpx.Request) -> httpx.Response:
-        def chunks() -> Iterator[bytes]:
-            for chunk in self.chunks:
-                self.pulled += 1
-                yield chunk
-
-        return self._answer(request, chunks())
-
-    async def async_(self, request: httpx.Request) -> httpx.Response:
-        async def chunks() -> AsyncIterator[bytes]:
-            for chunk in self.chunks:
-                self.pulled += 1
-                yield chunk
-
-        return self._answer(request, chunks())
 
 
 @pytest.fixture
 def fake() -> FakeBytez:
-    return FakeBytez()
+    fake = FakeBytez()
+    fake.output = {"role": "assistant", "content": "Hi there, friend."}
+    fake.chunks = [b"Hi", b" there", b", friend."]
+    return fake
 
 
 @pytest.fixture
@@ -93,8 +43,7 @@ def make(fake: FakeBytez) -> Iterator[Any]:
     clients: list[httpx.Client] = []
 
     def factory(**kwargs: Any) -> ChatBytez:
-        http = httpx.Client(transport=httpx.MockTransport(fake.sync))
-        ahttp = httpx.AsyncClient(transport=httpx.MockTransport(fake.async_))
+        http, ahttp = fake.clients()
         clients.append(http)
         kwargs.setdefault("model", MODEL)
         kwargs.setdefault("api_key", FAKE_KEY)
@@ -590,10 +539,11 @@ def test_a_raising_callback_does_not_keep_the_stream_slot(make: Any, fake: FakeB
 # ----------------------------------------------------------------------- stop
 
 
-def test_stop_is_sent_and_enforced(make: Any, fake: FakeBytez) -> None:
+def test_stop_is_enforced_and_never_sent(make: Any, fake: FakeBytez) -> None:
     model = make(stop=["friend"])
     result = model.invoke("hi", stop=[","])
-    assert fake.requests[-1]["params"]["stop_strings"] == ["friend", ","]
+    # Stop sequences are enforced client-side only: vLLM-backed models refuse them (422).
+    assert "stop_strings" not in fake.requests[-1]["params"]
     assert result.content == "Hi there"
     assert result.response_metadata["finish_reason"] == "stop"
 
@@ -705,7 +655,7 @@ def test_standard_param_names() -> None:
     assert model._identifying_params == {
         "model": MODEL,
         "base_url": "http://h",
-        "params": {"max_new_tokens": 100, "temperature": 0.0},
+        "params": {"max_new_tokens": 100, "do_sample": False},
     }
     assert model._llm_type == "bytez-chat"
 

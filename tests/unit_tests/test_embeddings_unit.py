@@ -5,8 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import math
-import threading
-import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -16,9 +14,8 @@ from langchain_core.load import dumpd, load
 
 from langchain_bytez.embeddings import BytezEmbeddings, normalize_embedding_output
 from langchain_bytez.errors import BytezAPIError
+from tests.unit_tests.fake_bytez import FAKE_KEY, URL, FakeBytez
 
-FAKE_KEY = "sk-FAKE-KEY-0123456789"
-URL = "http://127.0.0.1:9"
 MODEL = "org/embedder"
 
 
@@ -27,57 +24,31 @@ def vector_of(text: str) -> list[float]:
     return [float(len(text)), float(ord(text[0])), 2.0]
 
 
-class FakeBytez:
-    """Answers embedding runs; records texts and the peak of concurrent requests."""
+def embedding_output(shape: str) -> Any:
+    """A fake output function answering ``vector_of(text)`` in one of Bytez's shapes."""
 
-    def __init__(self) -> None:
-        self.shape = "flat"
-        self.delays: dict[str, float] = {}
-        self.texts: list[str] = []
-        self.in_flight = 0
-        self.peak = 0
-        self.lock = threading.Lock()
-
-    def _enter(self, request: httpx.Request) -> str:
-        text: str = json.loads(request.content)["text"]
-        with self.lock:
-            self.texts.append(text)
-            self.in_flight += 1
-            self.peak = max(self.peak, self.in_flight)
-        return text
-
-    def _leave(self) -> None:
-        with self.lock:
-            self.in_flight -= 1
-
-    def _output(self, text: str) -> Any:
-        vector = vector_of(text)
-        if self.shape == "nested":
+    def output(body: dict[str, Any]) -> Any:
+        vector = vector_of(body["text"])
+        if shape == "nested":
             return [vector]
-        if self.shape == "per_token":  # mean of the rows is the vector
+        if shape == "per_token":  # mean of the rows is the vector
             return [[[v - 1 for v in vector], [v + 1 for v in vector]]]
         return vector
 
-    def sync(self, request: httpx.Request) -> httpx.Response:
-        text = self._enter(request)
-        try:
-            time.sleep(self.delays.get(text, 0.01))
-        finally:
-            self._leave()
-        return httpx.Response(200, json={"error": None, "output": self._output(text)})
+    return output
 
-    async def async_(self, request: httpx.Request) -> httpx.Response:
-        text = self._enter(request)
-        try:
-            await asyncio.sleep(self.delays.get(text, 0.01))
-        finally:
-            self._leave()
-        return httpx.Response(200, json={"error": None, "output": self._output(text)})
+
+def delays_by_text(delays: dict[str, float]) -> Any:
+    """A fake delay function: seconds per embedded text (0.01 for the others)."""
+    return lambda body: delays.get(body["text"], 0.01)
 
 
 @pytest.fixture
 def fake() -> FakeBytez:
-    return FakeBytez()
+    fake = FakeBytez()
+    fake.output = embedding_output("flat")
+    fake.delay = delays_by_text({})
+    return fake
 
 
 @pytest.fixture
@@ -85,8 +56,7 @@ def make(fake: FakeBytez) -> Iterator[Any]:
     clients: list[httpx.Client] = []
 
     def factory(**kwargs: Any) -> BytezEmbeddings:
-        http = httpx.Client(transport=httpx.MockTransport(fake.sync))
-        ahttp = httpx.AsyncClient(transport=httpx.MockTransport(fake.async_))
+        http, ahttp = fake.clients()
         clients.append(http)
         kwargs.setdefault("model", MODEL)
         kwargs.setdefault("api_key", FAKE_KEY)
@@ -138,7 +108,7 @@ def test_unknown_shapes_are_clear_errors(output: Any) -> None:
 
 @pytest.mark.parametrize("shape", ["flat", "nested", "per_token"])
 def test_every_wire_shape_gives_the_same_vector(make: Any, fake: FakeBytez, shape: str) -> None:
-    fake.shape = shape
+    fake.output = embedding_output(shape)
     assert make().embed_query("hello") == vector_of("hello")
 
 
@@ -155,7 +125,7 @@ def test_l2_normalisation_is_optional(make: Any) -> None:
 
 
 def test_zero_vector_is_not_divided_by_zero(make: Any, fake: FakeBytez) -> None:
-    fake._output = lambda text: [0.0, 0.0]  # type: ignore[method-assign]
+    fake.output = [0.0, 0.0]
     assert make(normalize=True).embed_query("x") == [0.0, 0.0]
 
 
@@ -164,18 +134,18 @@ def test_zero_vector_is_not_divided_by_zero(make: Any, fake: FakeBytez) -> None:
 
 def test_order_is_kept_when_answers_arrive_out_of_order(make: Any, fake: FakeBytez) -> None:
     texts = ["alpha", "b", "charlie", "dd", "echo"]
-    fake.delays = {"alpha": 0.15, "b": 0.01, "charlie": 0.1, "dd": 0.0, "echo": 0.05}
+    fake.delay = delays_by_text({"alpha": 0.15, "b": 0.01, "charlie": 0.1, "dd": 0.0, "echo": 0.05})
     vectors = make(concurrency=5).embed_documents(texts)
     assert vectors == [vector_of(t) for t in texts]
-    assert fake.peak > 1  # really concurrent
+    assert fake.peak_in_flight > 1  # really concurrent
 
 
 async def test_async_order_is_kept(make: Any, fake: FakeBytez) -> None:
     texts = ["alpha", "b", "charlie", "dd", "echo"]
-    fake.delays = {"alpha": 0.15, "b": 0.01, "charlie": 0.1, "dd": 0.0, "echo": 0.05}
+    fake.delay = delays_by_text({"alpha": 0.15, "b": 0.01, "charlie": 0.1, "dd": 0.0, "echo": 0.05})
     vectors = await make(concurrency=5).aembed_documents(texts)
     assert vectors == [vector_of(t) for t in texts]
-    assert fake.peak > 1
+    assert fake.peak_in_flight > 1
 
 
 @pytest.mark.parametrize(
@@ -187,7 +157,7 @@ def test_concurrency_is_bounded(
     texts = [f"text {i}" for i in range(12)]
     model = make(max_concurrency=max_concurrency, concurrency=concurrency)
     assert model.embed_documents(texts) == [vector_of(t) for t in texts]
-    assert fake.peak == bound
+    assert fake.peak_in_flight == bound
 
 
 @pytest.mark.parametrize(
@@ -199,12 +169,12 @@ async def test_async_concurrency_is_bounded(
     texts = [f"text {i}" for i in range(12)]
     model = make(max_concurrency=max_concurrency, concurrency=concurrency)
     assert await model.aembed_documents(texts) == [vector_of(t) for t in texts]
-    assert fake.peak == bound
+    assert fake.peak_in_flight == bound
 
 
 def test_identical_texts_are_sent_once(make: Any, fake: FakeBytez) -> None:
     vectors = make(concurrency=2).embed_documents(["a", "b", "a", "a"])
-    assert sorted(fake.texts) == ["a", "b"]
+    assert sorted(fake.texts()) == ["a", "b"]
     assert vectors == [vector_of("a"), vector_of("b"), vector_of("a"), vector_of("a")]
     vectors[0].append(9.0)  # results are independent lists
     assert vectors[2] == vector_of("a")
@@ -212,7 +182,7 @@ def test_identical_texts_are_sent_once(make: Any, fake: FakeBytez) -> None:
 
 async def test_async_identical_texts_are_sent_once(make: Any, fake: FakeBytez) -> None:
     vectors = await make(concurrency=2).aembed_documents(["a", "b", "a", "a"])
-    assert sorted(fake.texts) == ["a", "b"]
+    assert sorted(fake.texts()) == ["a", "b"]
     assert vectors == [vector_of("a"), vector_of("b"), vector_of("a"), vector_of("a")]
     vectors[0].append(9.0)  # results are independent lists
     assert vectors[2] == vector_of("a")
@@ -225,7 +195,7 @@ async def test_empty_list_sends_nothing(make: Any, fake: FakeBytez) -> None:
     model = make()
     assert model.embed_documents([]) == []
     assert await model.aembed_documents([]) == []
-    assert fake.texts == []
+    assert fake.texts() == []
 
 
 async def test_empty_string_is_refused_before_sending(make: Any, fake: FakeBytez) -> None:
@@ -236,7 +206,7 @@ async def test_empty_string_is_refused_before_sending(make: Any, fake: FakeBytez
         await model.aembed_query("")
     with pytest.raises(TypeError, match="not a string"):
         model.embed_documents(["ok", 3])  # type: ignore[list-item,unused-ignore]
-    assert fake.texts == []
+    assert fake.texts() == []
 
 
 async def test_a_bare_string_is_refused(make: Any, fake: FakeBytez) -> None:
@@ -245,7 +215,7 @@ async def test_a_bare_string_is_refused(make: Any, fake: FakeBytez) -> None:
         embeddings.embed_documents("hello")  # type: ignore[arg-type,unused-ignore]
     with pytest.raises(TypeError, match="embed_query"):
         await embeddings.aembed_documents("hello")  # type: ignore[arg-type,unused-ignore]
-    assert fake.texts == []  # not embedded letter by letter
+    assert fake.texts() == []  # not embedded letter by letter
 
 
 def test_async_query(make: Any) -> None:

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import threading
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from typing import Any
 from uuid import UUID
 
@@ -18,111 +17,9 @@ from langchain_core.outputs import GenerationChunk
 
 from langchain_bytez.errors import BytezAPIError, BytezStreamError, MissingAPIKeyError
 from langchain_bytez.llms import BytezLLM
+from tests.unit_tests.fake_bytez import FAKE_KEY, URL, FakeBytez
 
-FAKE_KEY = "sk-FAKE-KEY-0123456789"
-URL = "http://127.0.0.1:9"
 MODEL = "org/model"
-HEADERS = {
-    "ratelimit-limit": "100",
-    "ratelimit-remaining": "99",
-    "ratelimit-reset": "30",
-    "inference-meter": "sm-gpu",
-    "inference-meter-price": "0.0001",
-    "inference-time": "0.5",
-    "inference-cost": "0.00005",
-}
-
-
-class FakeBytez:
-    """Answers run requests like Bytez; records what it was sent."""
-
-    def __init__(self) -> None:
-        self.output: Any = None  # None: echo the prompt + " world"
-        self.chunks: list[bytes] = [b" hello", b" world"]
-        self.statuses: list[int] = []  # statuses to answer first (then 200)
-        self.delay = 0.0  # seconds before answering, or a function of the request body
-        self.in_flight = 0
-        self.peak_in_flight = 0  # most requests answered at once (concurrency seen)
-        self.requests: list[dict[str, Any]] = []
-        self.paths: list[str] = []
-        self.pulled = 0  # stream chunks the client actually read
-        self.lock = threading.Lock()
-
-    def _record(self, request: httpx.Request) -> tuple[dict[str, Any], int | None]:
-        body = json.loads(request.content)
-        with self.lock:
-            self.requests.append(body)
-            self.paths.append(request.url.path)
-            status = self.statuses.pop(0) if self.statuses else None
-        return body, status
-
-    def _output(self, body: dict[str, Any]) -> Any:
-        if callable(self.output):
-            return self.output(body)
-        return body["text"] + " world" if self.output is None else self.output
-
-    def _delay_for(self, body: dict[str, Any]) -> float:
-        return float(self.delay(body)) if callable(self.delay) else self.delay
-
-    def _enter(self) -> None:
-        with self.lock:
-            self.in_flight += 1
-            self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
-
-    def _leave(self) -> None:
-        with self.lock:
-            self.in_flight -= 1
-
-    def _error(self, status: int) -> httpx.Response:
-        return httpx.Response(status, json={"error": "Model is busy", "output": None})
-
-    def sync(self, request: httpx.Request) -> httpx.Response:
-        body, status = self._record(request)
-        if status is not None:
-            return self._error(status)
-        if delay := self._delay_for(body):
-            self._enter()
-            try:
-                time.sleep(delay)
-            finally:
-                self._leave()
-        if body.get("stream"):
-
-            def chunks() -> Iterator[bytes]:
-                for chunk in self.chunks:
-                    self.pulled += 1
-                    yield chunk
-
-            return httpx.Response(
-                200, headers={**HEADERS, "content-type": "text/plain"}, content=chunks()
-            )
-        return httpx.Response(
-            200, headers=HEADERS, json={"error": None, "output": self._output(body)}
-        )
-
-    async def async_(self, request: httpx.Request) -> httpx.Response:
-        body, status = self._record(request)
-        if status is not None:
-            return self._error(status)
-        if delay := self._delay_for(body):
-            self._enter()
-            try:
-                await asyncio.sleep(delay)
-            finally:
-                self._leave()
-        if body.get("stream"):
-
-            async def chunks() -> AsyncIterator[bytes]:
-                for chunk in self.chunks:
-                    self.pulled += 1
-                    yield chunk
-
-            return httpx.Response(
-                200, headers={**HEADERS, "content-type": "text/plain"}, content=chunks()
-            )
-        return httpx.Response(
-            200, headers=HEADERS, json={"error": None, "output": self._output(body)}
-        )
 
 
 @pytest.fixture
@@ -135,8 +32,7 @@ def make(fake: FakeBytez) -> Iterator[Any]:
     clients: list[Any] = []
 
     def factory(**kwargs: Any) -> BytezLLM:
-        http = httpx.Client(transport=httpx.MockTransport(fake.sync))
-        ahttp = httpx.AsyncClient(transport=httpx.MockTransport(fake.async_))
+        http, ahttp = fake.clients()
         clients.extend([http, ahttp])
         kwargs.setdefault("model", MODEL)
         kwargs.setdefault("api_key", FAKE_KEY)

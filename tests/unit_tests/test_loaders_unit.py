@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
 from langchain_core.documents import Document
 
 from langchain_bytez import loaders
-from langchain_bytez.errors import BytezAuthenticationError, BytezInvalidRequestError
+from langchain_bytez.client import AsyncBytezClient, BytezClient
+from langchain_bytez.errors import BytezAuthenticationError
 from langchain_bytez.loaders import (
     BytezCatalogLoader,
     BytezInstanceLoader,
@@ -23,6 +25,7 @@ from langchain_bytez.loaders import (
     request_model,
 )
 from langchain_bytez.types import ClusterState, ClusterStatus, ModelInfo
+from tests.unit_tests.fake_bytez import FAKE_KEY, URL, FakeBytez
 
 CATALOGUE = [
     {
@@ -62,57 +65,40 @@ CLUSTERS = [
 ]
 
 
-class FakeClient:
-    def __init__(self, *, clusters_error: Exception | None = None) -> None:
-        self.calls: list[tuple[str, Any]] = []
-        self.closed = False
-        self.clusters_error = clusters_error
-
-    def list_models(self, task: str | None = None) -> list[ModelInfo]:
-        self.calls.append(("list_models", task))
-        return [ModelInfo.model_validate(m) for m in CATALOGUE if task in (None, m["task"])]
-
-    def list_tasks(self) -> list[str]:
-        self.calls.append(("list_tasks", None))
-        return ["text-generation", "summarization"]
-
-    def list_clusters(self) -> list[ClusterStatus]:
-        self.calls.append(("list_clusters", None))
-        if self.clusters_error is not None:
-            raise self.clusters_error
-        return [ClusterStatus.from_api(c) for c in CLUSTERS]
-
-    def request_model(self, model_id: str) -> str:
-        self.calls.append(("request_model", model_id))
-        return "Job queued"
+@pytest.fixture
+def fake() -> FakeBytez:
+    fake = FakeBytez()
+    fake.catalogue = CATALOGUE
+    fake.tasks = ["text-generation", "summarization"]
+    for cluster in CLUSTERS:
+        extra = {k: v for k, v in cluster.items() if k not in {"modelId", "status"}}
+        fake.add_cluster(cluster["modelId"], cluster["status"], **extra)
+    return fake
 
 
-class AsyncFakeClient:
-    def __init__(self, *, clusters_error: Exception | None = None) -> None:
-        self.sync = FakeClient(clusters_error=clusters_error)
+@pytest.fixture
+def client(fake: FakeBytez) -> Iterator[BytezClient]:
+    http, _ = fake.clients()
+    with http, BytezClient(api_key=FAKE_KEY, base_url=URL, http_client=http) as made:
+        yield made
 
-    async def list_models(self, task: str | None = None) -> list[ModelInfo]:
-        return self.sync.list_models(task)
 
-    async def list_tasks(self) -> list[str]:
-        return self.sync.list_tasks()
-
-    async def list_clusters(self) -> list[ClusterStatus]:
-        return self.sync.list_clusters()
-
-    async def request_model(self, model_id: str) -> str:
-        return self.sync.request_model(model_id)
+@pytest.fixture
+async def aclient(fake: FakeBytez) -> AsyncIterator[AsyncBytezClient]:
+    _, ahttp = fake.clients()
+    async with ahttp, AsyncBytezClient(api_key=FAKE_KEY, base_url=URL, http_client=ahttp) as made:
+        yield made
 
 
 def ids(models: list[ModelInfo]) -> list[str]:
     return [m.model_id for m in models]
 
 
-def test_list_models_filters() -> None:
-    client: Any = FakeClient()
+def test_list_models_filters(client: BytezClient, fake: FakeBytez) -> None:
     assert len(list_models(client=client)) == 4
     assert ids(list_models("summarization", client=client)) == ["facebook/bart-large-cnn"]
-    assert client.calls[-1] == ("list_models", "summarization")  # the server filters the task
+    # the server filters the task
+    assert fake.log[-1] == ("GET", "/models/v2/list/models?task=summarization")
     assert ids(list_models(client=client, max_params=1)) == [
         "openai-community/gpt2",
         "facebook/bart-large-cnn",
@@ -139,17 +125,17 @@ def test_list_models_filters() -> None:
         {"search": 3},
     ],
 )
-def test_list_models_rejects_bad_filters(kwargs: dict[str, Any]) -> None:
-    client: Any = FakeClient()
+def test_list_models_rejects_bad_filters(
+    client: BytezClient, fake: FakeBytez, kwargs: dict[str, Any]
+) -> None:
     with pytest.raises(ValueError):
         list_models(client=client, **kwargs)
     with pytest.raises(ValueError):
         BytezCatalogLoader(client=client, **kwargs)
-    assert client.calls == []
+    assert fake.log == []
 
 
-def test_other_functions() -> None:
-    client: Any = FakeClient()
+def test_other_functions(client: BytezClient) -> None:
     assert list_tasks(client=client) == ["text-generation", "summarization"]
     assert request_model("org/new-model", client=client) == "Job queued"
     instances = list_instances(client=client)
@@ -157,41 +143,43 @@ def test_other_functions() -> None:
     assert all(isinstance(i, ClusterStatus) for i in instances)
 
 
-def test_list_instances_is_empty_when_routes_are_gone() -> None:
-    client: Any = FakeClient(clusters_error=BytezInvalidRequestError("nope", status_code=405))
+def test_list_instances_is_empty_when_routes_are_gone(client: BytezClient, fake: FakeBytez) -> None:
+    fake.failures["list/clusters"] = (405, "Cannot GET /models/v2/list/clusters")
     assert list_instances(client=client) == []
 
 
-def test_list_instances_raises_other_errors() -> None:
-    client: Any = FakeClient(clusters_error=BytezAuthenticationError("bad key", status_code=401))
+def test_list_instances_raises_other_errors(client: BytezClient, fake: FakeBytez) -> None:
+    fake.failures["list/clusters"] = (401, "bad key")
     with pytest.raises(BytezAuthenticationError):
         list_instances(client=client)
 
 
-async def test_async_functions() -> None:
-    client: Any = AsyncFakeClient()
+async def test_async_functions(aclient: AsyncBytezClient, fake: FakeBytez) -> None:
+    client = aclient
     assert ids(await alist_models("summarization", client=client)) == ["facebook/bart-large-cnn"]
     assert ids(await alist_models(client=client, search="PHI")) == ["microsoft/phi-2"]
     assert await alist_tasks(client=client) == ["text-generation", "summarization"]
     assert await arequest_model("org/x", client=client) == "Job queued"
     assert len(await alist_instances(client=client)) == 2
-    gone: Any = AsyncFakeClient(clusters_error=BytezInvalidRequestError("x", status_code=405))
-    assert await alist_instances(client=gone) == []
+    fake.failures["list/clusters"] = (405, "x")
+    assert await alist_instances(client=client) == []
 
 
-def test_builds_and_closes_a_client_when_none_is_given(monkeypatch: pytest.MonkeyPatch) -> None:
-    made: list[tuple[FakeClient, dict[str, Any]]] = []
+def test_builds_and_closes_a_client_when_none_is_given(
+    monkeypatch: pytest.MonkeyPatch, fake: FakeBytez
+) -> None:
+    made: list[tuple[Managed, dict[str, Any]]] = []
+    http, _ = fake.clients()
 
-    class Managed(FakeClient):
+    class Managed(BytezClient):
         def __init__(self, **kwargs: Any) -> None:
-            super().__init__()
+            super().__init__(http_client=http, **kwargs)
+            self.closed = False
             made.append((self, kwargs))
 
-        def __enter__(self) -> Managed:
-            return self
-
-        def __exit__(self, *exc: object) -> None:
+        def close(self) -> None:
             self.closed = True
+            super().close()
 
     monkeypatch.setattr(loaders, "BytezClient", Managed)
     assert list_tasks(api_key="k", base_url="http://127.0.0.1:1") == [
@@ -200,6 +188,7 @@ def test_builds_and_closes_a_client_when_none_is_given(monkeypatch: pytest.Monke
     ]
     assert made[0][1] == {"api_key": "k", "base_url": "http://127.0.0.1:1"}
     assert made[0][0].closed
+    http.close()
 
 
 def test_model_document_text_and_metadata() -> None:
@@ -231,26 +220,25 @@ def test_model_document_text_and_metadata() -> None:
     assert sparse.metadata["params"] is None
 
 
-def test_catalog_loader() -> None:
-    client: Any = FakeClient()
+def test_catalog_loader(client: BytezClient) -> None:
     docs = BytezCatalogLoader("text-generation", client=client, max_ram=2).load()
     assert [d.metadata["model_id"] for d in docs] == ["openai-community/gpt2"]
     assert len(BytezCatalogLoader(client=client).load()) == 4
 
 
-async def test_catalog_loader_async() -> None:
-    client: Any = AsyncFakeClient()
-    docs = [d async for d in BytezCatalogLoader(async_client=client, search="bart").alazy_load()]
+async def test_catalog_loader_async(
+    aclient: AsyncBytezClient, client: BytezClient, fake: FakeBytez
+) -> None:
+    docs = [d async for d in BytezCatalogLoader(async_client=aclient, search="bart").alazy_load()]
     assert [d.metadata["task"] for d in docs] == ["summarization"]
     # A sync client alone is used off the loop.
-    sync: Any = FakeClient()
-    docs = await BytezCatalogLoader(client=sync, search="bart").aload()
+    fake.log.clear()
+    docs = await BytezCatalogLoader(client=client, search="bart").aload()
     assert len(docs) == 1
-    assert sync.calls == [("list_models", None)]
+    assert fake.log == [("GET", "/models/v2/list/models")]
 
 
-def test_instance_loader() -> None:
-    client: Any = FakeClient()
+def test_instance_loader(client: BytezClient) -> None:
     docs = BytezInstanceLoader(client=client).load()
     assert len(docs) == 2
     first = docs[0]
@@ -272,8 +260,8 @@ def test_instance_loader() -> None:
         assert loader.states == frozenset({ClusterState.RUNNING})
 
 
-async def test_instance_loader_async() -> None:
-    client: Any = AsyncFakeClient()
+async def test_instance_loader_async(aclient: AsyncBytezClient) -> None:
+    client = aclient
     loader = BytezInstanceLoader(async_client=client, states=[ClusterState.DEPLOYING])
     docs = [d async for d in loader.alazy_load()]
     assert [d.metadata["model_id"] for d in docs] == ["microsoft/phi-2"]

@@ -15,13 +15,16 @@ from uuid import uuid4
 
 import pytest
 
-from langchain_bytez import manager as manager_mod
+from langchain_bytez import progress as progress_mod
+from langchain_bytez.client import AsyncBytezClient, BytezClient
 from langchain_bytez.errors import (
     BytezInvalidRequestError,
     BytezModelLoadError,
     BytezNotFoundError,
     InvalidModelIdError,
 )
+from langchain_bytez.lifecycle import drivers as drivers_mod
+from langchain_bytez.lifecycle.flight import Flight
 from langchain_bytez.manager import (
     AsyncModelHandle,
     ConsoleProgressReporter,
@@ -33,6 +36,7 @@ from langchain_bytez.manager import (
     timeout_to_minutes,
 )
 from langchain_bytez.types import Capacity, ClusterState, ClusterStatus, RunResult
+from tests.unit_tests.fake_bytez import FAKE_KEY, URL, FakeBytez
 
 MODEL = "openai-community/gpt2"
 _CATALOG_404 = "Model does not exist or has yet to be added to the Bytez catalog"
@@ -600,7 +604,7 @@ def test_polling_backs_off_exponentially(
 ) -> None:
     client.backend.polls_to_run = 9
     sleeps: list[float] = []
-    monkeypatch.setattr(manager_mod.time, "sleep", sleeps.append)
+    monkeypatch.setattr(drivers_mod.time, "sleep", sleeps.append)
     ModelHandle(client, MODEL, manager=ModelManager()).load(progress=False)
     assert sleeps[:4] == pytest.approx([0.05, 0.1, 0.2, 0.4])
     assert max(sleeps) == pytest.approx(5.0)
@@ -968,7 +972,7 @@ def test_late_subscriber_gets_the_replay_before_any_newer_event() -> None:
     # The latest event is replayed under the flight's lock: a broadcast racing with the
     # subscription cannot reach the new subscriber before the replay (a console line
     # replayed after the final "done" would stay on screen).
-    flight = manager_mod._Flight((1, 1, 1, 5), printer=False)
+    flight = Flight((1, 1, 1, 5), printer=False)
     old, new = _events()[0], _events()[-1]
     flight.broadcast(old)
     seen: list[LoadProgress] = []
@@ -1301,13 +1305,13 @@ def test_dispatchers_build_no_callback_manager_until_an_event(
 
     built: list[str] = []
     for name in ("CallbackManager", "AsyncCallbackManager"):
-        real = getattr(manager_mod, name)
+        real = getattr(progress_mod, name)
 
         def counting(*args: Any, _real: Any = real, _name: str = name, **kwargs: Any) -> Any:
             built.append(_name)
             return _real(*args, **kwargs)
 
-        monkeypatch.setattr(manager_mod, name, counting)
+        monkeypatch.setattr(progress_mod, name, counting)
     sync_rm = CallbackManagerForLLMRun(run_id=uuid4(), handlers=[], inheritable_handlers=[])
     async_rm = AsyncCallbackManagerForLLMRun(run_id=uuid4(), handlers=[], inheritable_handlers=[])
     dispatch = langchain_progress_dispatcher(sync_rm)
@@ -1409,3 +1413,55 @@ async def test_sync_call_inside_the_loop_does_not_deadlock_on_an_async_leader(
     assert status is not None
     assert status.state is ClusterState.RUNNING
     assert await asyncio.wait_for(leader, 5) is not None
+
+
+# --------------------------------------------------------------------------- real clients
+
+
+def test_handle_lifecycle_with_a_real_client_over_the_shared_fake() -> None:
+    # The drivers against the real client and its wire mapping: PUT, polls, DELETE.
+    fake = FakeBytez()
+    fake.polls_to_run = 2
+    http, _ = fake.clients()
+    with http, BytezClient(api_key=FAKE_KEY, base_url=URL, http_client=http) as real:
+        handle = ModelHandle(real, MODEL, manager=fresh_manager())
+        assert handle.status().state is ClusterState.STOPPED
+        status = handle.load(concurrency=2, timeout=90, progress=False)
+        assert status is not None
+        assert status.state is ClusterState.RUNNING
+        cluster_calls = [call for call in fake.log if call[1] == f"/models/v2/{MODEL}"]
+        assert [method for method, _ in cluster_calls] == ["GET", "GET", "PUT", "GET", "GET"]
+        handle.stop()
+        assert fake.log[-1] == ("DELETE", f"/models/v2/{MODEL}")
+        assert MODEL not in fake.clusters
+        handle.stop()  # idempotent: the 404 of a missing cluster is fine
+
+
+async def test_async_handle_turns_a_stopped_cluster_on_over_the_shared_fake() -> None:
+    fake = FakeBytez()
+    fake.add_cluster(MODEL, "off")
+    _, ahttp = fake.clients()
+    async with ahttp, AsyncBytezClient(api_key=FAKE_KEY, base_url=URL, http_client=ahttp) as real:
+        handle = AsyncModelHandle(real, MODEL, manager=fresh_manager())
+        status = await handle.load(progress=False)
+        assert status is not None
+        assert status.state is ClusterState.RUNNING
+        assert ("PATCH", f"/models/v2/{MODEL}") in fake.log
+        assert not any(method == "PUT" for method, _ in fake.log)
+
+
+def test_implicit_budgets_set_on_the_manager_module_reach_the_lifecycle(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Documented as tunable at langchain_bytez.manager; the drivers read lifecycle.settings.
+    import langchain_bytez.manager as facade
+    from langchain_bytez.lifecycle import drivers, settings
+
+    monkeypatch.setattr(facade, "IMPLICIT_CALL_TIMEOUT", 0.5)
+    assert settings.IMPLICIT_CALL_TIMEOUT == 0.5
+    assert drivers._call_options(implicit=True) == {"timeout": 0.5, "retry": False}
+    monkeypatch.setattr(facade, "IMPLICIT_RETRY_AFTER", 7.0)
+    assert settings.IMPLICIT_RETRY_AFTER == 7.0
+    monkeypatch.undo()
+    assert settings.IMPLICIT_CALL_TIMEOUT == 10.0
+    assert settings.IMPLICIT_RETRY_AFTER == 300.0

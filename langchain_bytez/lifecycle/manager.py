@@ -1,0 +1,696 @@
+"""``ModelManager`` and the model handles: the public face of the model lifecycle.
+
+* [`ModelManager`][langchain_bytez.manager.ModelManager]: one per API endpoint and key.
+  ``ensure_loaded`` (explicit, single-flight), ``ensure_available`` (the implicit,
+  best-effort auto-load before a run), ``limit``/``alimit`` (the in-flight cap, see
+  [`langchain_bytez.limiter`][langchain_bytez.limiter]), and the ``load``/``status``/
+  ``stop``/``session`` shortcuts.
+* [`ModelHandle`][langchain_bytez.manager.ModelHandle] /
+  [`AsyncModelHandle`][langchain_bytez.manager.AsyncModelHandle]: what ``client.model(id)``
+  returns; they share everything but the I/O.
+
+The decisions are in [`plans`][langchain_bytez.lifecycle.plans]; the state and single
+flight in [`coordinator`][langchain_bytez.lifecycle.coordinator].
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from contextlib import asynccontextmanager, contextmanager
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
+
+from langchain_bytez.lifecycle.coordinator import LoadCoordinator
+from langchain_bytez.lifecycle.drivers import adrive, drive
+from langchain_bytez.lifecycle.progress import AsyncProgressOption, ProgressOption
+from langchain_bytez.lifecycle.settings import (
+    DEFAULT_DEADLINE_SECONDS,
+    DEFAULT_TIMEOUT_SECONDS,
+    LoadSpec,
+    run_payload,
+)
+from langchain_bytez.protocol import validate_model_id
+from langchain_bytez.registry import SharedInstances
+from langchain_bytez.types import Capacity, ClusterStatus, RunResult
+
+if TYPE_CHECKING:
+    from langchain_bytez.client import (
+        AsyncBytezClient,
+        AsyncTextStream,
+        BytezClient,
+        TextStream,
+    )
+
+__all__ = ["AsyncModelHandle", "ModelHandle", "ModelManager"]
+
+logger = logging.getLogger("langchain_bytez")
+
+
+class ModelManager(LoadCoordinator):
+    """Shared model-lifecycle state for one Bytez endpoint and API key.
+
+    Obtain it with [`for_client`][langchain_bytez.manager.ModelManager.for_client] (one instance per
+    ``client.cache_key``, shared by sync and async clients of the same endpoint and key). It
+    provides:
+
+    * [`ensure_loaded`][langchain_bytez.manager.ModelManager.ensure_loaded] /
+      [`aensure_loaded`][langchain_bytez.manager.ModelManager.aensure_loaded]: make sure a model's
+      cluster is running. Concurrent first calls for one model, from threads or asyncio tasks on any
+      event loop, share a single load: exactly one create-cluster request is sent. A model seen
+      running is remembered for ``min(running_ttl, idle timeout / 2)`` seconds, so hot paths cost no
+      request; [`forget`][langchain_bytez.manager.ModelManager.forget] drops that memory.
+    * [`limit`][langchain_bytez.manager.ModelManager.limit] /
+      [`alimit`][langchain_bytez.manager.ModelManager.alimit]: at most ``concurrency`` in-flight
+      runs per model; the rest queue in arrival order. Threads and tasks of all loops share one
+      count.
+    * [`session`][langchain_bytez.manager.ModelManager.session] /
+      [`asession`][langchain_bytez.manager.ModelManager.asession]: load on entry, stop on exit.
+    * [`load`][langchain_bytez.manager.ModelManager.load],
+      [`status`][langchain_bytez.manager.ModelManager.status],
+      [`stop`][langchain_bytez.manager.ModelManager.stop] (and ``a``-prefixed twins): shortcuts to
+      the model handles.
+
+    When the service answers the cluster routes with 404/405 (routes removed), the manager
+    switches to serverless mode for good: it warns once, loads return ``None`` and the
+    first run starts the model.
+
+    [`ensure_available`][langchain_bytez.manager.ModelManager.ensure_available] /
+    [`aensure_available`][langchain_bytez.manager.ModelManager.aensure_available] are the
+    implicit, best-effort twins of ``ensure_loaded`` that the LangChain classes use
+    before a run: they never change an existing cluster and never raise for a cluster
+    problem (only 401/402).
+
+    Attributes:
+        running_ttl: Upper bound, in seconds, on how long "running" is remembered.
+        poll_initial: First delay between status polls while loading, in seconds.
+        poll_max: Longest delay between polls (the delay doubles up to it).
+
+    Example:
+        ```python
+        from langchain_bytez.client import BytezClient
+        from langchain_bytez.manager import ModelManager
+
+        client = BytezClient()
+        manager = ModelManager.for_client(client)
+        manager.ensure_loaded(client, "openai-community/gpt2", concurrency=2)
+        with manager.limit("openai-community/gpt2", 2):
+            result = client.run("openai-community/gpt2", {"text": "Hello"})
+        ```
+    """
+
+    _registry: ClassVar[SharedInstances[Any, ModelManager]] = SharedInstances()
+
+    @classmethod
+    def for_client(cls, client: BytezClient | AsyncBytezClient) -> ModelManager:
+        """Return the manager shared by every client of the same endpoint and key.
+
+        Args:
+            client: A sync or async Bytez client; its ``cache_key`` (base URL and a key
+                fingerprint, never the key) selects the manager.
+
+        Returns:
+            The shared manager, created on first use.
+        """
+        return cls._registry.get(client.cache_key, cls)
+
+    # ------------------------------------------------------------------ loading
+
+    def ensure_loaded(
+        self,
+        client: BytezClient,
+        model_id: str,
+        *,
+        concurrency: int = 1,
+        timeout: float = DEFAULT_TIMEOUT_SECONDS,
+        capacity: Capacity | Mapping[str, int] | None = None,
+        progress: ProgressOption = None,
+        deadline: float = DEFAULT_DEADLINE_SECONDS,
+    ) -> ClusterStatus | None:
+        """Make sure a model's cluster is running, loading it if needed (single-flight).
+
+        Args:
+            client: The sync client to use.
+            model_id: The Bytez model id.
+            concurrency: Instances to run (``min = desired = max``).
+            timeout: Idle seconds before the cluster shuts down; sent as whole minutes,
+                rounded up, 1 to 1440.
+            capacity: Full capacity (``Capacity`` or dict with ``min``, ``desired``,
+                ``max``) for autoscaling; overrides ``concurrency``.
+            progress: ``True`` for the console reporter, a callable for events,
+                ``False``/``None`` for silence.
+            deadline: Seconds to wait for the cluster to run before giving up.
+
+        Returns:
+            The running cluster's status, or ``None`` in serverless mode.
+
+        Raises:
+            ValueError: On out-of-range or wrongly typed settings.
+            BytezModelLoadError: If the load fails or misses the deadline.
+            BytezError: On other service errors (unknown model, bad key...).
+        """
+        spec = LoadSpec.build(concurrency, timeout, capacity, deadline)
+        model_id = validate_model_id(model_id)
+        return self._load_sync(client, model_id, spec, progress, use_cache=True)
+
+    async def aensure_loaded(
+        self,
+        client: AsyncBytezClient,
+        model_id: str,
+        *,
+        concurrency: int = 1,
+        timeout: float = DEFAULT_TIMEOUT_SECONDS,
+        capacity: Capacity | Mapping[str, int] | None = None,
+        progress: AsyncProgressOption = None,
+        deadline: float = DEFAULT_DEADLINE_SECONDS,
+    ) -> ClusterStatus | None:
+        """Async ``ensure_loaded``; shares the single flight with sync callers.
+
+        Args:
+            client: The async client to use.
+            model_id: The Bytez model id.
+            concurrency: As for the sync twin.
+            timeout: As for the sync twin.
+            capacity: As for the sync twin.
+            progress: ``True``, ``False``/``None``, or a sync or async callable.
+            deadline: As for the sync twin.
+
+        Returns:
+            The running cluster's status, or ``None`` in serverless mode.
+
+        Raises:
+            ValueError: On out-of-range or wrongly typed settings.
+            BytezModelLoadError: If the load fails or misses the deadline.
+            BytezError: On other service errors.
+        """
+        spec = LoadSpec.build(concurrency, timeout, capacity, deadline)
+        model_id = validate_model_id(model_id)
+        return await self._load_async(client, model_id, spec, progress, use_cache=True)
+
+    # ------------------------------------------------------------------ conveniences
+
+    def load(
+        self,
+        model_id: str,
+        *,
+        client: BytezClient,
+        concurrency: int | None = None,
+        timeout: float | None = None,
+        capacity: Capacity | Mapping[str, int] | None = None,
+        progress: ProgressOption = True,
+        deadline: float = DEFAULT_DEADLINE_SECONDS,
+    ) -> ClusterStatus | None:
+        """Shortcut for ``ModelHandle(client, model_id, manager=self).load(...)``.
+
+        Args:
+            model_id: The Bytez model id.
+            client: The sync client to use.
+            concurrency: Instances to run; ``None`` keeps an existing cluster's capacity
+                (a new one gets 1).
+            timeout: Idle seconds before shutdown (whole minutes, rounded up, 1-1440);
+                ``None`` keeps an existing cluster's timeout (a new one gets 300 s).
+            capacity: Full capacity for autoscaling; overrides ``concurrency``.
+            progress: ``True``, ``False``/``None`` or a callable.
+            deadline: Seconds to wait for the cluster to run.
+
+        Returns:
+            The running cluster's status, or ``None`` in serverless mode.
+        """
+        return ModelHandle(client, model_id, manager=self).load(
+            concurrency, timeout, capacity=capacity, progress=progress, deadline=deadline
+        )
+
+    async def aload(
+        self,
+        model_id: str,
+        *,
+        client: AsyncBytezClient,
+        concurrency: int | None = None,
+        timeout: float | None = None,
+        capacity: Capacity | Mapping[str, int] | None = None,
+        progress: AsyncProgressOption = True,
+        deadline: float = DEFAULT_DEADLINE_SECONDS,
+    ) -> ClusterStatus | None:
+        """Async ``load``.
+
+        Args:
+            model_id: The Bytez model id.
+            client: The async client to use.
+            concurrency: As for the sync twin.
+            timeout: As for the sync twin.
+            capacity: As for the sync twin.
+            progress: ``True``, ``False``/``None`` or a sync or async callable.
+            deadline: As for the sync twin.
+
+        Returns:
+            The running cluster's status, or ``None`` in serverless mode.
+        """
+        return await AsyncModelHandle(client, model_id, manager=self).load(
+            concurrency, timeout, capacity=capacity, progress=progress, deadline=deadline
+        )
+
+    def status(self, model_id: str, *, client: BytezClient) -> ClusterStatus:
+        """Shortcut for ``ModelHandle(client, model_id, manager=self).status()``.
+
+        Args:
+            model_id: The Bytez model id.
+            client: The sync client to use.
+
+        Returns:
+            The cluster status (stopped when there is no cluster).
+        """
+        return ModelHandle(client, model_id, manager=self).status()
+
+    async def astatus(self, model_id: str, *, client: AsyncBytezClient) -> ClusterStatus:
+        """Async ``status``.
+
+        Args:
+            model_id: The Bytez model id.
+            client: The async client to use.
+
+        Returns:
+            The cluster status (stopped when there is no cluster).
+        """
+        return await AsyncModelHandle(client, model_id, manager=self).status()
+
+    def stop(self, model_id: str, *, client: BytezClient) -> None:
+        """Shortcut for ``ModelHandle(client, model_id, manager=self).stop()``.
+
+        Args:
+            model_id: The Bytez model id.
+            client: The sync client to use.
+        """
+        ModelHandle(client, model_id, manager=self).stop()
+
+    async def astop(self, model_id: str, *, client: AsyncBytezClient) -> None:
+        """Async ``stop``.
+
+        Args:
+            model_id: The Bytez model id.
+            client: The async client to use.
+        """
+        await AsyncModelHandle(client, model_id, manager=self).stop()
+
+    @contextmanager
+    def session(
+        self,
+        model_id: str,
+        *,
+        client: BytezClient,
+        concurrency: int | None = None,
+        timeout: float | None = None,
+        capacity: Capacity | Mapping[str, int] | None = None,
+        progress: ProgressOption = True,
+        deadline: float = DEFAULT_DEADLINE_SECONDS,
+    ) -> Iterator[ModelHandle]:
+        """Load a model for the duration of a ``with`` block, then stop it.
+
+        The model is stopped on exit, also when the block (or the load itself) raises,
+        so a session never leaves instances billing.
+
+        Args:
+            model_id: The Bytez model id.
+            client: The sync client to use.
+            concurrency: Instances to run; ``None`` keeps an existing cluster's capacity
+                (a new one gets 1).
+            timeout: Idle seconds before shutdown (whole minutes, rounded up, 1-1440);
+                ``None`` keeps an existing cluster's timeout (a new one gets 300 s).
+            capacity: Full capacity for autoscaling; overrides ``concurrency``.
+            progress: ``True``, ``False``/``None`` or a callable.
+            deadline: Seconds to wait for the cluster to run.
+
+        Yields:
+            The loaded model's handle.
+        """
+        handle = ModelHandle(client, model_id, manager=self)
+        try:
+            handle.load(
+                concurrency, timeout, capacity=capacity, progress=progress, deadline=deadline
+            )
+            yield handle
+        except BaseException:
+            try:
+                handle.stop()
+            except Exception:  # noqa: BLE001 - keep the original error, log this one
+                logger.warning("Bytez model %s: stop after error failed", model_id, exc_info=True)
+            raise
+        handle.stop()
+
+    @asynccontextmanager
+    async def asession(
+        self,
+        model_id: str,
+        *,
+        client: AsyncBytezClient,
+        concurrency: int | None = None,
+        timeout: float | None = None,
+        capacity: Capacity | Mapping[str, int] | None = None,
+        progress: AsyncProgressOption = True,
+        deadline: float = DEFAULT_DEADLINE_SECONDS,
+    ) -> AsyncIterator[AsyncModelHandle]:
+        """Async ``session``: ``async with manager.asession(...) as handle``.
+
+        Args:
+            model_id: The Bytez model id.
+            client: The async client to use.
+            concurrency: As for the sync twin.
+            timeout: As for the sync twin.
+            capacity: As for the sync twin.
+            progress: ``True``, ``False``/``None`` or a sync or async callable.
+            deadline: As for the sync twin.
+
+        Yields:
+            The loaded model's async handle.
+        """
+        handle = AsyncModelHandle(client, model_id, manager=self)
+        try:
+            await handle.load(
+                concurrency, timeout, capacity=capacity, progress=progress, deadline=deadline
+            )
+            yield handle
+        except BaseException:
+            try:
+                await handle.stop()
+            except Exception:  # noqa: BLE001 - keep the original error, log this one
+                logger.warning("Bytez model %s: stop after error failed", model_id, exc_info=True)
+            raise
+        await handle.stop()
+
+
+# --------------------------------------------------------------------------- handles
+
+
+_C = TypeVar("_C", "BytezClient", "AsyncBytezClient")
+
+
+class _ModelHandleBase(Generic[_C]):
+    """What the sync and async handles share: the model, its client and its manager."""
+
+    def __init__(self, client: _C, model_id: str, *, manager: ModelManager | None = None) -> None:
+        """Create the handle (no request is sent).
+
+        Args:
+            client: The client to use (sync for ``ModelHandle``, async for
+                ``AsyncModelHandle``).
+            model_id: The Bytez model id (validated here).
+            manager: The manager to share state with; defaults to the client's shared one.
+
+        Raises:
+            InvalidModelIdError: If the model id is not valid.
+        """
+        self._client: _C = client
+        self._model_id = validate_model_id(model_id)
+        self._manager = manager if manager is not None else ModelManager.for_client(client)
+
+    @property
+    def model_id(self) -> str:
+        """The Bytez model id."""
+        return self._model_id
+
+    @property
+    def client(self) -> _C:
+        """The client the handle sends requests with."""
+        return self._client
+
+    @property
+    def manager(self) -> ModelManager:
+        """The manager sharing load state for this endpoint."""
+        return self._manager
+
+    def __repr__(self) -> str:
+        """Return ``ModelHandle(model_id=...)`` (or ``AsyncModelHandle``)."""
+        return f"{type(self).__name__}(model_id={self._model_id!r})"
+
+
+class ModelHandle(_ModelHandleBase["BytezClient"]):
+    """One Bytez model seen through a sync client: what ``client.model(id)`` returns.
+
+    Example:
+        ```python
+        from langchain_bytez.client import BytezClient
+
+        with BytezClient() as client:
+            gpt2 = client.model("openai-community/gpt2")
+            gpt2.load(concurrency=2, timeout=600)  # waits, showing progress
+            print(gpt2.run("Once upon a time", {"max_new_tokens": 20}).output)
+            gpt2.stop()
+        ```
+    """
+
+    def load(
+        self,
+        concurrency: int | None = None,
+        timeout: float | None = None,
+        *,
+        capacity: Capacity | Mapping[str, int] | None = None,
+        progress: ProgressOption = True,
+        deadline: float = DEFAULT_DEADLINE_SECONDS,
+    ) -> ClusterStatus | None:
+        """Create (or update) the model's cluster and wait until it is running.
+
+        An existing cluster is updated (PATCH) when the capacity or timeout *given here*
+        differ from its own (sizes left ``None`` are kept as they are), and turned back
+        on when off. Polling backs off from 0.05 s, doubling up to 5 s.
+
+        Args:
+            concurrency: Instances to run (``min = desired = max = concurrency``);
+                ``None`` keeps an existing cluster's capacity (a new one gets 1).
+            timeout: Idle seconds before the cluster shuts down (``None`` keeps an
+                existing cluster's, a new one gets 300 s); Bytez counts whole
+                minutes, so this is rounded **up** to minutes and must be 1..1440
+                minutes (at most 86400 s).
+            capacity: Full capacity (``Capacity`` or ``{"min", "desired", "max"}``) for
+                autoscaling; when given it overrides ``concurrency``.
+            progress: ``True`` (default) prints progress to stderr; a callable receives
+                [`LoadProgress`][langchain_bytez.manager.LoadProgress] events; ``False``/``None`` is
+                silent.
+            deadline: Seconds to wait overall before giving up (default 15 min).
+
+        Returns:
+            The running cluster's status, or ``None`` in serverless mode (cluster
+            routes unavailable: the first run starts the model).
+
+        Raises:
+            ValueError: On out-of-range or wrongly typed settings.
+            BytezModelLoadError: If the cluster fails (message has the server's reason)
+                or is not running by the deadline (message has the last status).
+            BytezError: On other service errors (unknown model, bad key...).
+        """
+        spec = LoadSpec.build(concurrency, timeout, capacity, deadline)
+        return self._manager._load_sync(
+            self._client, self._model_id, spec, progress, use_cache=False
+        )
+
+    def start(
+        self,
+        concurrency: int | None = None,
+        timeout: float | None = None,
+        *,
+        capacity: Capacity | Mapping[str, int] | None = None,
+    ) -> ClusterStatus | None:
+        """Like ``load`` but returns as soon as the cluster is requested.
+
+        Args:
+            concurrency: Instances to run; ``None`` keeps an existing cluster's capacity
+                (a new one gets 1).
+            timeout: Idle seconds before shutdown (whole minutes, rounded up, 1-1440);
+                ``None`` keeps an existing cluster's timeout (a new one gets 300 s).
+            capacity: Full capacity for autoscaling; overrides ``concurrency``.
+
+        Returns:
+            The cluster status known right after the request (usually deploying), or
+            ``None`` in serverless mode.
+        """
+        spec = LoadSpec.build(concurrency, timeout, capacity, DEFAULT_DEADLINE_SECONDS)
+        plan = self._manager._load_plan(self._model_id, spec, wait=False)
+        return drive(plan, self._client, self._model_id, None, self._manager)
+
+    def status(self) -> ClusterStatus:
+        """Read the cluster's status.
+
+        Returns:
+            The status; ``ClusterState.STOPPED`` when the model has no cluster, and
+            ``raw_status="serverless"`` in serverless mode.
+        """
+        return drive(
+            self._manager._status_plan(self._model_id),
+            self._client,
+            self._model_id,
+            None,
+            self._manager,
+        )
+
+    def stop(self) -> None:
+        """Delete the cluster. Idempotent: stopping a stopped model is fine."""
+        drive(
+            self._manager._stop_plan(self._model_id),
+            self._client,
+            self._model_id,
+            None,
+            self._manager,
+        )
+
+    def run(
+        self,
+        input: str | Sequence[Mapping[str, Any]],  # noqa: A002
+        params: Mapping[str, Any] | None = None,
+    ) -> RunResult:
+        """Run the model once.
+
+        Args:
+            input: A string (sent as ``text``) or a list of message dicts (sent as
+                ``messages``) for chat and ``*-text-to-text`` models.
+            params: Generation parameters (``max_new_tokens``, ``temperature``...).
+
+        Returns:
+            The run's output and response metadata.
+        """
+        return self._client.run(self._model_id, run_payload(input, params))
+
+    def stream(
+        self,
+        input: str | Sequence[Mapping[str, Any]],  # noqa: A002
+        params: Mapping[str, Any] | None = None,
+    ) -> TextStream:
+        """Stream the model's output as text.
+
+        Args:
+            input: A string or a list of message dicts, as for
+                [`run`][langchain_bytez.manager.ModelHandle.run].
+            params: Generation parameters.
+
+        Returns:
+            The client's ``TextStream``: ``with handle.stream(...) as s: for t in s``.
+        """
+        return self._client.stream(self._model_id, run_payload(input, params))
+
+
+class AsyncModelHandle(_ModelHandleBase["AsyncBytezClient"]):
+    """One Bytez model seen through an async client: what ``async_client.model(id)`` returns.
+
+    Example:
+        ```python
+        from langchain_bytez.client import AsyncBytezClient
+
+        async with AsyncBytezClient() as client:
+            gpt2 = client.model("openai-community/gpt2")
+            await gpt2.load(concurrency=2)
+            async with gpt2.stream("Once upon a time") as stream:
+                async for text in stream:
+                    print(text, end="")
+            await gpt2.stop()
+        ```
+    """
+
+    async def load(
+        self,
+        concurrency: int | None = None,
+        timeout: float | None = None,
+        *,
+        capacity: Capacity | Mapping[str, int] | None = None,
+        progress: AsyncProgressOption = True,
+        deadline: float = DEFAULT_DEADLINE_SECONDS,
+    ) -> ClusterStatus | None:
+        """Create (or update) the model's cluster and wait until it is running.
+
+        See [`ModelHandle.load`][langchain_bytez.manager.ModelHandle.load]; ``progress`` may also be
+        an async callable.
+
+        Args:
+            concurrency: As for the sync twin.
+            timeout: As for the sync twin.
+            capacity: As for the sync twin.
+            progress: ``True`` (stderr), ``False``/``None``, or a sync or async callable.
+            deadline: As for the sync twin.
+
+        Returns:
+            The running cluster's status, or ``None`` in serverless mode.
+
+        Raises:
+            ValueError: On out-of-range or wrongly typed settings.
+            BytezModelLoadError: If the cluster fails or misses the deadline.
+            BytezError: On other service errors.
+        """
+        spec = LoadSpec.build(concurrency, timeout, capacity, deadline)
+        return await self._manager._load_async(
+            self._client, self._model_id, spec, progress, use_cache=False
+        )
+
+    async def start(
+        self,
+        concurrency: int | None = None,
+        timeout: float | None = None,
+        *,
+        capacity: Capacity | Mapping[str, int] | None = None,
+    ) -> ClusterStatus | None:
+        """Like ``load`` but returns as soon as the cluster is requested.
+
+        Args:
+            concurrency: As for the sync twin.
+            timeout: As for the sync twin.
+            capacity: As for the sync twin.
+
+        Returns:
+            The cluster status known right after the request, or ``None`` in serverless
+            mode.
+        """
+        spec = LoadSpec.build(concurrency, timeout, capacity, DEFAULT_DEADLINE_SECONDS)
+        plan = self._manager._load_plan(self._model_id, spec, wait=False)
+        return await adrive(plan, self._client, self._model_id, None, self._manager)
+
+    async def status(self) -> ClusterStatus:
+        """Read the cluster's status.
+
+        Returns:
+            The status; ``ClusterState.STOPPED`` when the model has no cluster.
+        """
+        return await adrive(
+            self._manager._status_plan(self._model_id),
+            self._client,
+            self._model_id,
+            None,
+            self._manager,
+        )
+
+    async def stop(self) -> None:
+        """Delete the cluster. Idempotent: stopping a stopped model is fine."""
+        await adrive(
+            self._manager._stop_plan(self._model_id),
+            self._client,
+            self._model_id,
+            None,
+            self._manager,
+        )
+
+    async def run(
+        self,
+        input: str | Sequence[Mapping[str, Any]],  # noqa: A002
+        params: Mapping[str, Any] | None = None,
+    ) -> RunResult:
+        """Run the model once.
+
+        Args:
+            input: A string (``text``) or a list of message dicts (``messages``).
+            params: Generation parameters.
+
+        Returns:
+            The run's output and response metadata.
+        """
+        return await self._client.run(self._model_id, run_payload(input, params))
+
+    def stream(
+        self,
+        input: str | Sequence[Mapping[str, Any]],  # noqa: A002
+        params: Mapping[str, Any] | None = None,
+    ) -> AsyncTextStream:
+        """Stream the model's output as text.
+
+        Args:
+            input: A string or a list of message dicts, as for
+                [`run`][langchain_bytez.manager.AsyncModelHandle.run].
+            params: Generation parameters.
+
+        Returns:
+            The client's ``AsyncTextStream``:
+            ``async with handle.stream(...) as s: async for t in s``.
+        """
+        return self._client.stream(self._model_id, run_payload(input, params))
