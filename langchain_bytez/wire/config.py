@@ -68,6 +68,7 @@ DEFAULT_LIMITS = httpx.Limits(max_connections=None, max_keepalive_connections=10
 Bytez accounts allow up to 400 concurrent requests and the server answers 429 beyond
 that, so the client does not cap them itself."""
 
+
 def _resolve_api_key(api_key: str | SecretStr | None) -> str:
     if isinstance(api_key, SecretStr):
         api_key = api_key.get_secret_value()
@@ -151,6 +152,23 @@ class ClientCore:
         on_retry: OnRetry | None,
         injected: bool,
     ) -> None:
+        """Resolve and check the settings (see ``BytezClient`` for each argument).
+
+        Args:
+            api_key: The key, or ``None`` for ``BYTEZ_API_KEY``.
+            base_url: The API root, or ``None`` for ``BYTEZ_BASE_URL`` or the default.
+            timeout: Seconds or an ``httpx.Timeout``; ``None`` for the default.
+            max_retries: Retries after the first attempt.
+            max_retry_wait: Longest single wait between attempts, in seconds.
+            default_headers: Extra headers for every request.
+            provider_key: A closed-source provider's key.
+            on_retry: Called before each retry sleep.
+            injected: Whether the caller supplied the ``httpx`` client.
+
+        Raises:
+            MissingAPIKeyError: If there is no key.
+            ValueError: If a setting is invalid.
+        """
         key = _resolve_api_key(api_key)
         provider = _secret_value(provider_key)
         self._api_key = SecretStr(key)
@@ -187,7 +205,8 @@ class ClientCore:
     def _check_http_client(candidate: object, expected: type) -> None:
         # Checked at run time: the annotations are not enforced.
         if candidate is not None and not isinstance(candidate, expected):
-            msg = f"http_client must be an httpx.{expected.__name__}, got {type(candidate).__name__}"
+            got = type(candidate).__name__
+            msg = f"http_client must be an httpx.{expected.__name__}, got {got}"
             raise TypeError(msg)
 
     @property
@@ -218,7 +237,7 @@ class ClientCore:
         return f"{type(self).__name__}(base_url={self._base_url!r})"
 
     def __getstate__(self) -> None:
-        # A pickle would carry the key in the clear, and pooled sockets do not pickle.
+        """Refuse pickling: a pickle would carry the key, and sockets do not pickle."""
         msg = f"{type(self).__name__} cannot be pickled; create a new client instead"
         raise TypeError(msg)
 

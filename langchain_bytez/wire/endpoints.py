@@ -136,9 +136,7 @@ def run(
             model_id=model_id, output=answer.output, meta=answer.meta, provider=answer.provider
         )
 
-    return Call(
-        "POST", path, parse, model_id, body, timeout=timeout, on_retry=on_retry
-    )
+    return Call("POST", path, parse, model_id, body, timeout=timeout, on_retry=on_retry)
 
 
 def stream_body(model_id: str, payload: Mapping[str, Any]) -> tuple[str, bytes]:
@@ -347,9 +345,7 @@ def get_cluster(
     def parse(answer: Answer, redact: Redact) -> ClusterStatus:
         return parse_cluster(answer.output, model_id, redact)
 
-    return Call(
-        "GET", protocol.model_path(model_id), parse, model_id, timeout=timeout, retry=retry
-    )
+    return Call("GET", protocol.model_path(model_id), parse, model_id, timeout=timeout, retry=retry)
 
 
 def update_cluster(
@@ -368,6 +364,7 @@ def update_cluster(
     if not body:
         msg = "update_cluster needs capacity, timeout_minutes or status"
         raise ValueError(msg)
+
     def parse(answer: Answer, redact: Redact) -> ClusterStatus | None:
         if not isinstance(answer.output, Mapping):
             return None

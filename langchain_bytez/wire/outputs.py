@@ -61,9 +61,10 @@ def text_of_output(
     """The text of a text-producing ``output``, whatever its vintage.
 
     Accepted, in this order: a string; a chat message whose ``content`` is a string or
-    a list of text blocks; a mapping with one of [`TEXT_KEYS`][langchain_bytez.wire.outputs.TEXT_KEYS];
-    a non-empty list of those (the first item is the answer, like a Hugging Face
-    pipeline's first sequence with ``num_return_sequences``).
+    a list of text blocks; a mapping with one of
+    [`TEXT_KEYS`][langchain_bytez.wire.outputs.TEXT_KEYS]; a non-empty list of those
+    (the first item is the answer, like a Hugging Face pipeline's first sequence with
+    ``num_return_sequences``).
 
     Args:
         output: The envelope's ``output``.
