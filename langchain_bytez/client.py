@@ -5,9 +5,7 @@
 ones are coroutines): run a model, stream its text, read the catalogue, and manage a
 model's instance cluster. Everything but the I/O lives in
 [`langchain_bytez.wire`][langchain_bytez.wire]: each method asks the core for a
-[`Call`][langchain_bytez.wire.endpoints.Call] (or a plan of calls), and the shell
-executes it with its one ``_execute``; a stream's state and rules are the core's
-[`StreamCore`][langchain_bytez.wire.stream.StreamCore], and the shell only reads bytes.
+[`Call`][langchain_bytez.wire.endpoints.Call] (or a plan of calls) and executes it.
 
 Retries: failures whose error ``is_retryable`` (429, 500/502/503/504, connection
 failures and timeouts before any answer) are retried up to ``max_retries`` times,
@@ -50,7 +48,7 @@ from langchain_bytez.wire.config import (
     DEFAULT_TIMEOUT,
     ClientCore,
 )
-from langchain_bytez.wire.endpoints import Answer, Call, Plan
+from langchain_bytez.wire.endpoints import Answer, Call, Plan, PlanDriver
 from langchain_bytez.wire.retry import OnRetry
 
 if TYPE_CHECKING:
@@ -87,8 +85,7 @@ async def _async_sleep(seconds: float) -> None:
     await asyncio.sleep(seconds)
 
 
-# ---------------------------------------------------------------------------------------
-# Sync client
+# ------------------------------------------------------------------------- the sync shell
 
 
 class BytezClient(ClientCore):
@@ -204,31 +201,19 @@ class BytezClient(ClientCore):
     # -- I/O --------------------------------------------------------------------------
 
     def _send(
-        self,
-        method: str,
-        path: str,
-        *,
-        content: bytes | None,
-        params: Mapping[str, str] | None,
-        timeout: httpx.Timeout,
-        stream: bool,
-        model_id: str | None,
+        self, call: Call[Any], timeout: httpx.Timeout, *, stream: bool = False
     ) -> httpx.Response:
         http = self._client()
-        request = self._build_request(
-            http, method, path, content=content, params=params, timeout=timeout
-        )
-        debug = logger.isEnabledFor(logging.DEBUG)
-        started = time.perf_counter() if debug else 0.0
+        request = self._build_request(http, call, timeout)
+        started = self._clock()
         try:
             response = http.send(request, stream=stream)
         except httpx.HTTPError as exc:
             failure = exc
         else:
-            if debug:
-                self._log_response(method, path, response.status_code, started)
+            self._log_response(call, response.status_code, started)
             return response
-        raise self._transport_error(failure, model_id)  # outside the except: see _caused_by
+        raise self._transport_error(failure, call.model_id)  # outside the except: see _caused_by
 
     def _with_retries(self, attempt: Callable[[], _T], label: str, on_retry: OnRetry | None) -> _T:
         try:
@@ -250,34 +235,20 @@ class BytezClient(ClientCore):
         timeout = self._call_timeout(call.timeout)
 
         def attempt() -> Answer:
-            response = self._send(
-                call.method,
-                call.path,
-                content=call.content,
-                params=call.params,
-                timeout=timeout,
-                stream=False,
-                model_id=call.model_id,
-            )
-            return self._answer(response, call.model_id)
+            return self._answer(self._send(call, timeout), call.model_id)
 
         answer = self._with_retries(attempt, call.label, call.on_retry) if call.retry else attempt()
         return call.parse(answer, self._redact)
 
     def _drive(self, plan: Plan[_T]) -> _T:
         """Run a multi-request plan: execute each call it yields, send back the result."""
-        reply: Any = None
-        failure: BytezError | None = None
-        while True:
+        driver = PlanDriver(plan)
+        while (call := driver.next_call()) is not None:
             try:
-                call = plan.send(reply) if failure is None else plan.throw(failure)
-            except StopIteration as done:
-                result: _T = done.value
-                return result
-            try:
-                reply, failure = self._execute(call), None
-            except BytezError as exc:
-                reply, failure = None, exc
+                driver.reply(self._execute(call))
+            except BytezError as exc:  # noqa: PERF203 - the plan decides what a failure means
+                driver.fail(exc)
+        return driver.result
 
     # -- runs -------------------------------------------------------------------------
 
@@ -507,8 +478,7 @@ class BytezClient(ClientCore):
         return ModelHandle(self, model_id)
 
 
-# ---------------------------------------------------------------------------------------
-# Async client: the same shell with awaits; see BytezClient for each method's details.
+# -------------------------------------------------- the async shell: BytezClient with awaits
 
 
 class AsyncBytezClient(ClientCore):
@@ -628,31 +598,19 @@ class AsyncBytezClient(ClientCore):
     # -- I/O --------------------------------------------------------------------------
 
     async def _send(
-        self,
-        method: str,
-        path: str,
-        *,
-        content: bytes | None,
-        params: Mapping[str, str] | None,
-        timeout: httpx.Timeout,
-        stream: bool,
-        model_id: str | None,
+        self, call: Call[Any], timeout: httpx.Timeout, *, stream: bool = False
     ) -> httpx.Response:
         http = self._client()
-        request = self._build_request(
-            http, method, path, content=content, params=params, timeout=timeout
-        )
-        debug = logger.isEnabledFor(logging.DEBUG)
-        started = time.perf_counter() if debug else 0.0
+        request = self._build_request(http, call, timeout)
+        started = self._clock()
         try:
             response = await http.send(request, stream=stream)
         except httpx.HTTPError as exc:
             failure = exc
         else:
-            if debug:
-                self._log_response(method, path, response.status_code, started)
+            self._log_response(call, response.status_code, started)
             return response
-        raise self._transport_error(failure, model_id)  # outside the except: see _caused_by
+        raise self._transport_error(failure, call.model_id)  # outside the except: see _caused_by
 
     async def _with_retries(
         self, attempt: Callable[[], Awaitable[_T]], label: str, on_retry: OnRetry | None
@@ -674,16 +632,7 @@ class AsyncBytezClient(ClientCore):
         timeout = self._call_timeout(call.timeout)
 
         async def attempt() -> Answer:
-            response = await self._send(
-                call.method,
-                call.path,
-                content=call.content,
-                params=call.params,
-                timeout=timeout,
-                stream=False,
-                model_id=call.model_id,
-            )
-            return self._answer(response, call.model_id)
+            return self._answer(await self._send(call, timeout), call.model_id)
 
         if call.retry:
             answer = await self._with_retries(attempt, call.label, call.on_retry)
@@ -693,18 +642,13 @@ class AsyncBytezClient(ClientCore):
 
     async def _drive(self, plan: Plan[_T]) -> _T:
         """Run a multi-request plan (see ``BytezClient._drive``)."""
-        reply: Any = None
-        failure: BytezError | None = None
-        while True:
+        driver = PlanDriver(plan)
+        while (call := driver.next_call()) is not None:
             try:
-                call = plan.send(reply) if failure is None else plan.throw(failure)
-            except StopIteration as done:
-                result: _T = done.value
-                return result
-            try:
-                reply, failure = await self._execute(call), None
-            except BytezError as exc:
-                reply, failure = None, exc
+                driver.reply(await self._execute(call))
+            except BytezError as exc:  # noqa: PERF203 - the plan decides what a failure means
+                driver.fail(exc)
+        return driver.result
 
     # -- the API: each method is one call (or plan) of the wire core --------------------
 

@@ -109,15 +109,7 @@ class TextStream(StreamCore):
     def _open_stream(self) -> httpx.Response:
         """One attempt: send the request, return a 2xx response or raise its error."""
         client = self._client
-        response = client._send(  # the stream is part of the client
-            "POST",
-            self._path,
-            content=self._content,
-            params=None,
-            timeout=self._timeout,
-            stream=True,
-            model_id=self.model_id,
-        )
+        response = client._send(self._call, self._timeout, stream=True)
         if 200 <= response.status_code < 300:
             return response
         try:
@@ -131,8 +123,7 @@ class TextStream(StreamCore):
     def _ensure_open(self) -> None:
         if self._response is not None or not self._check_openable():
             return
-        label = f"POST {self._path}"
-        response = self._client._with_retries(self._open_stream, label, self._on_retry)
+        response = self._client._with_retries(self._open_stream, self._call.label, self._on_retry)
         if not self._started(response):
             self._response = response
             return
@@ -254,15 +245,7 @@ class AsyncTextStream(StreamCore):
     async def _open_stream(self) -> httpx.Response:
         """One attempt: send the request, return a 2xx response or raise its error."""
         client = self._client
-        response = await client._send(  # the stream is part of the client
-            "POST",
-            self._path,
-            content=self._content,
-            params=None,
-            timeout=self._timeout,
-            stream=True,
-            model_id=self.model_id,
-        )
+        response = await client._send(self._call, self._timeout, stream=True)
         if 200 <= response.status_code < 300:
             return response
         try:
@@ -276,8 +259,8 @@ class AsyncTextStream(StreamCore):
     async def _ensure_open(self) -> None:
         if self._response is not None or not self._check_openable():
             return
-        label = f"POST {self._path}"
-        response = await self._client._with_retries(self._open_stream, label, self._on_retry)
+        client = self._client
+        response = await client._with_retries(self._open_stream, self._call.label, self._on_retry)
         if not self._started(response):
             self._response = response
             return

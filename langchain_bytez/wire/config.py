@@ -16,7 +16,7 @@ import os
 import time
 import warnings
 from collections.abc import Mapping
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import httpx
 import tenacity
@@ -30,7 +30,7 @@ from langchain_bytez.errors import (
     MissingAPIKeyError,
 )
 from langchain_bytez.types import ResponseMeta
-from langchain_bytez.wire.endpoints import Answer
+from langchain_bytez.wire.endpoints import Answer, Call
 from langchain_bytez.wire.retry import OnRetry, RetryLoop
 
 __all__ = [
@@ -296,23 +296,21 @@ class ClientCore:
         return error
 
     def _build_request(
-        self,
-        http: httpx.Client | httpx.AsyncClient,
-        method: str,
-        path: str,
-        *,
-        content: bytes | None,
-        params: Mapping[str, str] | None,
-        timeout: httpx.Timeout,
+        self, http: httpx.Client | httpx.AsyncClient, call: Call[Any], timeout: httpx.Timeout
     ) -> httpx.Request:
         return http.build_request(
-            method,
-            self._url(path),
-            content=content,
-            params=params,
+            call.method,
+            self._url(call.path),
+            content=call.content,
+            params=call.params,
             headers=self._request_headers,
             timeout=timeout,
         )
+
+    @staticmethod
+    def _clock() -> float | None:
+        """A start time for the request's debug log line, if debug logging is on."""
+        return time.perf_counter() if logger.isEnabledFor(logging.DEBUG) else None
 
     def _answer(self, response: httpx.Response, model_id: str | None) -> Answer:
         """The envelope of a read response, or its typed error (raised)."""
@@ -326,9 +324,10 @@ class ClientCore:
             response.status_code, response.headers, body, model_id, redact=self._redact
         )
 
-    def _log_response(self, method: str, path: str, status: int, started: float) -> None:
-        elapsed = (time.perf_counter() - started) * 1000
-        logger.debug("Bytez %s %s -> HTTP %d in %.1f ms", method, path, status, elapsed)
+    def _log_response(self, call: Call[Any], status: int, started: float | None) -> None:
+        if started is not None:
+            elapsed = (time.perf_counter() - started) * 1000
+            logger.debug("Bytez %s -> HTTP %d in %.1f ms", call.label, status, elapsed)
 
     def _retry_loop(
         self,

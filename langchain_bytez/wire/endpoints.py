@@ -25,6 +25,7 @@ __all__ = [
     "Answer",
     "Call",
     "Plan",
+    "PlanDriver",
     "create_cluster",
     "delete_cluster",
     "get_cluster",
@@ -34,6 +35,7 @@ __all__ = [
     "request_model",
     "run",
     "stream_body",
+    "stream_call",
     "update_cluster",
 ]
 
@@ -100,6 +102,43 @@ Plan = Generator[Call[Any], Any, T]
 """A multi-request method: yields calls, receives each result (or its error), returns."""
 
 
+class PlanDriver(Generic[T]):
+    """Steps a [`Plan`][langchain_bytez.wire.endpoints.Plan] for a shell that executes its calls.
+
+    ``while (call := driver.next_call()) is not None``: execute ``call``, then hand
+    back its result with ``reply`` or its error with ``fail`` (the plan may catch it or
+    let it propagate out of the next ``next_call``). When the plan ends, ``next_call``
+    returns ``None`` and ``result`` holds its value.
+    """
+
+    __slots__ = ("_failure", "_plan", "_reply", "result")
+
+    def __init__(self, plan: Plan[T]) -> None:
+        """Wrap ``plan`` (not started yet)."""
+        self._plan = plan
+        self._reply: Any = None
+        self._failure: BytezError | None = None
+        self.result: T
+
+    def next_call(self) -> Call[Any] | None:
+        """The next call to execute, or ``None`` when the plan is done."""
+        try:
+            if self._failure is None:
+                return self._plan.send(self._reply)
+            return self._plan.throw(self._failure)
+        except StopIteration as done:
+            self.result = done.value
+            return None
+
+    def reply(self, value: Any) -> None:
+        """Hand the last call's result to the plan."""
+        self._reply, self._failure = value, None
+
+    def fail(self, error: BytezError) -> None:
+        """Hand the last call's error to the plan."""
+        self._reply, self._failure = None, error
+
+
 def _text(answer: Answer, _: Redact) -> str:
     return "" if answer.output is None else str(answer.output)
 
@@ -148,6 +187,11 @@ def stream_body(model_id: str, payload: Mapping[str, Any]) -> tuple[str, bytes]:
     """
     path = protocol.model_path(model_id)
     return path, protocol.encode_json(protocol.build_run_body(payload, stream=True))
+
+
+def stream_call(model_id: str, path: str, content: bytes) -> Call[Any]:
+    """The request of a streamed run (its body is read by the stream, not parsed here)."""
+    return Call("POST", path, _output, model_id, content)
 
 
 # -- catalogue -----------------------------------------------------------------------

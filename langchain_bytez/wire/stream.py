@@ -18,6 +18,7 @@ from langchain_bytez import protocol
 from langchain_bytez.errors import BytezAPIError, BytezStreamError
 from langchain_bytez.streaming import StreamTextDecoder
 from langchain_bytez.types import ResponseMeta
+from langchain_bytez.wire.endpoints import stream_call
 from langchain_bytez.wire.outputs import text_of_output
 
 if TYPE_CHECKING:
@@ -84,8 +85,7 @@ class StreamCore:
         self.model_id = model_id
         self.meta: ResponseMeta | None = None
         self._core_client = client
-        self._path = path
-        self._content = content
+        self._call = stream_call(model_id, path, content)
         self._timeout = timeout
         self._on_retry = on_retry
         self._delivered = _Transcript()
