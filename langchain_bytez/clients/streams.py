@@ -18,13 +18,13 @@ import httpx
 from langchain_bytez.wire.stream import STREAMING_EXCEPTIONS, StreamCore
 
 if TYPE_CHECKING:
-    from langchain_bytez.client import AsyncBytezClient, BytezClient
-    from langchain_bytez.wire.retry import OnRetry
+    # Quoted in the base classes: the client module imports this one.
+    from langchain_bytez.client import AsyncBytezClient, BytezClient  # noqa: F401
 
 __all__ = ["AsyncTextStream", "TextStream"]
 
 
-class TextStream(StreamCore):
+class TextStream(StreamCore["BytezClient"]):
     """A streamed run: iterate it for text chunks as the model produces them.
 
     The request is sent on ``__enter__`` (or on first iteration), retried only until the
@@ -35,33 +35,12 @@ class TextStream(StreamCore):
     was delivered. Leaving the ``with`` block, breaking out of the loop, or an error
     releases the connection.
 
+    Create it with [`BytezClient.stream`][langchain_bytez.client.BytezClient.stream].
+
     Attributes:
         model_id: The Bytez model id.
         meta: The response metadata, once the response has started.
     """
-
-    def __init__(
-        self,
-        client: BytezClient,
-        model_id: str,
-        path: str,
-        content: bytes,
-        timeout: httpx.Timeout,
-        on_retry: OnRetry | None,
-    ) -> None:
-        """Prepare the stream (use ``BytezClient.stream`` rather than this).
-
-        Args:
-            client: The client that sends the request.
-            model_id: The Bytez model id (already validated).
-            path: The API path of the model.
-            content: The encoded request body.
-            timeout: The request timeout.
-            on_retry: Per-call retry callback.
-        """
-        super().__init__(client, model_id, path, content, timeout, on_retry)
-        self._client = client
-        self._response: httpx.Response | None = None
 
     def __enter__(self) -> TextStream:
         """Send the request and wait for the response to start.
@@ -168,7 +147,7 @@ class TextStream(StreamCore):
             self.close()
 
 
-class AsyncTextStream(StreamCore):
+class AsyncTextStream(StreamCore["AsyncBytezClient"]):
     """An async streamed run: ``async for`` it for text chunks.
 
     Same rules as [`TextStream`][langchain_bytez.client.TextStream]: the request is sent on
@@ -178,33 +157,12 @@ class AsyncTextStream(StreamCore):
     ``async with``, breaking out of the loop releases it when the event loop finalises
     the iterator; prefer ``async with``.
 
+    Create it with [`AsyncBytezClient.stream`][langchain_bytez.client.AsyncBytezClient.stream].
+
     Attributes:
         model_id: The Bytez model id.
         meta: The response metadata, once the response has started.
     """
-
-    def __init__(
-        self,
-        client: AsyncBytezClient,
-        model_id: str,
-        path: str,
-        content: bytes,
-        timeout: httpx.Timeout,
-        on_retry: OnRetry | None,
-    ) -> None:
-        """Prepare the stream (use ``AsyncBytezClient.stream`` rather than this).
-
-        Args:
-            client: The client that sends the request.
-            model_id: The Bytez model id (already validated).
-            path: The API path of the model.
-            content: The encoded request body.
-            timeout: The request timeout.
-            on_retry: Per-call retry callback.
-        """
-        super().__init__(client, model_id, path, content, timeout, on_retry)
-        self._client = client
-        self._response: httpx.Response | None = None
 
     async def __aenter__(self) -> AsyncTextStream:
         """Send the request and wait for the response to start.

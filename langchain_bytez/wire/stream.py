@@ -10,7 +10,7 @@ builds the typed errors of a broken stream or an in-band failure.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Generic, TypeVar
 
 import httpx
 
@@ -18,11 +18,11 @@ from langchain_bytez import protocol
 from langchain_bytez.errors import BytezAPIError, BytezStreamError
 from langchain_bytez.streaming import StreamTextDecoder
 from langchain_bytez.types import ResponseMeta
+from langchain_bytez.wire.config import ClientCore
 from langchain_bytez.wire.endpoints import stream_call
 from langchain_bytez.wire.outputs import text_of_output
 
 if TYPE_CHECKING:
-    from langchain_bytez.wire.config import ClientCore
     from langchain_bytez.wire.retry import OnRetry
 
 __all__ = ["StreamCore"]
@@ -55,7 +55,10 @@ def _is_json(response: httpx.Response) -> bool:
     return "application/json" in response.headers.get("content-type", "")
 
 
-class StreamCore:
+ClientT = TypeVar("ClientT", bound=ClientCore)
+
+
+class StreamCore(Generic[ClientT]):
     """What a streamed run knows, whichever shell reads its bytes.
 
     Attributes:
@@ -65,14 +68,14 @@ class StreamCore:
 
     def __init__(
         self,
-        client: ClientCore,
+        client: ClientT,
         model_id: str,
         path: str,
         content: bytes,
         timeout: httpx.Timeout,
         on_retry: OnRetry | None,
     ) -> None:
-        """Prepare the stream's state (the shell sends the request later).
+        """Prepare the stream; the request is sent when it is entered or iterated.
 
         Args:
             client: The client that sends the request.
@@ -84,7 +87,8 @@ class StreamCore:
         """
         self.model_id = model_id
         self.meta: ResponseMeta | None = None
-        self._core_client = client
+        self._client = client
+        self._response: httpx.Response | None = None
         self._call = stream_call(model_id, path, content)
         self._timeout = timeout
         self._on_retry = on_retry
@@ -169,7 +173,7 @@ class StreamCore:
 
     def _broken(self, exc: BaseException) -> BytezStreamError:
         # Raise the result outside the except block that caught exc (see _caused_by).
-        client = self._core_client
+        client = self._client
         delivered = self.text
         detail = client._redact(str(exc)) or type(exc).__name__
         message = (
@@ -182,7 +186,7 @@ class StreamCore:
         return client._caused_by(error, exc)
 
     def _in_band_error(self, message: str) -> BytezStreamError:
-        text = self._core_client._redact(message)
+        text = self._client._redact(message)
         return BytezStreamError(
             f"The model failed while streaming: {text}",
             status_code=self._status,
@@ -194,7 +198,7 @@ class StreamCore:
     def _prefetch_json(self, body: bytes, response: httpx.Response) -> None:
         # A JSON answer to a stream request: either an error envelope (raise it, never
         # stream it as text) or a server that did not stream (deliver its text at once).
-        redact: Callable[[str], str] = self._core_client._redact
+        redact: Callable[[str], str] = self._client._redact
         try:
             output, _ = protocol.parse_envelope(response, self.model_id, redact=redact)
         except BytezAPIError:
