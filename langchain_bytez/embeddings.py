@@ -32,6 +32,7 @@ from langchain_bytez.wire.outputs import embedding_vector
 
 __all__ = ["BytezEmbeddings", "normalize_embedding_output"]
 
+
 def normalize_embedding_output(output: Any, model_id: str = "") -> list[float]:
     """Turn any embedding ``output`` of a one-text request into one flat vector.
 
