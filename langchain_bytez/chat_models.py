@@ -66,6 +66,7 @@ from langchain_bytez.generation import (
 from langchain_bytez.tool_calling import (
     ToolProtocol,
 )
+from langchain_bytez.wire.outputs import chat_content
 
 __all__ = ["ChatBytez", "convert_messages"]
 
@@ -139,14 +140,7 @@ def _output_answer(output: Any, model_id: str) -> _Answer:
     conversation, reply last) or ``[{"generated_text": str}]``; a bare string is taken
     as the reply.
     """
-    if isinstance(output, list) and output and isinstance(output[0], Mapping):
-        output = output[0]
-    if isinstance(output, Mapping) and "generated_text" in output:
-        generated = output["generated_text"]
-        output = generated[-1] if isinstance(generated, list) and generated else generated
-    if isinstance(output, Mapping):
-        return _answer_of_content(output.get("content"), model_id)
-    return _answer_of_content(output, model_id)
+    return _answer_of_content(chat_content(output), model_id)
 
 
 def _content(text: str, answer: _Answer) -> str | list[str | dict[str, Any]]:

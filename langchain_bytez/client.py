@@ -1,17 +1,19 @@
-"""Sync and async clients for the Bytez HTTP API, over one pooled ``httpx`` client each.
+"""Sync and async clients for the Bytez HTTP API: thin I/O shells over the wire core.
 
 [`BytezClient`][langchain_bytez.client.BytezClient] and
 [`AsyncBytezClient`][langchain_bytez.client.AsyncBytezClient] offer the same methods (the async
 ones are coroutines): run a model, stream its text, read the catalogue, and manage a
-model's instance cluster. Both build their requests and read their answers with
-[`langchain_bytez.protocol`][langchain_bytez.protocol], so they differ only in I/O.
+model's instance cluster. Everything but the I/O lives in
+[`langchain_bytez.wire`][langchain_bytez.wire]: each method asks the core for a
+[`Call`][langchain_bytez.wire.endpoints.Call] (or a plan of calls) and executes it.
 
 Retries: failures whose error ``is_retryable`` (429, 500/502/503/504, connection
 failures and timeouts before any answer) are retried up to ``max_retries`` times,
 waiting as long as the server asked (``Retry-After``, ``ratelimit-reset`` on a 429) or
-with jittered exponential backoff. The first attempt is made directly; a tenacity loop
-is only built after a retryable failure, so the happy path pays nothing for retries.
-A stream is retried only until its response starts; never after text was delivered.
+with jittered exponential backoff. The first attempt is made directly; the
+[`RetryLoop`][langchain_bytez.wire.retry.RetryLoop] is only built after a retryable
+failure, so the happy path pays nothing for retries. A stream is retried only until its
+response starts; never after text was delivered.
 
 Secrets: the key is kept as a ``pydantic.SecretStr``, sent only in the
 ``Authorization`` header, and removed from every error message; ``repr`` shows the base
@@ -21,35 +23,33 @@ URL only, and ``cache_key`` carries a fingerprint, never the key.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import hashlib
 import logging
-import math
-import os
 import threading
 import time
-import warnings
 import weakref
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 import httpx
 import tenacity
-from pydantic import SecretStr, ValidationError
+from pydantic import SecretStr
 
 from langchain_bytez import protocol
-from langchain_bytez.errors import (
-    BytezAPIError,
-    BytezConnectionError,
-    BytezError,
-    BytezNotFoundError,
-    BytezStreamError,
-    BytezTimeoutError,
-    MissingAPIKeyError,
+from langchain_bytez.clients.streams import AsyncTextStream, TextStream
+from langchain_bytez.errors import BytezError
+from langchain_bytez.types import Capacity, ClusterStatus, ModelInfo, RunResult
+from langchain_bytez.wire import endpoints
+from langchain_bytez.wire.config import (
+    API_KEY_ENV,
+    BASE_URL_ENV,
+    DEFAULT_BASE_URL,
+    DEFAULT_LIMITS,
+    DEFAULT_TIMEOUT,
+    ClientCore,
 )
-from langchain_bytez.streaming import StreamTextDecoder
-from langchain_bytez.types import Capacity, ClusterStatus, ModelInfo, ResponseMeta, RunResult
+from langchain_bytez.wire.endpoints import Answer, Call, Plan, PlanDriver
+from langchain_bytez.wire.retry import OnRetry
 
 if TYPE_CHECKING:
     from langchain_bytez.manager import AsyncModelHandle, ModelHandle
@@ -67,30 +67,6 @@ __all__ = [
     "TextStream",
 ]
 
-DEFAULT_BASE_URL = "https://api.bytez.com"
-"""API root used when neither ``base_url`` nor ``BYTEZ_BASE_URL`` is set."""
-
-API_KEY_ENV = "BYTEZ_API_KEY"
-"""Environment variable the API key is read from when none is passed."""
-
-BASE_URL_ENV = "BYTEZ_BASE_URL"
-"""Environment variable the API root is read from when no ``base_url`` is passed."""
-
-DEFAULT_TIMEOUT = httpx.Timeout(connect=10.0, read=600.0, write=60.0, pool=600.0)
-"""Default request timeout: reads wait up to 10 minutes, connecting up to 10 seconds.
-
-Cold starts hold a run open for minutes; connecting should be quick. ``pool`` only
-matters with a connection cap (ours has none)."""
-
-DEFAULT_LIMITS = httpx.Limits(max_connections=None, max_keepalive_connections=100)
-"""Connection-pool limits: no cap on open connections, up to 100 idle ones kept.
-
-Bytez accounts allow up to 400 concurrent requests and the server answers 429 beyond
-that, so the client does not cap them itself."""
-
-OnRetry = Callable[[tenacity.RetryCallState], None]
-"""Callback invoked before each retry sleep, with tenacity's state."""
-
 logger = logging.getLogger("langchain_bytez")
 """The package logger, ``logging.getLogger("langchain_bytez")``.
 
@@ -98,13 +74,6 @@ Request timings go to ``DEBUG``, retries and other recovered problems to
 ``INFO``/``WARNING``."""
 
 _T = TypeVar("_T")
-_E = TypeVar("_E", bound=BaseException)
-_LIST_MODELS = f"{protocol.API_PREFIX}/list/models"
-_LIST_TASKS = f"{protocol.API_PREFIX}/list/tasks"
-_LIST_CLUSTERS = f"{protocol.API_PREFIX}/list/clusters"
-_REQUEST_PREFIX = f"{protocol.API_PREFIX}/request/"
-_STREAMING_EXCEPTIONS = (httpx.TransportError, httpx.DecodingError)
-_MAX_CACHED_URLS = 1024
 
 
 # Module-level so tests (and callers who must not block) can patch the retry sleeps.
@@ -116,437 +85,10 @@ async def _async_sleep(seconds: float) -> None:
     await asyncio.sleep(seconds)
 
 
-# ---------------------------------------------------------------------------------------
-# Configuration shared by both clients
+# ------------------------------------------------------------------------- the sync shell
 
 
-def _resolve_api_key(api_key: str | SecretStr | None) -> str:
-    if isinstance(api_key, SecretStr):
-        api_key = api_key.get_secret_value()
-    if api_key is None:
-        api_key = os.environ.get(API_KEY_ENV)
-    # A trailing newline from a key file is a common copy-paste accident.
-    key = (api_key or "").strip()
-    if not key:
-        msg = (
-            f"No Bytez API key: pass api_key=... or set the {API_KEY_ENV} environment "
-            "variable (keys are at https://bytez.com/api)."
-        )
-        raise MissingAPIKeyError(msg)
-    return key
-
-
-def _resolve_base_url(base_url: str | None) -> str:
-    raw = (base_url or os.environ.get(BASE_URL_ENV) or DEFAULT_BASE_URL).strip().rstrip("/")
-    try:
-        url = httpx.URL(raw)
-    except httpx.InvalidURL as exc:
-        msg = f"base_url is not a valid URL: {exc}"
-        raise ValueError(msg) from None
-    if url.scheme not in {"http", "https"} or not url.host:
-        msg = f"base_url must be an http(s) URL with a host, got {raw!r}"
-        raise ValueError(msg)
-    if url.userinfo:
-        # It would show in repr() and logs; credentials belong in api_key.
-        msg = "base_url must not contain user info; pass credentials as api_key"
-        raise ValueError(msg)
-    if url.query or url.fragment:
-        msg = f"base_url must not have a query or fragment, got {raw!r}"
-        raise ValueError(msg)
-    # SDKs and docs quote the base URL with the route prefix
-    # ("https://api.bytez.com/models/v2"); both forms name the same API root.
-    if url.path.rstrip("/").endswith(protocol.API_PREFIX):
-        raw = raw[: len(raw) - len(protocol.API_PREFIX)].rstrip("/")
-    return raw
-
-
-def _to_timeout(timeout: float | httpx.Timeout | None) -> httpx.Timeout:
-    """Normalise a timeout.
-
-    A number ``t`` means: connect within ``min(10, t)`` seconds, then allow ``t`` seconds
-    for each read, write and pool wait (httpx timeouts are per phase, not per request).
-    """
-    if timeout is None:
-        return DEFAULT_TIMEOUT
-    if isinstance(timeout, httpx.Timeout):
-        return timeout
-    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)):
-        msg = f"timeout must be a number of seconds or an httpx.Timeout, got {timeout!r}"
-        raise TypeError(msg)
-    if not timeout > 0 or math.isinf(timeout):
-        msg = f"timeout must be a positive, finite number of seconds, got {timeout!r}"
-        raise ValueError(msg)
-    seconds = float(timeout)
-    return httpx.Timeout(connect=min(10.0, seconds), read=seconds, write=seconds, pool=seconds)
-
-
-def _secret_value(value: str | SecretStr | None) -> str | None:
-    if isinstance(value, SecretStr):
-        value = value.get_secret_value()
-    value = (value or "").strip()
-    return value or None
-
-
-class _ClientBase:
-    """Configuration, headers, retry policy and error plumbing shared by both clients."""
-
-    def __init__(
-        self,
-        api_key: str | SecretStr | None,
-        *,
-        base_url: str | None,
-        timeout: float | httpx.Timeout | None,
-        max_retries: int,
-        max_retry_wait: float,
-        default_headers: Mapping[str, str] | None,
-        provider_key: str | SecretStr | None,
-        on_retry: OnRetry | None,
-        injected: bool,
-    ) -> None:
-        key = _resolve_api_key(api_key)
-        provider = _secret_value(provider_key)
-        self._api_key = SecretStr(key)
-        self._base_url = _resolve_base_url(base_url)
-        self._timeout = _to_timeout(timeout)
-        self._policy = protocol.RetryPolicy(max_retries=max_retries, max_wait=max_retry_wait)
-        headers = protocol.build_headers(
-            key, provider_key=provider, default_headers=default_headers
-        )
-        if not any(name.lower() == "content-type" for name in headers):
-            # Case-insensitive: a caller's "content-type" must not become a second header.
-            headers["Content-Type"] = "application/json"
-        self._headers = headers
-        # Our own httpx client carries the headers itself; an injected one gets them per
-        # request (its own default headers stay as the caller set them).
-        self._request_headers: dict[str, str] | None = headers if injected else None
-        # Very short secrets would redact ordinary words; they are not worth hiding.
-        self._secrets = tuple(s for s in (key, provider) if s is not None and len(s) >= 6)
-        self._on_retry = on_retry
-        self._cache_key = (self._base_url, hashlib.sha256(key.encode()).hexdigest()[:16])
-        # Parsed request URLs by path (see _url): parsing costs more than the rest of
-        # building a request, and one client only ever uses a few paths.
-        self._urls: dict[str, httpx.URL] = {}
-        url = httpx.URL(self._base_url)
-        if url.scheme == "http" and not protocol.is_loopback_host(url.host):
-            warnings.warn(
-                f"Bytez base_url {self._base_url!r} uses plain http://: the API key would "
-                "travel unencrypted. Use https:// for anything but a local server.",
-                UserWarning,
-                stacklevel=3,
-            )
-
-    @property
-    def base_url(self) -> str:
-        """The API root, such as ``https://api.bytez.com`` (no trailing slash)."""
-        return self._base_url
-
-    @property
-    def cache_key(self) -> tuple[str, str]:
-        """``(base_url, fingerprint)``: identifies the account without holding the key.
-
-        The fingerprint is the first 16 hex digits of the key's SHA-256.
-        """
-        return self._cache_key
-
-    @property
-    def max_retries(self) -> int:
-        """Retries after the first attempt."""
-        return self._policy.max_retries
-
-    @property
-    def timeout(self) -> httpx.Timeout:
-        """The default timeout of every request."""
-        return self._timeout
-
-    def __repr__(self) -> str:
-        """Show the base URL only: never the key."""
-        return f"{type(self).__name__}(base_url={self._base_url!r})"
-
-    def __getstate__(self) -> None:
-        # A pickle would carry the key in the clear, and pooled sockets do not pickle.
-        msg = f"{type(self).__name__} cannot be pickled; create a new client instead"
-        raise TypeError(msg)
-
-    # -- helpers ----------------------------------------------------------------------
-
-    def _redact(self, text: str) -> str:
-        for secret in self._secrets:
-            if secret in text:
-                text = text.replace(secret, "***")
-        return text
-
-    def _url(self, path: str) -> httpx.URL:
-        url = self._urls.get(path)
-        if url is None:
-            url = httpx.URL(self._base_url + path)
-            if len(self._urls) < _MAX_CACHED_URLS:  # bounded: paths embed model ids
-                self._urls[path] = url
-        return url
-
-    def _call_timeout(self, timeout: float | httpx.Timeout | None) -> httpx.Timeout:
-        return self._timeout if timeout is None else _to_timeout(timeout)
-
-    def _transport_error(self, exc: httpx.HTTPError, model_id: str | None) -> BytezError:
-        detail = self._redact(str(exc)) or type(exc).__name__
-        error: BytezError
-        if isinstance(exc, httpx.TimeoutException):
-            message = f"Request to Bytez timed out ({type(exc).__name__}): {detail}"
-            error = BytezTimeoutError(message, model_id=model_id)
-        else:
-            message = f"Could not reach Bytez at {self._base_url} ({type(exc).__name__}): {detail}"
-            error = BytezConnectionError(message, model_id=model_id)
-            if isinstance(exc, (httpx.UnsupportedProtocol, httpx.LocalProtocolError)):
-                # Our own request is at fault; sending it again cannot help.
-                error.is_retryable = False
-        return self._caused_by(error, exc)
-
-    def _caused_by(self, error: _E, exc: BaseException) -> _E:
-        """Keep ``exc`` as ``error.cause`` unless its text carries a secret.
-
-        The transport exception is an attribute, not a ``__cause__`` chain: chained, it
-        would print some 60 lines of httpx and httpcore internals above the one line
-        that says what failed (its message is already in ``error``'s).
-
-        Raise the result *outside* the ``except`` block that caught ``exc``: raised
-        inside it, Python would keep ``exc`` as ``__context__`` anyway, where traceback
-        walkers (and ``format_exception`` callers ignoring ``__suppress_context__``)
-        would find the unredacted text.
-        """
-        text = str(exc)
-        if not any(secret in text for secret in self._secrets):
-            if isinstance(error, BytezError):
-                error.cause = exc
-            else:
-                error.__cause__ = exc
-        error.__suppress_context__ = True
-        return error
-
-    def _log_response(self, method: str, path: str, status: int, started: float) -> None:
-        elapsed = (time.perf_counter() - started) * 1000
-        logger.debug("Bytez %s %s -> HTTP %d in %.1f ms", method, path, status, elapsed)
-
-    def _before_sleep(
-        self, method: str, path: str, on_retry: OnRetry | None
-    ) -> Callable[[tenacity.RetryCallState], None]:
-        def hook(state: tenacity.RetryCallState) -> None:
-            outcome = state.outcome
-            error = outcome.exception() if outcome is not None else None
-            wait = state.next_action.sleep if state.next_action is not None else 0.0
-            status = getattr(error, "status_code", None)
-            logger.warning(
-                "Bytez %s %s failed (attempt %d of %d): %s%s; retrying in %.2f s",
-                method,
-                path,
-                state.attempt_number,
-                self._policy.attempts,
-                type(error).__name__,
-                f" (HTTP {status})" if status is not None else "",
-                wait,
-            )
-            if self._on_retry is not None:
-                self._on_retry(state)
-            if on_retry is not None:
-                on_retry(state)
-
-        return hook
-
-    def _retry_kwargs(self, method: str, path: str, on_retry: OnRetry | None) -> dict[str, Any]:
-        return {
-            "stop": tenacity.stop_after_attempt(self._policy.attempts),
-            "wait": self._policy.wait,
-            "retry": self._policy.retry,
-            "before_sleep": self._before_sleep(method, path, on_retry),
-            "reraise": True,
-        }
-
-    def _first_failure_retryable(self, error: BytezError) -> bool:
-        return self._policy.max_retries > 0 and self._policy.should_retry(error)
-
-
-def _replay_first(error: BytezError, attempt: Callable[[], _T]) -> Callable[[], _T]:
-    """An attempt function whose first call re-raises the failure of the direct attempt.
-
-    The direct first attempt happens outside tenacity (no ``Retrying`` on the happy
-    path); replaying its failure as tenacity's attempt 1 keeps the attempt numbers,
-    waits and ``RetryCallState`` exactly as if tenacity had made it.
-    """
-    pending = [error]
-
-    def replay() -> _T:
-        if pending:
-            raise pending.pop()
-        return attempt()
-
-    return replay
-
-
-def _areplay_first(
-    error: BytezError, attempt: Callable[[], Awaitable[_T]]
-) -> Callable[[], Awaitable[_T]]:
-    pending = [error]
-
-    async def replay() -> _T:
-        if pending:
-            raise pending.pop()
-        return await attempt()
-
-    return replay
-
-
-def _catalogue_params(task: str | None, model_id: str | None) -> dict[str, str]:
-    params: dict[str, str] = {}
-    if task is not None:
-        params["task"] = task
-    if model_id is not None:
-        params["modelId"] = model_id
-    return params
-
-
-def _should_fall_back(error: BytezError) -> bool:
-    # The server answered the filtered call with an error: maybe it does not know the
-    # filter. Auth, credit and rate-limit failures would fail the unfiltered call too.
-    status = error.status_code
-    return status is not None and status >= 400 and status not in {401, 402, 429}
-
-
-def _cluster_body(
-    capacity: Capacity | Mapping[str, int] | None,
-    timeout_minutes: int | None,
-    status: str | None = None,
-) -> dict[str, Any]:
-    body: dict[str, Any] = {}
-    if capacity is not None:
-        cap = capacity if isinstance(capacity, Capacity) else Capacity.model_validate(capacity)
-        body["capacity"] = {"min": cap.min, "desired": cap.desired, "max": cap.max}
-    if timeout_minutes is not None:
-        if (
-            isinstance(timeout_minutes, bool)
-            or not isinstance(timeout_minutes, int)
-            or not 1 <= timeout_minutes <= 1440
-        ):
-            msg = f"timeout_minutes must be an integer from 1 to 1440, got {timeout_minutes!r}"
-            raise ValueError(msg)
-        body["timeout"] = timeout_minutes
-    if status is not None:
-        if status not in {"on", "off"}:
-            msg = f"status must be 'on' or 'off', got {status!r}"
-            raise ValueError(msg)
-        body["status"] = status
-    return body
-
-
-def _parse_models(output: Any, task: str | None, model_id: str | None) -> list[ModelInfo]:
-    if not isinstance(output, list):
-        msg = f"Unexpected catalogue answer: expected a list, got {type(output).__name__}"
-        raise BytezAPIError(msg, retryable=False)
-    models: list[ModelInfo] = []
-    for item in output:
-        if not isinstance(item, Mapping) or not item.get("modelId"):
-            continue  # tolerate odd entries rather than fail the whole catalogue
-        try:
-            info = ModelInfo.model_validate(item)
-        except ValidationError:
-            logger.debug("Skipping a malformed catalogue entry: %r", item.get("modelId"))
-            continue
-        # Filter here too: an older server may ignore the query parameters.
-        if task is not None and info.task != task:
-            continue
-        if model_id is not None and info.model_id != model_id:
-            continue
-        models.append(info)
-    return models
-
-
-def _parse_tasks(output: Any) -> list[str]:
-    if not isinstance(output, list):
-        msg = f"Unexpected task list: expected a list, got {type(output).__name__}"
-        raise BytezAPIError(msg, retryable=False)
-    tasks: list[str] = []
-    for item in output:
-        if isinstance(item, str):
-            tasks.append(item)
-        elif isinstance(item, Mapping) and isinstance(item.get("task"), str):
-            tasks.append(item["task"])
-    return tasks
-
-
-def _parse_cluster(
-    output: Any, model_id: str | None, redact: Callable[[str], str] | None = None
-) -> ClusterStatus:
-    if output is None:
-        raise BytezNotFoundError("The model has no instance cluster", model_id=model_id)
-    if not isinstance(output, Mapping):
-        msg = f"Unexpected cluster answer: expected an object, got {type(output).__name__}"
-        raise BytezAPIError(msg, model_id=model_id, retryable=False)
-    try:
-        status = ClusterStatus.from_api(output, model_id)
-    except ValidationError as exc:
-        # Typed like any other unusable answer (a pydantic error is no BytezError).
-        msg = f"Unexpected cluster answer: {exc.error_count()} malformed field(s)"
-        raise BytezAPIError(msg, model_id=model_id, retryable=False) from None
-    if redact is not None and status.reason:
-        # The failure reason is server text that ends up in BytezModelLoadError and in
-        # load-progress events: redacted like every other server message.
-        status = status.model_copy(update={"reason": redact(status.reason)})
-    return status
-
-
-def _parse_clusters(output: Any, redact: Callable[[str], str] | None = None) -> list[ClusterStatus]:
-    if output is None:
-        return []
-    if not isinstance(output, list):
-        msg = f"Unexpected cluster list: expected a list, got {type(output).__name__}"
-        raise BytezAPIError(msg, retryable=False)
-    clusters: list[ClusterStatus] = []
-    for item in output:
-        if not isinstance(item, Mapping):
-            continue
-        try:
-            clusters.append(_parse_cluster(item, None, redact))
-        except BytezAPIError:
-            continue  # one odd entry does not hide the others
-    return clusters
-
-
-_LEGACY_TEXT_KEYS = ("generated_text", "summary_text", "translation_text")
-
-
-def _text_of_json_output(output: Any, model_id: str) -> str:
-    """Text of a JSON answer to a stream request (a server that did not stream).
-
-    Accepts the protocol's output forms: a string, a chat message whose ``content`` is
-    a string or a list of ``{"type": "text", "text": ...}`` blocks, and the older
-    ``[{"generated_text": ...}]`` list.
-    """
-    if isinstance(output, str):
-        return output
-    if isinstance(output, Mapping):
-        content = output.get("content")
-        if isinstance(content, str):
-            return content
-        if isinstance(content, list) and all(isinstance(b, Mapping) for b in content):
-            return "".join(
-                b["text"]
-                for b in content
-                if b.get("type") == "text" and isinstance(b.get("text"), str)
-            )
-    if isinstance(output, list) and len(output) == 1 and isinstance(output[0], Mapping):
-        for key in _LEGACY_TEXT_KEYS:
-            if isinstance(output[0].get(key), str):
-                return str(output[0][key])
-    msg = f"Expected a text stream, got a JSON {type(output).__name__} output"
-    raise BytezAPIError(msg, model_id=model_id, retryable=False)
-
-
-def _is_json(response: httpx.Response) -> bool:
-    return "application/json" in response.headers.get("content-type", "")
-
-
-# ---------------------------------------------------------------------------------------
-# Sync client
-
-
-class BytezClient(_ClientBase):
+class BytezClient(ClientCore):
     """Synchronous client for the Bytez API.
 
     One pooled ``httpx.Client`` is created on first use and reused by every call
@@ -603,10 +145,7 @@ class BytezClient(_ClientBase):
             ValueError: If ``base_url`` or a retry setting is invalid.
             TypeError: If ``http_client`` is not an ``httpx.Client``.
         """
-        candidate: object = http_client  # checked at run time: the types are not enforced
-        if candidate is not None and not isinstance(candidate, httpx.Client):
-            msg = f"http_client must be an httpx.Client, got {type(candidate).__name__}"
-            raise TypeError(msg)
+        self._check_http_client(http_client, httpx.Client)
         super().__init__(
             api_key,
             base_url=base_url,
@@ -659,93 +198,57 @@ class BytezClient(_ClientBase):
         """Close the client."""
         self.close()
 
-    # -- plumbing ---------------------------------------------------------------------
+    # -- I/O --------------------------------------------------------------------------
 
     def _send(
-        self,
-        method: str,
-        path: str,
-        *,
-        content: bytes | None,
-        params: Mapping[str, str] | None,
-        timeout: httpx.Timeout,
-        stream: bool,
-        model_id: str | None,
+        self, call: Call[Any], timeout: httpx.Timeout, *, stream: bool = False
     ) -> httpx.Response:
         http = self._client()
-        request = http.build_request(
-            method,
-            self._url(path),
-            content=content,
-            params=params,
-            headers=self._request_headers,
-            timeout=timeout,
-        )
-        debug = logger.isEnabledFor(logging.DEBUG)
-        started = time.perf_counter() if debug else 0.0
+        request = self._build_request(http, call, timeout)
+        started = self._clock()
         try:
             response = http.send(request, stream=stream)
         except httpx.HTTPError as exc:
             failure = exc
         else:
-            if debug:
-                self._log_response(method, path, response.status_code, started)
+            self._log_response(call, response.status_code, started)
             return response
-        raise self._transport_error(failure, model_id)  # outside the except: see _caused_by
+        raise self._transport_error(failure, call.model_id)  # outside the except: see _caused_by
 
-    def _with_retries(
-        self, attempt: Callable[[], _T], method: str, path: str, on_retry: OnRetry | None
-    ) -> _T:
+    def _with_retries(self, attempt: Callable[[], _T], label: str, on_retry: OnRetry | None) -> _T:
         try:
             return attempt()
         except BytezError as exc:
-            first = exc
-        if not self._first_failure_retryable(first):
-            raise first.with_traceback(None)  # the message says what failed: no internals
-        retrying = tenacity.Retrying(sleep=_sleep, **self._retry_kwargs(method, path, on_retry))
-        try:
-            return retrying(_replay_first(first, attempt))
-        except BytezError as exc:
-            last = exc
-        # Raised afresh: tenacity's and the attempt's frames add nothing to the traceback
-        # of the last failure (its message says what failed).
-        raise last.with_traceback(None)
+            failure = exc
+        loop = self._retry_loop(failure, label, on_retry, tenacity.Retrying)
+        while loop is not None and (wait := loop.after_failure(failure)) is not None:
+            _sleep(wait)
+            try:
+                return attempt()
+            except BytezError as exc:
+                failure = exc
+        # Raised afresh: the attempts' frames add nothing to the traceback of the last
+        # failure (its message says what failed).
+        raise failure.with_traceback(None)
 
-    def _call(
-        self,
-        method: str,
-        path: str,
-        *,
-        body: Any = None,
-        params: Mapping[str, str] | None = None,
-        model_id: str | None = None,
-        timeout: float | httpx.Timeout | None = None,
-        on_retry: OnRetry | None = None,
-        retry: bool = True,
-    ) -> tuple[Any, dict[str, Any] | None, ResponseMeta]:
-        content = None if body is None else protocol.encode_json(body)
-        call_timeout = self._call_timeout(timeout)
+    def _execute(self, call: Call[_T]) -> _T:
+        timeout = self._call_timeout(call.timeout)
 
-        def attempt() -> tuple[Any, dict[str, Any] | None, ResponseMeta]:
-            response = self._send(
-                method,
-                path,
-                content=content,
-                params=params,
-                timeout=call_timeout,
-                stream=False,
-                model_id=model_id,
-            )
-            output, provider = protocol.parse_envelope(response, model_id, redact=self._redact)
-            return (
-                output,
-                provider,
-                ResponseMeta.from_headers(response.headers, response.status_code),
-            )
+        def attempt() -> Answer:
+            return self._answer(self._send(call, timeout), call.model_id)
 
-        if not retry:
-            return attempt()
-        return self._with_retries(attempt, method, path, on_retry)
+        answer = self._with_retries(attempt, call.label, call.on_retry) if call.retry else attempt()
+        return call.parse(answer, self._redact)
+
+    def _drive(self, plan: Plan[_T]) -> _T:
+        """Run a multi-request plan: execute each call it yields, send back the result."""
+        driver = PlanDriver(plan)
+        while (call := driver.next_call()) is not None:
+            try:
+                driver.reply(self._execute(call))
+            except BytezError as exc:  # noqa: PERF203 - the plan decides what a failure means
+                driver.fail(exc)
+        return driver.result
 
     # -- runs -------------------------------------------------------------------------
 
@@ -774,12 +277,7 @@ class BytezClient(_ClientBase):
             ValueError: If the payload has unknown keys.
             BytezError: The typed error for the failure, after any retries.
         """
-        path = protocol.model_path(model_id)
-        body = protocol.build_run_body(payload, stream=False)
-        output, provider, meta = self._call(
-            "POST", path, body=body, model_id=model_id, timeout=timeout, on_retry=on_retry
-        )
-        return RunResult(model_id=model_id, output=output, meta=meta, provider=provider)
+        return self._execute(endpoints.run(model_id, payload, timeout=timeout, on_retry=on_retry))
 
     def stream(
         self,
@@ -806,8 +304,7 @@ class BytezClient(_ClientBase):
             InvalidModelIdError: If the model id is malformed (nothing is sent).
             ValueError: If the payload has unknown keys.
         """
-        path = protocol.model_path(model_id)
-        content = protocol.encode_json(protocol.build_run_body(payload, stream=True))
+        path, content = endpoints.stream_body(model_id, payload)
         return TextStream(self, model_id, path, content, self._call_timeout(timeout), on_retry)
 
     # -- catalogue --------------------------------------------------------------------
@@ -830,18 +327,7 @@ class BytezClient(_ClientBase):
         Raises:
             BytezError: The typed error for the failure.
         """
-        params = _catalogue_params(task, model_id)
-        try:
-            output, _, _ = self._call("GET", _LIST_MODELS, params=params or None)
-        except BytezError as exc:
-            if not params or not _should_fall_back(exc):
-                raise
-            logger.info(
-                "Bytez refused the filtered catalogue (HTTP %s); filtering client-side",
-                exc.status_code,
-            )
-            output, _, _ = self._call("GET", _LIST_MODELS)
-        return _parse_models(output, task, model_id)
+        return self._drive(endpoints.list_models(task, model_id))
 
     def list_tasks(self) -> list[str]:
         """List the tasks the catalogue knows.
@@ -852,8 +338,7 @@ class BytezClient(_ClientBase):
         Raises:
             BytezError: The typed error for the failure.
         """
-        output, _, _ = self._call("GET", _LIST_TASKS)
-        return _parse_tasks(output)
+        return self._execute(endpoints.list_tasks())
 
     def request_model(self, model_id: str) -> str:
         """Ask Bytez to add a Hugging Face model to its catalogue.
@@ -868,9 +353,7 @@ class BytezClient(_ClientBase):
             InvalidModelIdError: If the model id is malformed (nothing is sent).
             BytezError: The typed error for the failure.
         """
-        protocol.validate_model_id(model_id)
-        output, _, _ = self._call("POST", _REQUEST_PREFIX + model_id, model_id=model_id)
-        return "" if output is None else str(output)
+        return self._execute(endpoints.request_model(model_id))
 
     # -- clusters ---------------------------------------------------------------------
 
@@ -900,12 +383,10 @@ class BytezClient(_ClientBase):
             ValueError: If ``timeout_minutes`` is out of range.
             BytezError: The typed error for the failure.
         """
-        path = protocol.model_path(model_id)
-        body = _cluster_body(capacity, timeout_minutes)
-        output, _, _ = self._call(
-            "PUT", path, body=body, model_id=model_id, timeout=timeout, retry=retry
+        call = endpoints.create_cluster(
+            model_id, capacity, timeout_minutes, timeout=timeout, retry=retry
         )
-        return "" if output is None else str(output)
+        return self._execute(call)
 
     def get_cluster(
         self,
@@ -928,10 +409,7 @@ class BytezClient(_ClientBase):
             BytezNotFoundError: If the model has no cluster.
             BytezError: The typed error for other failures.
         """
-        output, _, _ = self._call(
-            "GET", protocol.model_path(model_id), model_id=model_id, timeout=timeout, retry=retry
-        )
-        return _parse_cluster(output, model_id, self._redact)
+        return self._execute(endpoints.get_cluster(model_id, timeout=timeout, retry=retry))
 
     def update_cluster(
         self,
@@ -957,16 +435,7 @@ class BytezClient(_ClientBase):
             BytezNotFoundError: If the model has no cluster.
             BytezError: The typed error for other failures.
         """
-        path = protocol.model_path(model_id)
-        body = _cluster_body(capacity, timeout_minutes, status)
-        if not body:
-            msg = "update_cluster needs capacity, timeout_minutes or status"
-            raise ValueError(msg)
-        output, _, _ = self._call("PATCH", path, body=body, model_id=model_id)
-        if not isinstance(output, Mapping):
-            # Tolerate a server that acknowledges without the object: read it back.
-            return self.get_cluster(model_id)
-        return _parse_cluster(output, model_id, self._redact)
+        return self._drive(endpoints.update_cluster(model_id, capacity, timeout_minutes, status))
 
     def delete_cluster(self, model_id: str) -> None:
         """Stop and delete a model's instance cluster.
@@ -978,7 +447,7 @@ class BytezClient(_ClientBase):
             BytezNotFoundError: If the model has no cluster.
             BytezError: The typed error for other failures.
         """
-        self._call("DELETE", protocol.model_path(model_id), model_id=model_id)
+        self._execute(endpoints.delete_cluster(model_id))
 
     def list_clusters(self) -> list[ClusterStatus]:
         """List this account's instance clusters.
@@ -989,8 +458,7 @@ class BytezClient(_ClientBase):
         Raises:
             BytezError: The typed error for the failure.
         """
-        output, _, _ = self._call("GET", _LIST_CLUSTERS)
-        return _parse_clusters(output, self._redact)
+        return self._execute(endpoints.list_clusters())
 
     def model(self, model_id: str) -> ModelHandle:
         """A handle bound to one model (load, status, run, stream, stop).
@@ -1010,294 +478,10 @@ class BytezClient(_ClientBase):
         return ModelHandle(self, model_id)
 
 
-class _Transcript:
-    """The text a stream delivered, kept as UTF-8 in one buffer.
-
-    A list of the chunks would cost ~60 bytes of object overhead per token (about 8 MB
-    for a 1 MB answer); the buffer costs the text's size. ``surrogatepass`` keeps any
-    lone surrogate of a JSON answer, so :meth:`text` returns exactly what was appended.
-    """
-
-    __slots__ = ("_buffer",)
-
-    def __init__(self) -> None:
-        self._buffer = bytearray()
-
-    def append(self, text: str) -> None:
-        self._buffer += text.encode("utf-8", "surrogatepass")
-
-    def text(self) -> str:
-        return self._buffer.decode("utf-8", "surrogatepass")
+# -------------------------------------------------- the async shell: BytezClient with awaits
 
 
-class _StreamBase:
-    """State shared by ``TextStream`` and ``AsyncTextStream``."""
-
-    def __init__(
-        self,
-        model_id: str,
-        path: str,
-        content: bytes,
-        timeout: httpx.Timeout,
-        on_retry: OnRetry | None,
-    ) -> None:
-        self.model_id = model_id
-        self.meta: ResponseMeta | None = None
-        self._path = path
-        self._content = content
-        self._timeout = timeout
-        self._on_retry = on_retry
-        self._delivered = _Transcript()
-        self._prefetched: str | None = None
-        self._status = 0
-        self._closed = False
-        self._iterated = False
-
-    @property
-    def text(self) -> str:
-        """All text delivered so far."""
-        return self._delivered.text()
-
-    @property
-    def closed(self) -> bool:
-        """Whether the stream was closed (its connection is released)."""
-        return self._closed
-
-    def _begin_iteration(self) -> None:
-        if self._iterated:
-            msg = "A Bytez stream can only be iterated once"
-            raise RuntimeError(msg)
-        if self._closed:
-            msg = "This Bytez stream is closed"
-            raise RuntimeError(msg)
-        self._iterated = True
-
-    def _broken(self, exc: BaseException, client: _ClientBase) -> BytezStreamError:
-        # Raise the result outside the except block that caught exc (see _caused_by).
-        delivered = self.text
-        detail = client._redact(str(exc)) or type(exc).__name__
-        message = (
-            f"The stream broke after {len(delivered)} characters "
-            f"({type(exc).__name__}: {detail}); the text is incomplete"
-        )
-        error = BytezStreamError(
-            message, status_code=self._status, model_id=self.model_id, delivered_text=delivered
-        )
-        return client._caused_by(error, exc)
-
-    def _in_band_error(self, message: str, redact: Callable[[str], str]) -> BytezStreamError:
-        text = redact(message)
-        return BytezStreamError(
-            f"The model failed while streaming: {text}",
-            status_code=self._status,
-            model_id=self.model_id,
-            body=protocol.excerpt(text, 500),
-            delivered_text=self.text,
-        )
-
-    def _prefetch_json(
-        self, body: bytes, response: httpx.Response, redact: Callable[[str], str]
-    ) -> None:
-        # A JSON answer to a stream request: either an error envelope (raise it, never
-        # stream it as text) or a server that did not stream (deliver its text at once).
-        try:
-            output, _ = protocol.parse_envelope(response, self.model_id, redact=redact)
-        except BytezAPIError:
-            # Only a body that is no JSON at all is a mislabelled text stream. An error
-            # envelope (even one whose message says "JSON") or truncated JSON is an
-            # error: never deliver it to the consumer as model text.
-            if body.lstrip()[:1] in (b"{", b"["):
-                raise
-            # Not JSON after all: a text stream under the wrong label, so the stream
-            # rules apply, the in-band "Error: " included.
-            decoder = StreamTextDecoder()
-            text = decoder.feed(body) + decoder.finish()
-            if decoder.error is not None:
-                raise self._in_band_error(decoder.error, redact) from None
-            self._prefetched = text
-            return
-        self._prefetched = _text_of_json_output(output, self.model_id)
-
-
-class TextStream(_StreamBase):
-    """A streamed run: iterate it for text chunks as the model produces them.
-
-    The request is sent on ``__enter__`` (or on first iteration), retried only until the
-    response starts; a failed answer raises its typed error there. Iteration yields
-    ``str`` chunks (multi-byte characters are never split) and raises
-    [`BytezStreamError`][langchain_bytez.errors.BytezStreamError] if the body turns out to be an
-    in-band ``Error: ...`` or the connection drops; a stream is never retried after text
-    was delivered. Leaving the ``with`` block, breaking out of the loop, or an error
-    releases the connection.
-
-    Attributes:
-        model_id: The Bytez model id.
-        meta: The response metadata, once the response has started.
-    """
-
-    def __init__(
-        self,
-        client: BytezClient,
-        model_id: str,
-        path: str,
-        content: bytes,
-        timeout: httpx.Timeout,
-        on_retry: OnRetry | None,
-    ) -> None:
-        """Prepare the stream (use ``BytezClient.stream`` rather than this).
-
-        Args:
-            client: The client that sends the request.
-            model_id: The Bytez model id (already validated).
-            path: The API path of the model.
-            content: The encoded request body.
-            timeout: The request timeout.
-            on_retry: Per-call retry callback.
-        """
-        super().__init__(model_id, path, content, timeout, on_retry)
-        self._client = client
-        self._response: httpx.Response | None = None
-
-    def __enter__(self) -> TextStream:
-        """Send the request and wait for the response to start.
-
-        Returns:
-            The stream itself.
-
-        Raises:
-            BytezError: The typed error if the request failed (after any retries).
-        """
-        self._ensure_open()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        """Release the connection."""
-        self.close()
-
-    def __iter__(self) -> Iterator[str]:
-        """Iterate the text chunks.
-
-        Returns:
-            An iterator of text chunks.
-        """
-        return self._iterate()
-
-    def __del__(self) -> None:
-        """Garbage-collected without close(): still give the connection back."""
-        response = getattr(self, "_response", None)
-        if response is not None:
-            with contextlib.suppress(Exception):  # nothing can be done in a finaliser
-                response.close()
-
-    def close(self) -> None:
-        """Release the connection (idempotent)."""
-        self._closed = True
-        response, self._response = self._response, None
-        if response is not None:
-            response.close()
-
-    def _ensure_open(self) -> None:
-        if self._response is not None or self._prefetched is not None:
-            return
-        if self._closed:
-            msg = "This Bytez stream is closed"
-            raise RuntimeError(msg)
-        client = self._client
-
-        def attempt() -> httpx.Response:
-            response = client._send(  # the stream is part of the client
-                "POST",
-                self._path,
-                content=self._content,
-                params=None,
-                timeout=self._timeout,
-                stream=True,
-                model_id=self.model_id,
-            )
-            if 200 <= response.status_code < 300:
-                return response
-            try:
-                body = response.read()
-            except httpx.HTTPError:
-                body = b""  # the status alone still says what happened
-            finally:
-                response.close()
-            raise protocol.error_from_response(
-                response.status_code, response.headers, body, self.model_id, redact=client._redact
-            )
-
-        response = client._with_retries(attempt, "POST", self._path, self._on_retry)
-        self.meta = ResponseMeta.from_headers(response.headers, response.status_code)
-        self._status = response.status_code
-        if _is_json(response):
-            failure: httpx.HTTPError | None = None
-            try:
-                body = response.read()
-            except httpx.HTTPError as exc:
-                failure = exc
-            finally:
-                response.close()
-            if failure is not None:
-                raise self._broken(failure, client)
-            self._prefetch_json(body, response, client._redact)
-            return
-        self._response = response
-
-    def _iterate(self) -> Iterator[str]:
-        self._begin_iteration()
-        client = self._client
-        try:
-            self._ensure_open()
-            if self._prefetched is not None:
-                if self._prefetched:
-                    self._delivered.append(self._prefetched)
-                    yield self._prefetched
-                return
-            response = self._response
-            if response is None:  # closed while opening
-                return
-            decoder = StreamTextDecoder()
-            delivered = self._delivered
-            chunks = response.iter_bytes()
-            failure: BaseException | None = None
-            while True:
-                try:
-                    chunk = next(chunks, None)
-                except httpx.StreamClosed:
-                    return  # closed by the caller: they asked for the end
-                except _STREAMING_EXCEPTIONS as exc:
-                    failure = exc
-                    break
-                if chunk is None:
-                    break
-                text = decoder.feed(chunk)
-                if text:
-                    delivered.append(text)
-                    yield text
-                elif decoder.error is not None:
-                    break
-            if failure is not None:
-                raise self._broken(failure, client)  # outside the except: see _caused_by
-            tail = decoder.finish()
-            if tail:
-                delivered.append(tail)
-                yield tail
-            if decoder.error is not None:
-                raise self._in_band_error(decoder.error, client._redact)
-        finally:
-            self.close()
-
-
-# ---------------------------------------------------------------------------------------
-# Async client
-
-
-class AsyncBytezClient(_ClientBase):
+class AsyncBytezClient(ClientCore):
     """Asynchronous client for the Bytez API (same methods as ``BytezClient``).
 
     One pooled ``httpx.AsyncClient`` is created on first use in an event loop; if the
@@ -1351,10 +535,7 @@ class AsyncBytezClient(_ClientBase):
             ValueError: If ``base_url`` or a retry setting is invalid.
             TypeError: If ``http_client`` is not an ``httpx.AsyncClient``.
         """
-        candidate: object = http_client  # checked at run time: the types are not enforced
-        if candidate is not None and not isinstance(candidate, httpx.AsyncClient):
-            msg = f"http_client must be an httpx.AsyncClient, got {type(candidate).__name__}"
-            raise TypeError(msg)
+        self._check_http_client(http_client, httpx.AsyncClient)
         super().__init__(
             api_key,
             base_url=base_url,
@@ -1414,101 +595,62 @@ class AsyncBytezClient(_ClientBase):
         """Close the client."""
         await self.aclose()
 
-    # -- plumbing ---------------------------------------------------------------------
+    # -- I/O --------------------------------------------------------------------------
 
     async def _send(
-        self,
-        method: str,
-        path: str,
-        *,
-        content: bytes | None,
-        params: Mapping[str, str] | None,
-        timeout: httpx.Timeout,
-        stream: bool,
-        model_id: str | None,
+        self, call: Call[Any], timeout: httpx.Timeout, *, stream: bool = False
     ) -> httpx.Response:
         http = self._client()
-        request = http.build_request(
-            method,
-            self._url(path),
-            content=content,
-            params=params,
-            headers=self._request_headers,
-            timeout=timeout,
-        )
-        debug = logger.isEnabledFor(logging.DEBUG)
-        started = time.perf_counter() if debug else 0.0
+        request = self._build_request(http, call, timeout)
+        started = self._clock()
         try:
             response = await http.send(request, stream=stream)
         except httpx.HTTPError as exc:
             failure = exc
         else:
-            if debug:
-                self._log_response(method, path, response.status_code, started)
+            self._log_response(call, response.status_code, started)
             return response
-        raise self._transport_error(failure, model_id)  # outside the except: see _caused_by
+        raise self._transport_error(failure, call.model_id)  # outside the except: see _caused_by
 
     async def _with_retries(
-        self,
-        attempt: Callable[[], Awaitable[_T]],
-        method: str,
-        path: str,
-        on_retry: OnRetry | None,
+        self, attempt: Callable[[], Awaitable[_T]], label: str, on_retry: OnRetry | None
     ) -> _T:
         try:
             return await attempt()
         except BytezError as exc:
-            first = exc
-        if not self._first_failure_retryable(first):
-            raise first.with_traceback(None)  # see BytezClient._with_retries
-        retrying = tenacity.AsyncRetrying(
-            sleep=_async_sleep, **self._retry_kwargs(method, path, on_retry)
-        )
-        try:
-            result: _T = await retrying(_areplay_first(first, attempt))
-        except BytezError as exc:
-            last = exc
+            failure = exc
+        loop = self._retry_loop(failure, label, on_retry, tenacity.AsyncRetrying)
+        while loop is not None and (wait := loop.after_failure(failure)) is not None:
+            await _async_sleep(wait)
+            try:
+                return await attempt()
+            except BytezError as exc:
+                failure = exc
+        raise failure.with_traceback(None)  # see BytezClient._with_retries
+
+    async def _execute(self, call: Call[_T]) -> _T:
+        timeout = self._call_timeout(call.timeout)
+
+        async def attempt() -> Answer:
+            return self._answer(await self._send(call, timeout), call.model_id)
+
+        if call.retry:
+            answer = await self._with_retries(attempt, call.label, call.on_retry)
         else:
-            return result
-        raise last.with_traceback(None)  # see BytezClient._with_retries
+            answer = await attempt()
+        return call.parse(answer, self._redact)
 
-    async def _call(
-        self,
-        method: str,
-        path: str,
-        *,
-        body: Any = None,
-        params: Mapping[str, str] | None = None,
-        model_id: str | None = None,
-        timeout: float | httpx.Timeout | None = None,
-        on_retry: OnRetry | None = None,
-        retry: bool = True,
-    ) -> tuple[Any, dict[str, Any] | None, ResponseMeta]:
-        content = None if body is None else protocol.encode_json(body)
-        call_timeout = self._call_timeout(timeout)
+    async def _drive(self, plan: Plan[_T]) -> _T:
+        """Run a multi-request plan (see ``BytezClient._drive``)."""
+        driver = PlanDriver(plan)
+        while (call := driver.next_call()) is not None:
+            try:
+                driver.reply(await self._execute(call))
+            except BytezError as exc:  # noqa: PERF203 - the plan decides what a failure means
+                driver.fail(exc)
+        return driver.result
 
-        async def attempt() -> tuple[Any, dict[str, Any] | None, ResponseMeta]:
-            response = await self._send(
-                method,
-                path,
-                content=content,
-                params=params,
-                timeout=call_timeout,
-                stream=False,
-                model_id=model_id,
-            )
-            output, provider = protocol.parse_envelope(response, model_id, redact=self._redact)
-            return (
-                output,
-                provider,
-                ResponseMeta.from_headers(response.headers, response.status_code),
-            )
-
-        if not retry:
-            return await attempt()
-        return await self._with_retries(attempt, method, path, on_retry)
-
-    # -- runs -------------------------------------------------------------------------
+    # -- the API: each method is one call (or plan) of the wire core --------------------
 
     async def run(
         self,
@@ -1518,29 +660,13 @@ class AsyncBytezClient(_ClientBase):
         timeout: float | httpx.Timeout | None = None,
         on_retry: OnRetry | None = None,
     ) -> RunResult:
-        """Run a model once and return its whole output.
-
-        Args:
-            model_id: The Bytez model id, such as ``"openai-community/gpt2"``.
-            payload: ``{"text": ...}`` or ``{"messages": ...}``, plus optional ``params``;
-                ``None`` values are dropped.
-            timeout: Overrides the client's timeout for this call.
-            on_retry: Called with tenacity's ``RetryCallState`` before each retry.
+        """Run a model once; see [`BytezClient.run`][langchain_bytez.client.BytezClient.run].
 
         Returns:
             The output, response metadata and provider info.
-
-        Raises:
-            InvalidModelIdError: If the model id is malformed (nothing is sent).
-            ValueError: If the payload has unknown keys.
-            BytezError: The typed error for the failure, after any retries.
         """
-        path = protocol.model_path(model_id)
-        body = protocol.build_run_body(payload, stream=False)
-        output, provider, meta = await self._call(
-            "POST", path, body=body, model_id=model_id, timeout=timeout, on_retry=on_retry
-        )
-        return RunResult(model_id=model_id, output=output, meta=meta, provider=provider)
+        call = endpoints.run(model_id, payload, timeout=timeout, on_retry=on_retry)
+        return await self._execute(call)
 
     def stream(
         self,
@@ -1552,87 +678,42 @@ class AsyncBytezClient(_ClientBase):
     ) -> AsyncTextStream:
         """Prepare a streamed run; the request is sent when the stream is entered.
 
-        Args:
-            model_id: The Bytez model id.
-            payload: As for [`run`][langchain_bytez.client.AsyncBytezClient.run].
-            timeout: Overrides the client's timeout for this call.
-            on_retry: Called with tenacity's ``RetryCallState`` before each retry.
+        See [`BytezClient.stream`][langchain_bytez.client.BytezClient.stream].
 
         Returns:
             An [`AsyncTextStream`][langchain_bytez.client.AsyncTextStream]; use
             ``async with client.stream(...) as s: async for t in s: ...``.
-
-        Raises:
-            InvalidModelIdError: If the model id is malformed (nothing is sent).
-            ValueError: If the payload has unknown keys.
         """
-        path = protocol.model_path(model_id)
-        content = protocol.encode_json(protocol.build_run_body(payload, stream=True))
+        path, content = endpoints.stream_body(model_id, payload)
         return AsyncTextStream(self, model_id, path, content, self._call_timeout(timeout), on_retry)
-
-    # -- catalogue --------------------------------------------------------------------
 
     async def list_models(
         self, task: str | None = None, *, model_id: str | None = None
     ) -> list[ModelInfo]:
-        """List catalogue models, optionally only those of one task or one id.
-
-        The filter is applied by the server; if the server answers the filtered request
-        with an error, the whole catalogue is fetched and filtered here.
-
-        Args:
-            task: Only models of this task (``"chat"``, ``"text-generation"``...).
-            model_id: Only the model with this id.
+        """List catalogue models; see [`BytezClient.list_models`][langchain_bytez.client.BytezClient.list_models].
 
         Returns:
             The matching catalogue entries.
-
-        Raises:
-            BytezError: The typed error for the failure.
-        """
-        params = _catalogue_params(task, model_id)
-        try:
-            output, _, _ = await self._call("GET", _LIST_MODELS, params=params or None)
-        except BytezError as exc:
-            if not params or not _should_fall_back(exc):
-                raise
-            logger.info(
-                "Bytez refused the filtered catalogue (HTTP %s); filtering client-side",
-                exc.status_code,
-            )
-            output, _, _ = await self._call("GET", _LIST_MODELS)
-        return _parse_models(output, task, model_id)
+        """  # noqa: E501 - a cross-reference cannot be wrapped
+        return await self._drive(endpoints.list_models(task, model_id))
 
     async def list_tasks(self) -> list[str]:
         """List the tasks the catalogue knows.
 
         Returns:
             Task names such as ``"chat"`` and ``"text-generation"``.
-
-        Raises:
-            BytezError: The typed error for the failure.
         """
-        output, _, _ = await self._call("GET", _LIST_TASKS)
-        return _parse_tasks(output)
+        return await self._execute(endpoints.list_tasks())
 
     async def request_model(self, model_id: str) -> str:
         """Ask Bytez to add a Hugging Face model to its catalogue.
 
-        Args:
-            model_id: The Hugging Face model id.
+        See [`BytezClient.request_model`][langchain_bytez.client.BytezClient.request_model].
 
         Returns:
             The server's answer, such as ``"Job queued"``.
-
-        Raises:
-            InvalidModelIdError: If the model id is malformed (nothing is sent).
-            BytezError: The typed error for the failure.
         """
-        protocol.validate_model_id(model_id)
-        output, _, _ = await self._call("POST", _REQUEST_PREFIX + model_id, model_id=model_id)
-        return "" if output is None else str(output)
-
-    # -- clusters ---------------------------------------------------------------------
+        return await self._execute(endpoints.request_model(model_id))
 
     async def create_cluster(
         self,
@@ -1645,27 +726,15 @@ class AsyncBytezClient(_ClientBase):
     ) -> str:
         """Start loading a model's instance cluster.
 
-        Args:
-            model_id: The Bytez model id.
-            capacity: Instance counts (``Capacity.fixed(n)`` for ``n`` parallel runs).
-            timeout_minutes: Idle minutes before the cluster shuts down (1 to 1440).
-            timeout: Overrides the client's request timeout for this call.
-            retry: ``False`` sends the request once, without the client's retries.
+        See [`BytezClient.create_cluster`][langchain_bytez.client.BytezClient.create_cluster].
 
         Returns:
             The server's answer, such as ``"Loading"``.
-
-        Raises:
-            InvalidModelIdError: If the model id is malformed (nothing is sent).
-            ValueError: If ``timeout_minutes`` is out of range.
-            BytezError: The typed error for the failure.
         """
-        path = protocol.model_path(model_id)
-        body = _cluster_body(capacity, timeout_minutes)
-        output, _, _ = await self._call(
-            "PUT", path, body=body, model_id=model_id, timeout=timeout, retry=retry
+        call = endpoints.create_cluster(
+            model_id, capacity, timeout_minutes, timeout=timeout, retry=retry
         )
-        return "" if output is None else str(output)
+        return await self._execute(call)
 
     async def get_cluster(
         self,
@@ -1676,22 +745,12 @@ class AsyncBytezClient(_ClientBase):
     ) -> ClusterStatus:
         """Read a model's instance cluster.
 
-        Args:
-            model_id: The Bytez model id.
-            timeout: Overrides the client's request timeout for this call.
-            retry: ``False`` sends the request once, without the client's retries.
+        See [`BytezClient.get_cluster`][langchain_bytez.client.BytezClient.get_cluster].
 
         Returns:
             The cluster's status.
-
-        Raises:
-            BytezNotFoundError: If the model has no cluster.
-            BytezError: The typed error for other failures.
         """
-        output, _, _ = await self._call(
-            "GET", protocol.model_path(model_id), model_id=model_id, timeout=timeout, retry=retry
-        )
-        return _parse_cluster(output, model_id, self._redact)
+        return await self._execute(endpoints.get_cluster(model_id, timeout=timeout, retry=retry))
 
     async def update_cluster(
         self,
@@ -1703,53 +762,28 @@ class AsyncBytezClient(_ClientBase):
     ) -> ClusterStatus:
         """Change a model's cluster: capacity, idle timeout, or switch it on/off.
 
-        Args:
-            model_id: The Bytez model id.
-            capacity: New instance counts.
-            timeout_minutes: New idle timeout (1 to 1440 minutes).
-            status: ``"on"`` or ``"off"``.
+        See [`BytezClient.update_cluster`][langchain_bytez.client.BytezClient.update_cluster].
 
         Returns:
             The cluster's status after the change.
-
-        Raises:
-            ValueError: If nothing is to change, or a value is out of range.
-            BytezNotFoundError: If the model has no cluster.
-            BytezError: The typed error for other failures.
         """
-        path = protocol.model_path(model_id)
-        body = _cluster_body(capacity, timeout_minutes, status)
-        if not body:
-            msg = "update_cluster needs capacity, timeout_minutes or status"
-            raise ValueError(msg)
-        output, _, _ = await self._call("PATCH", path, body=body, model_id=model_id)
-        if not isinstance(output, Mapping):
-            return await self.get_cluster(model_id)
-        return _parse_cluster(output, model_id, self._redact)
+        plan = endpoints.update_cluster(model_id, capacity, timeout_minutes, status)
+        return await self._drive(plan)
 
     async def delete_cluster(self, model_id: str) -> None:
         """Stop and delete a model's instance cluster.
 
-        Args:
-            model_id: The Bytez model id.
-
-        Raises:
-            BytezNotFoundError: If the model has no cluster.
-            BytezError: The typed error for other failures.
+        See [`BytezClient.delete_cluster`][langchain_bytez.client.BytezClient.delete_cluster].
         """
-        await self._call("DELETE", protocol.model_path(model_id), model_id=model_id)
+        await self._execute(endpoints.delete_cluster(model_id))
 
     async def list_clusters(self) -> list[ClusterStatus]:
         """List this account's instance clusters.
 
         Returns:
             One status per cluster.
-
-        Raises:
-            BytezError: The typed error for the failure.
         """
-        output, _, _ = await self._call("GET", _LIST_CLUSTERS)
-        return _parse_clusters(output, self._redact)
+        return await self._execute(endpoints.list_clusters())
 
     def model(self, model_id: str) -> AsyncModelHandle:
         """A handle bound to one model (load, status, run, stream, stop).
@@ -1767,174 +801,3 @@ class AsyncBytezClient(_ClientBase):
 
         protocol.validate_model_id(model_id)
         return AsyncModelHandle(self, model_id)
-
-
-class AsyncTextStream(_StreamBase):
-    """An async streamed run: ``async for`` it for text chunks.
-
-    Same rules as [`TextStream`][langchain_bytez.client.TextStream]: the request is sent on
-    ``__aenter__`` (or first iteration) and retried only until the response starts; iteration raises
-    [`BytezStreamError`][langchain_bytez.errors.BytezStreamError] for an in-band error or a dropped
-    connection; leaving the ``async with`` block releases the connection. Without
-    ``async with``, breaking out of the loop releases it when the event loop finalises
-    the iterator; prefer ``async with``.
-
-    Attributes:
-        model_id: The Bytez model id.
-        meta: The response metadata, once the response has started.
-    """
-
-    def __init__(
-        self,
-        client: AsyncBytezClient,
-        model_id: str,
-        path: str,
-        content: bytes,
-        timeout: httpx.Timeout,
-        on_retry: OnRetry | None,
-    ) -> None:
-        """Prepare the stream (use ``AsyncBytezClient.stream`` rather than this).
-
-        Args:
-            client: The client that sends the request.
-            model_id: The Bytez model id (already validated).
-            path: The API path of the model.
-            content: The encoded request body.
-            timeout: The request timeout.
-            on_retry: Per-call retry callback.
-        """
-        super().__init__(model_id, path, content, timeout, on_retry)
-        self._client = client
-        self._response: httpx.Response | None = None
-
-    async def __aenter__(self) -> AsyncTextStream:
-        """Send the request and wait for the response to start.
-
-        Returns:
-            The stream itself.
-
-        Raises:
-            BytezError: The typed error if the request failed (after any retries).
-        """
-        await self._ensure_open()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        """Release the connection."""
-        await self.aclose()
-
-    def __aiter__(self) -> AsyncIterator[str]:
-        """Iterate the text chunks.
-
-        Returns:
-            An async iterator of text chunks.
-        """
-        return self._iterate()
-
-    async def aclose(self) -> None:
-        """Release the connection (idempotent)."""
-        self._closed = True
-        response, self._response = self._response, None
-        if response is not None:
-            await response.aclose()
-
-    async def _ensure_open(self) -> None:
-        if self._response is not None or self._prefetched is not None:
-            return
-        if self._closed:
-            msg = "This Bytez stream is closed"
-            raise RuntimeError(msg)
-        client = self._client
-
-        async def attempt() -> httpx.Response:
-            response = await client._send(  # the stream is part of the client
-                "POST",
-                self._path,
-                content=self._content,
-                params=None,
-                timeout=self._timeout,
-                stream=True,
-                model_id=self.model_id,
-            )
-            if 200 <= response.status_code < 300:
-                return response
-            try:
-                body = await response.aread()
-            except httpx.HTTPError:
-                body = b""
-            finally:
-                await response.aclose()
-            raise protocol.error_from_response(
-                response.status_code, response.headers, body, self.model_id, redact=client._redact
-            )
-
-        response = await client._with_retries(attempt, "POST", self._path, self._on_retry)
-        self.meta = ResponseMeta.from_headers(response.headers, response.status_code)
-        self._status = response.status_code
-        if _is_json(response):
-            failure: httpx.HTTPError | None = None
-            try:
-                body = await response.aread()
-            except httpx.HTTPError as exc:
-                failure = exc
-            finally:
-                await response.aclose()
-            if failure is not None:
-                raise self._broken(failure, client)
-            self._prefetch_json(body, response, client._redact)
-            return
-        self._response = response
-
-    async def _iterate(self) -> AsyncIterator[str]:
-        self._begin_iteration()
-        client = self._client
-        chunks: AsyncGenerator[bytes, None] | None = None
-        try:
-            await self._ensure_open()
-            if self._prefetched is not None:
-                if self._prefetched:
-                    self._delivered.append(self._prefetched)
-                    yield self._prefetched
-                return
-            response = self._response
-            if response is None:
-                return
-            decoder = StreamTextDecoder()
-            delivered = self._delivered
-            chunks = response.aiter_bytes()  # type: ignore[assignment]
-            failure: BaseException | None = None
-            while True:
-                try:
-                    chunk = await anext(chunks, None)  # type: ignore[arg-type]
-                except httpx.StreamClosed:
-                    return
-                except _STREAMING_EXCEPTIONS as exc:
-                    failure = exc
-                    break
-                if chunk is None:
-                    break
-                text = decoder.feed(chunk)
-                if text:
-                    delivered.append(text)
-                    yield text
-                elif decoder.error is not None:
-                    break
-            if failure is not None:
-                raise self._broken(failure, client)  # outside the except: see _caused_by
-            tail = decoder.finish()
-            if tail:
-                delivered.append(tail)
-                yield tail
-            if decoder.error is not None:
-                raise self._in_band_error(decoder.error, client._redact)
-        finally:
-            if chunks is not None:
-                # Finish httpx's own async generator now rather than leaving it to the
-                # event loop's finaliser.
-                await chunks.aclose()
-            await self.aclose()

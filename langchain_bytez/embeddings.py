@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from langchain_core.embeddings import Embeddings
@@ -27,43 +27,10 @@ from langchain_core.runnables.config import ContextThreadPoolExecutor
 from pydantic import ConfigDict, Field
 
 from langchain_bytez.base import BytezModelMixin, gather_or_cancel
-from langchain_bytez.errors import BytezAPIError
 from langchain_bytez.generation import arun_model, run_model
+from langchain_bytez.wire.outputs import embedding_vector
 
 __all__ = ["BytezEmbeddings", "normalize_embedding_output"]
-
-_DICT_KEYS = ("embedding", "embeddings")
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
-def _vector(values: Sequence[Any], model_id: str) -> list[float]:
-    vector = [float(v) for v in values]
-    if not vector or not all(math.isfinite(v) for v in vector):
-        raise BytezAPIError(
-            "The embedding output holds an empty or non-finite vector",
-            model_id=model_id,
-            retryable=False,
-        )
-    return vector
-
-
-def _mean(rows: Sequence[Any], model_id: str) -> list[float]:
-    vectors = [
-        _vector(row, model_id)
-        for row in rows
-        if isinstance(row, list) and all(_is_number(v) for v in row)
-    ]
-    if not vectors or len(vectors) != len(rows) or len({len(v) for v in vectors}) != 1:
-        raise BytezAPIError(
-            "The per-token embedding output is not a list of equal-length vectors",
-            model_id=model_id,
-            retryable=False,
-        )
-    count = len(vectors)
-    return [sum(column) / count for column in zip(*vectors, strict=True)]
 
 
 def normalize_embedding_output(output: Any, model_id: str = "") -> list[float]:
@@ -79,27 +46,7 @@ def normalize_embedding_output(output: Any, model_id: str = "") -> list[float]:
     Raises:
         BytezAPIError: If the output has none of the known shapes.
     """
-    if isinstance(output, Mapping):
-        for key in _DICT_KEYS:
-            if key in output:
-                return normalize_embedding_output(output[key], model_id)
-    if isinstance(output, list) and output:
-        if all(_is_number(v) for v in output):
-            return _vector(output, model_id)  # [v]
-        if len(output) == 1 and isinstance(output[0], list):
-            inner = output[0]
-            if inner and all(_is_number(v) for v in inner):
-                return _vector(inner, model_id)  # [[v]]
-            if inner and all(isinstance(row, list) for row in inner):
-                return _mean(inner, model_id)  # [[[token vectors]]]
-        if all(isinstance(row, list) for row in output):
-            return _mean(output, model_id)  # [[token vector], [token vector], ...]
-    raise BytezAPIError(
-        f"Unexpected embedding output of type {type(output).__name__}; "
-        "is this a feature-extraction or sentence-similarity model?",
-        model_id=model_id,
-        retryable=False,
-    )
+    return embedding_vector(output, model_id)
 
 
 def _l2_normalized(vector: list[float]) -> list[float]:

@@ -8,7 +8,7 @@ the ``text`` body, removal of the echoed prompt and ``return_full_text``.
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Iterator
 from typing import Any, ClassVar
 
 from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
@@ -19,7 +19,6 @@ from langchain_core.runnables.config import ContextThreadPoolExecutor
 from pydantic import ConfigDict
 
 from langchain_bytez.base import gather_or_cancel, store_signatures
-from langchain_bytez.errors import BytezAPIError
 from langchain_bytez.generation import (
     BytezGenerationMixin,
     CallArguments,
@@ -35,6 +34,7 @@ from langchain_bytez.generation import (
     stream_text,
 )
 from langchain_bytez.types import RunResult
+from langchain_bytez.wire.outputs import text_of_output
 
 __all__ = ["BytezLLM"]
 
@@ -49,19 +49,11 @@ class _LLMCallArguments(CallArguments):
 
 def _output_text(output: Any, model_id: str) -> str:
     """The generated text of a text-generation ``output``, whatever its vintage."""
-    # Current API: a string. Older API: [{"generated_text": ...}] (several with
-    # num_return_sequences: the first is the answer, like HF pipelines' first).
-    if isinstance(output, list) and output:
-        output = output[0]
-    if isinstance(output, Mapping):
-        output = output.get("generated_text", output.get("text"))
-    if isinstance(output, str):
-        return output
-    raise BytezAPIError(
-        f"Unexpected text-generation output of type {type(output).__name__}; "
-        "is this a text-generation model?",
-        model_id=model_id,
-        retryable=False,
+    return text_of_output(
+        output,
+        model_id,
+        expected="a text-generation output",
+        hint="is this a text-generation model?",
     )
 
 

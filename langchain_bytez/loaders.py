@@ -513,6 +513,10 @@ class BytezCatalogLoader(_BytezConnectionLoader):
         self.max_ram = max_ram
         self.search = search
 
+    def _filters(self) -> dict[str, Any]:
+        """The client-side filters, as keyword arguments of ``list_models``."""
+        return {"max_params": self.max_params, "max_ram": self.max_ram, "search": self.search}
+
     def lazy_load(self) -> Iterator[Document]:
         """Yield one document per matching catalogue model.
 
@@ -524,9 +528,7 @@ class BytezCatalogLoader(_BytezConnectionLoader):
             client=self.client,
             api_key=self.api_key,
             base_url=self.base_url,
-            max_params=self.max_params,
-            max_ram=self.max_ram,
-            search=self.search,
+            **self._filters(),
         )
         for info in models:
             yield model_document(info)
@@ -540,12 +542,7 @@ class BytezCatalogLoader(_BytezConnectionLoader):
         if self.async_client is None and self.client is not None:
             # Only a sync client was given: use it off the loop rather than ignore it.
             models = await asyncio.to_thread(
-                list_models,
-                self.task,
-                client=self.client,
-                max_params=self.max_params,
-                max_ram=self.max_ram,
-                search=self.search,
+                list_models, self.task, client=self.client, **self._filters()
             )
         else:
             models = await alist_models(
@@ -553,9 +550,7 @@ class BytezCatalogLoader(_BytezConnectionLoader):
                 client=self.async_client,
                 api_key=self.api_key,
                 base_url=self.base_url,
-                max_params=self.max_params,
-                max_ram=self.max_ram,
-                search=self.search,
+                **self._filters(),
             )
         for info in models:
             yield model_document(info)

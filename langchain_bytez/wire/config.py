@@ -1,0 +1,345 @@
+"""Client configuration and the pure plumbing both client shells share: no I/O.
+
+Resolving the key, base URL and timeout; the request headers; redacting secrets from
+server text; turning an ``httpx`` transport exception into the typed error; the
+parsed-URL cache. [`ClientCore`][langchain_bytez.wire.config.ClientCore] is the base of
+[`BytezClient`][langchain_bytez.client.BytezClient] and
+[`AsyncBytezClient`][langchain_bytez.client.AsyncBytezClient].
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import math
+import os
+import time
+import warnings
+from collections.abc import Mapping
+from typing import Any, TypeVar
+
+import httpx
+import tenacity
+from pydantic import SecretStr
+
+from langchain_bytez import protocol
+from langchain_bytez.errors import (
+    BytezConnectionError,
+    BytezError,
+    BytezTimeoutError,
+    MissingAPIKeyError,
+)
+from langchain_bytez.types import ResponseMeta
+from langchain_bytez.wire.endpoints import Answer, Call
+from langchain_bytez.wire.retry import OnRetry, RetryLoop
+
+__all__ = [
+    "API_KEY_ENV",
+    "BASE_URL_ENV",
+    "DEFAULT_BASE_URL",
+    "DEFAULT_LIMITS",
+    "DEFAULT_TIMEOUT",
+    "ClientCore",
+]
+
+logger = logging.getLogger("langchain_bytez")
+
+_E = TypeVar("_E", bound=BaseException)
+_MAX_CACHED_URLS = 1024
+
+DEFAULT_BASE_URL = "https://api.bytez.com"
+"""API root used when neither ``base_url`` nor ``BYTEZ_BASE_URL`` is set."""
+
+API_KEY_ENV = "BYTEZ_API_KEY"
+"""Environment variable the API key is read from when none is passed."""
+
+BASE_URL_ENV = "BYTEZ_BASE_URL"
+"""Environment variable the API root is read from when no ``base_url`` is passed."""
+
+DEFAULT_TIMEOUT = httpx.Timeout(connect=10.0, read=600.0, write=60.0, pool=600.0)
+"""Default request timeout: reads wait up to 10 minutes, connecting up to 10 seconds.
+
+Cold starts hold a run open for minutes; connecting should be quick. ``pool`` only
+matters with a connection cap (ours has none)."""
+
+DEFAULT_LIMITS = httpx.Limits(max_connections=None, max_keepalive_connections=100)
+"""Connection-pool limits: no cap on open connections, up to 100 idle ones kept.
+
+Bytez accounts allow up to 400 concurrent requests and the server answers 429 beyond
+that, so the client does not cap them itself."""
+
+
+def _resolve_api_key(api_key: str | SecretStr | None) -> str:
+    if isinstance(api_key, SecretStr):
+        api_key = api_key.get_secret_value()
+    if api_key is None:
+        api_key = os.environ.get(API_KEY_ENV)
+    # A trailing newline from a key file is a common copy-paste accident.
+    key = (api_key or "").strip()
+    if not key:
+        msg = (
+            f"No Bytez API key: pass api_key=... or set the {API_KEY_ENV} environment "
+            "variable (keys are at https://bytez.com/api)."
+        )
+        raise MissingAPIKeyError(msg)
+    return key
+
+
+def _resolve_base_url(base_url: str | None) -> str:
+    raw = (base_url or os.environ.get(BASE_URL_ENV) or DEFAULT_BASE_URL).strip().rstrip("/")
+    try:
+        url = httpx.URL(raw)
+    except httpx.InvalidURL as exc:
+        msg = f"base_url is not a valid URL: {exc}"
+        raise ValueError(msg) from None
+    if url.scheme not in {"http", "https"} or not url.host:
+        msg = f"base_url must be an http(s) URL with a host, got {raw!r}"
+        raise ValueError(msg)
+    if url.userinfo:
+        # It would show in repr() and logs; credentials belong in api_key.
+        msg = "base_url must not contain user info; pass credentials as api_key"
+        raise ValueError(msg)
+    if url.query or url.fragment:
+        msg = f"base_url must not have a query or fragment, got {raw!r}"
+        raise ValueError(msg)
+    # SDKs and docs quote the base URL with the route prefix
+    # ("https://api.bytez.com/models/v2"); both forms name the same API root.
+    if url.path.rstrip("/").endswith(protocol.API_PREFIX):
+        raw = raw[: len(raw) - len(protocol.API_PREFIX)].rstrip("/")
+    return raw
+
+
+def _to_timeout(timeout: float | httpx.Timeout | None) -> httpx.Timeout:
+    """Normalise a timeout.
+
+    A number ``t`` means: connect within ``min(10, t)`` seconds, then allow ``t`` seconds
+    for each read, write and pool wait (httpx timeouts are per phase, not per request).
+    """
+    if timeout is None:
+        return DEFAULT_TIMEOUT
+    if isinstance(timeout, httpx.Timeout):
+        return timeout
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)):
+        msg = f"timeout must be a number of seconds or an httpx.Timeout, got {timeout!r}"
+        raise TypeError(msg)
+    if not timeout > 0 or math.isinf(timeout):
+        msg = f"timeout must be a positive, finite number of seconds, got {timeout!r}"
+        raise ValueError(msg)
+    seconds = float(timeout)
+    return httpx.Timeout(connect=min(10.0, seconds), read=seconds, write=seconds, pool=seconds)
+
+
+def _secret_value(value: str | SecretStr | None) -> str | None:
+    if isinstance(value, SecretStr):
+        value = value.get_secret_value()
+    value = (value or "").strip()
+    return value or None
+
+
+class ClientCore:
+    """Configuration, headers, retry policy and error plumbing shared by both clients."""
+
+    def __init__(
+        self,
+        api_key: str | SecretStr | None,
+        *,
+        base_url: str | None,
+        timeout: float | httpx.Timeout | None,
+        max_retries: int,
+        max_retry_wait: float,
+        default_headers: Mapping[str, str] | None,
+        provider_key: str | SecretStr | None,
+        on_retry: OnRetry | None,
+        injected: bool,
+    ) -> None:
+        """Resolve and check the settings (see ``BytezClient`` for each argument).
+
+        Args:
+            api_key: The key, or ``None`` for ``BYTEZ_API_KEY``.
+            base_url: The API root, or ``None`` for ``BYTEZ_BASE_URL`` or the default.
+            timeout: Seconds or an ``httpx.Timeout``; ``None`` for the default.
+            max_retries: Retries after the first attempt.
+            max_retry_wait: Longest single wait between attempts, in seconds.
+            default_headers: Extra headers for every request.
+            provider_key: A closed-source provider's key.
+            on_retry: Called before each retry sleep.
+            injected: Whether the caller supplied the ``httpx`` client.
+
+        Raises:
+            MissingAPIKeyError: If there is no key.
+            ValueError: If a setting is invalid.
+        """
+        key = _resolve_api_key(api_key)
+        provider = _secret_value(provider_key)
+        self._api_key = SecretStr(key)
+        self._base_url = _resolve_base_url(base_url)
+        self._timeout = _to_timeout(timeout)
+        self._policy = protocol.RetryPolicy(max_retries=max_retries, max_wait=max_retry_wait)
+        headers = protocol.build_headers(
+            key, provider_key=provider, default_headers=default_headers
+        )
+        if not any(name.lower() == "content-type" for name in headers):
+            # Case-insensitive: a caller's "content-type" must not become a second header.
+            headers["Content-Type"] = "application/json"
+        self._headers = headers
+        # Our own httpx client carries the headers itself; an injected one gets them per
+        # request (its own default headers stay as the caller set them).
+        self._request_headers: dict[str, str] | None = headers if injected else None
+        # Very short secrets would redact ordinary words; they are not worth hiding.
+        self._secrets = tuple(s for s in (key, provider) if s is not None and len(s) >= 6)
+        self._on_retry = on_retry
+        self._cache_key = (self._base_url, hashlib.sha256(key.encode()).hexdigest()[:16])
+        # Parsed request URLs by path (see _url): parsing costs more than the rest of
+        # building a request, and one client only ever uses a few paths.
+        self._urls: dict[str, httpx.URL] = {}
+        url = httpx.URL(self._base_url)
+        if url.scheme == "http" and not protocol.is_loopback_host(url.host):
+            warnings.warn(
+                f"Bytez base_url {self._base_url!r} uses plain http://: the API key would "
+                "travel unencrypted. Use https:// for anything but a local server.",
+                UserWarning,
+                stacklevel=3,
+            )
+
+    @staticmethod
+    def _check_http_client(candidate: object, expected: type) -> None:
+        # Checked at run time: the annotations are not enforced.
+        if candidate is not None and not isinstance(candidate, expected):
+            got = type(candidate).__name__
+            msg = f"http_client must be an httpx.{expected.__name__}, got {got}"
+            raise TypeError(msg)
+
+    @property
+    def base_url(self) -> str:
+        """The API root, such as ``https://api.bytez.com`` (no trailing slash)."""
+        return self._base_url
+
+    @property
+    def cache_key(self) -> tuple[str, str]:
+        """``(base_url, fingerprint)``: identifies the account without holding the key.
+
+        The fingerprint is the first 16 hex digits of the key's SHA-256.
+        """
+        return self._cache_key
+
+    @property
+    def max_retries(self) -> int:
+        """Retries after the first attempt."""
+        return self._policy.max_retries
+
+    @property
+    def timeout(self) -> httpx.Timeout:
+        """The default timeout of every request."""
+        return self._timeout
+
+    def __repr__(self) -> str:
+        """Show the base URL only: never the key."""
+        return f"{type(self).__name__}(base_url={self._base_url!r})"
+
+    def __getstate__(self) -> None:
+        """Refuse pickling: a pickle would carry the key, and sockets do not pickle."""
+        msg = f"{type(self).__name__} cannot be pickled; create a new client instead"
+        raise TypeError(msg)
+
+    # -- helpers ----------------------------------------------------------------------
+
+    def _redact(self, text: str) -> str:
+        for secret in self._secrets:
+            if secret in text:
+                text = text.replace(secret, "***")
+        return text
+
+    def _url(self, path: str) -> httpx.URL:
+        url = self._urls.get(path)
+        if url is None:
+            url = httpx.URL(self._base_url + path)
+            if len(self._urls) < _MAX_CACHED_URLS:  # bounded: paths embed model ids
+                self._urls[path] = url
+        return url
+
+    def _call_timeout(self, timeout: float | httpx.Timeout | None) -> httpx.Timeout:
+        return self._timeout if timeout is None else _to_timeout(timeout)
+
+    def _transport_error(self, exc: httpx.HTTPError, model_id: str | None) -> BytezError:
+        detail = self._redact(str(exc)) or type(exc).__name__
+        error: BytezError
+        if isinstance(exc, httpx.TimeoutException):
+            message = f"Request to Bytez timed out ({type(exc).__name__}): {detail}"
+            error = BytezTimeoutError(message, model_id=model_id)
+        else:
+            message = f"Could not reach Bytez at {self._base_url} ({type(exc).__name__}): {detail}"
+            error = BytezConnectionError(message, model_id=model_id)
+            if isinstance(exc, (httpx.UnsupportedProtocol, httpx.LocalProtocolError)):
+                # Our own request is at fault; sending it again cannot help.
+                error.is_retryable = False
+        return self._caused_by(error, exc)
+
+    def _caused_by(self, error: _E, exc: BaseException) -> _E:
+        """Keep ``exc`` as ``error.cause`` unless its text carries a secret.
+
+        The transport exception is an attribute, not a ``__cause__`` chain: chained, it
+        would print some 60 lines of httpx and httpcore internals above the one line
+        that says what failed (its message is already in ``error``'s).
+
+        Raise the result *outside* the ``except`` block that caught ``exc``: raised
+        inside it, Python would keep ``exc`` as ``__context__`` anyway, where traceback
+        walkers (and ``format_exception`` callers ignoring ``__suppress_context__``)
+        would find the unredacted text.
+        """
+        text = str(exc)
+        if not any(secret in text for secret in self._secrets):
+            if isinstance(error, BytezError):
+                error.cause = exc
+            else:
+                error.__cause__ = exc
+        error.__suppress_context__ = True
+        return error
+
+    def _build_request(
+        self, http: httpx.Client | httpx.AsyncClient, call: Call[Any], timeout: httpx.Timeout
+    ) -> httpx.Request:
+        return http.build_request(
+            call.method,
+            self._url(call.path),
+            content=call.content,
+            params=call.params,
+            headers=self._request_headers,
+            timeout=timeout,
+        )
+
+    @staticmethod
+    def _clock() -> float | None:
+        """A start time for the request's debug log line, if debug logging is on."""
+        return time.perf_counter() if logger.isEnabledFor(logging.DEBUG) else None
+
+    def _answer(self, response: httpx.Response, model_id: str | None) -> Answer:
+        """The envelope of a read response, or its typed error (raised)."""
+        output, provider = protocol.parse_envelope(response, model_id, redact=self._redact)
+        meta = ResponseMeta.from_headers(response.headers, response.status_code)
+        return Answer(output, provider, meta)
+
+    def _stream_error(self, response: httpx.Response, body: bytes, model_id: str) -> BytezError:
+        """The typed error of a stream request answered with a non-2xx ``body``."""
+        return protocol.error_from_response(
+            response.status_code, response.headers, body, model_id, redact=self._redact
+        )
+
+    def _log_response(self, call: Call[Any], status: int, started: float | None) -> None:
+        if started is not None:
+            elapsed = (time.perf_counter() - started) * 1000
+            logger.debug("Bytez %s -> HTTP %d in %.1f ms", call.label, status, elapsed)
+
+    def _retry_loop(
+        self,
+        first: BytezError,
+        label: str,
+        on_retry: OnRetry | None,
+        retrying: type[tenacity.BaseRetrying],
+    ) -> RetryLoop | None:
+        """The retry loop after the first attempt failed with ``first``, if a retry is due.
+
+        Built only after a retryable failure: the happy path creates no retry object.
+        """
+        if self._policy.max_retries == 0 or not self._policy.should_retry(first):
+            return None
+        return RetryLoop(self._policy, label, (self._on_retry, on_retry), retrying=retrying)
