@@ -29,7 +29,7 @@ import time
 import weakref
 from collections.abc import Awaitable, Callable, Mapping
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Literal, TypeVar
+from typing import Any, Literal, TypeVar
 
 import httpx
 import tenacity
@@ -38,6 +38,7 @@ from pydantic import SecretStr
 from langchain_bytez import protocol
 from langchain_bytez.clients.streams import AsyncTextStream, TextStream
 from langchain_bytez.errors import BytezError
+from langchain_bytez.lifecycle.manager import AsyncModelHandle, ModelHandle
 from langchain_bytez.types import Capacity, ClusterStatus, ModelInfo, RunResult
 from langchain_bytez.wire import endpoints
 from langchain_bytez.wire.config import (
@@ -50,9 +51,6 @@ from langchain_bytez.wire.config import (
 )
 from langchain_bytez.wire.endpoints import Answer, Call, Plan, PlanDriver
 from langchain_bytez.wire.retry import OnRetry
-
-if TYPE_CHECKING:
-    from langchain_bytez.manager import AsyncModelHandle, ModelHandle
 
 __all__ = [
     "API_KEY_ENV",
@@ -472,8 +470,6 @@ class BytezClient(ClientCore):
         Raises:
             InvalidModelIdError: If the model id is malformed.
         """
-        from langchain_bytez.manager import ModelHandle  # noqa: PLC0415 - avoids a cycle
-
         protocol.validate_model_id(model_id)
         return ModelHandle(self, model_id)
 
@@ -797,7 +793,5 @@ class AsyncBytezClient(ClientCore):
         Raises:
             InvalidModelIdError: If the model id is malformed.
         """
-        from langchain_bytez.manager import AsyncModelHandle  # noqa: PLC0415 - avoids a cycle
-
         protocol.validate_model_id(model_id)
         return AsyncModelHandle(self, model_id)
