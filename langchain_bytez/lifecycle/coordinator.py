@@ -187,7 +187,9 @@ class LoadCoordinator:
             "anyway (serverless: the service starts the model on the first run). "
             "Set auto_load=False to skip the cluster calls."
         )
-        logger.warning(msg)
+        # Said once, as a warning only: logging it at WARNING too would print it twice
+        # to a script that has not configured logging (logging's last-resort handler).
+        logger.info(msg)
         warnings.warn(msg, UserWarning, stacklevel=6)
 
     def _remember(self, model_id: str, spec: LoadSpec, status: ClusterStatus | None) -> None:
@@ -217,7 +219,7 @@ class LoadCoordinator:
                 "and is held open through the cold start. load() returns None and "
                 "status() reports raw_status='serverless'."
             )
-            logger.warning(msg)
+            logger.info(msg)  # as above: the warning is the one place it is said
             warnings.warn(msg, UserWarning, stacklevel=4)
 
     def _join(
