@@ -26,7 +26,7 @@ SNIPPET_API_KEY = "docs-snippet-key"
 # pytest-markdown-docs marks every item it collects with this keyword.
 SNIPPET_MARKER = "markdown-docs"
 # Pages whose blocks run against a server with the cluster routes on (see above).
-PAGES_WITH_CLUSTER_ROUTES = frozenset({"model-management.md"})
+PAGES_WITH_CLUSTER_ROUTES = frozenset({"model-management.md", "loaders.md"})
 
 
 @pytest.fixture(scope="session")
