@@ -26,7 +26,7 @@ from typing import Any
 import httpx
 import pytest
 
-from langchain_bytez import BytezEmbeddings, BytezLLM, ChatBytez, list_models
+from langchain_bytez import BytezEmbeddings, BytezLLM, BytezStreamError, ChatBytez, list_models
 from langchain_bytez import manager as manager_module
 from langchain_bytez.server import LocalBytezServer
 from langchain_bytez.testing.catalogue import ROWS
@@ -257,6 +257,24 @@ def scenario_greedy(setup: Setup) -> None:
         assert "temperature" not in params
 
 
+def scenario_stream_error_rule(setup: Setup) -> None:
+    """Model text starting with "Error: " is text; the container's last "Error:" item fails."""
+    looks_like_error = ["The log says ", "Error: ", "file not found", ", so check the path."]
+    setup.server.set_reply(looks_like_error, model_id=TEXT)
+    llm = setup.llm()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert llm.invoke("Read the log.") == "".join(looks_like_error)
+        assert "".join(llm.stream("Read the log.")) == "".join(looks_like_error)
+        setup.server.set_reply(["Hello", " world", " again"], model_id=TEXT)
+        setup.server.inject("error_mid_stream", after_tokens=2, message="CUDA out of memory")
+        received: list[str] = []
+        with pytest.raises(BytezStreamError, match="CUDA out of memory") as failure:
+            received.extend(llm.stream("Hi"))
+    assert "".join(received) == failure.value.delivered_text == "Hello world"
+    check_wire(setup, expected_runs=3)
+
+
 def scenario_implicit_auto_load(setup: Setup) -> None:
     """A default object's first call is the only one that touches the cluster routes."""
     first, second = setup.llm(), setup.llm(concurrency=3, instance_timeout=900)
@@ -353,6 +371,7 @@ SCENARIOS: dict[str, Callable[[Setup], None]] = {
     "embeddings": scenario_embeddings,
     "stop": scenario_stop,
     "greedy": scenario_greedy,
+    "stream_error_rule": scenario_stream_error_rule,
     "implicit_auto_load": scenario_implicit_auto_load,
     "alternating_concurrency": scenario_alternating_concurrency,
     "closed_source": scenario_closed_source,
