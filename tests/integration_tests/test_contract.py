@@ -98,11 +98,14 @@ def _is_run(request: RecordedRequest) -> bool:
 
 
 def _is_cluster_call(request: RecordedRequest) -> bool:
-    # PUT/GET/PATCH/DELETE /models/v2/{owner}/{name} and /models/v2/list/clusters.
-    return (
-        request.method != "POST"
-        and (request.path.count("/") == 4 or request.path == "/models/v2/list/clusters")
-        and not request.path.startswith("/models/v2/list/models")
+    # PUT/GET/PATCH/DELETE /models/v2/{model id} and GET /models/v2/list/clusters; the
+    # other list routes (models, tasks) are the catalogue, not the cluster routes.
+    if request.method == "POST":
+        return False
+    if request.path == "/models/v2/list/clusters":
+        return True
+    return request.path.startswith("/models/v2/") and not request.path.startswith(
+        "/models/v2/list/"
     )
 
 
@@ -155,15 +158,19 @@ def check_wire(setup: Setup, *, expected_runs: int, auto_loads: bool = True) -> 
         assert "stop_strings" not in params
         assert "stop" not in params
         assert params.get("temperature", 1) != 0
-    log = setup.server.requests
+    log = list(enumerate(setup.server.requests))
     for model_id in {run.model_id for run in runs}:
-        writes = [w for w in setup.cluster_calls(*CLUSTER_WRITES) if w.model_id == model_id]
+        writes = [
+            (i, r)
+            for i, r in log
+            if _is_cluster_call(r) and r.method in CLUSTER_WRITES and r.model_id == model_id
+        ]
         # At most one cluster-modifying request per model: the PUT creating a missing
         # cluster, sent before the model's first run and never again.
-        assert len(writes) <= 1, [(w.method, w.path) for w in writes]
-        assert all(w.method == "PUT" for w in writes)
-        first_run = next(i for i, r in enumerate(log) if _is_run(r) and r.model_id == model_id)
-        assert all(log.index(w) < first_run for w in writes)
+        assert len(writes) <= 1, [(r.method, r.path) for _, r in writes]
+        assert all(r.method == "PUT" for _, r in writes)
+        first_run = next(i for i, r in log if _is_run(r) and r.model_id == model_id)
+        assert all(i < first_run for i, _ in writes)
         if auto_loads and setup.mode.routes_on:
             assert len(writes) == 1  # no cluster existed: implicit auto-load created one
     if not auto_loads:
@@ -282,9 +289,10 @@ def scenario_implicit_auto_load(setup: Setup) -> None:
             assert model.invoke("Once", max_new_tokens=3)
     check_warnings(setup, record)
     check_wire(setup, expected_runs=4)
-    before_first_run = setup.server.requests.index(setup.runs()[0])
+    log = setup.server.requests
+    first_run = next(i for i, r in enumerate(log) if _is_run(r))
     # Every implicit cluster call came before the first run; later runs sent none.
-    assert all(setup.server.requests.index(c) < before_first_run for c in setup.cluster_calls())
+    assert not any(_is_cluster_call(r) for r in log[first_run:])
     # Routes on: the implicit PUT made the cluster; otherwise the first run started the
     # model serverless. Either way it is on, with the settings of the first object.
     cluster = setup.server.cluster(TEXT)
