@@ -122,6 +122,26 @@ class CatalogueRow:
 
 
 ROWS: tuple[CatalogueRow, ...] = (
+    # Used by docs/agents.md (a model that does tool calling well).
+    CatalogueRow(
+        "Qwen/Qwen2.5-7B-Instruct",
+        "chat",
+        7.62,
+        30.5,
+        "lg-lm",
+        0.000333,
+        samples_by_default=True,
+    ),
+    # Used by docs/migration.md (the model id of Bytez's own 0.0.x examples).
+    CatalogueRow(
+        "microsoft/Phi-3-mini-4k-instruct",
+        "chat",
+        3.82,
+        15.3,
+        "md-lm",
+        0.000167,
+        samples_by_default=True,
+    ),
     CatalogueRow("openai-community/gpt2", "text-generation", 0.124, 0.5, "xs", 0.0000833),
     CatalogueRow("gpt2", "text-generation", 0.124, 0.5, "xs", 0.0000833),
     CatalogueRow("microsoft/phi-2", "text-generation", 2.78, 11.1, "md", 0.000167),
