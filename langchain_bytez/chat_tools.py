@@ -25,6 +25,7 @@ from langchain_core.output_parsers import BaseGenerationOutputParser
 from langchain_core.outputs import ChatGenerationChunk, Generation
 from langchain_core.utils.function_calling import convert_to_openai_tool
 from pydantic import ValidationError
+from pydantic import v1 as pydantic_v1
 
 from langchain_bytez.generation import (
     StreamEnd,
@@ -266,8 +267,11 @@ class StructuredParser(BaseGenerationOutputParser[Any]):
     def _validated(self, value: Any, raw: str) -> Any:
         if self.model_class is not None:
             try:
+                if issubclass(self.model_class, pydantic_v1.BaseModel):
+                    # langchain-core still accepts pydantic.v1 models as schemas.
+                    return self.model_class.parse_obj(value)
                 return self.model_class.model_validate(value)
-            except ValidationError as error:
+            except (ValidationError, pydantic_v1.ValidationError) as error:
                 raise OutputParserException(
                     f"The answer does not match {self.model_class.__name__}: {error}",
                     llm_output=raw,

@@ -122,16 +122,6 @@ class CatalogueRow:
 
 
 ROWS: tuple[CatalogueRow, ...] = (
-    # Used by docs/agents.md (a model that does tool calling well).
-    CatalogueRow(
-        "Qwen/Qwen2.5-7B-Instruct",
-        "chat",
-        7.62,
-        30.5,
-        "lg-lm",
-        0.000333,
-        samples_by_default=True,
-    ),
     # Used by docs/migration.md (the model id of Bytez's own 0.0.x examples).
     CatalogueRow(
         "microsoft/Phi-3-mini-4k-instruct",

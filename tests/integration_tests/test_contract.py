@@ -27,7 +27,7 @@ import httpx
 import pytest
 
 from langchain_bytez import BytezEmbeddings, BytezLLM, BytezStreamError, ChatBytez, list_models
-from langchain_bytez import manager as manager_module
+from langchain_bytez.lifecycle import settings as lifecycle_settings
 from langchain_bytez.server import LocalBytezServer
 from langchain_bytez.testing.catalogue import ROWS
 from langchain_bytez.testing.control import RecordedRequest
@@ -114,10 +114,8 @@ def _short_implicit_calls(monkeypatch: pytest.MonkeyPatch) -> None:
     # IMPLICIT_CALL_TIMEOUT (10 s) bounds each implicit cluster call; in "hang" mode the
     # server never answers, so every first call would cost 10 s and the suite minutes.
     # The client offers no per-object knob for it, hence the module constant is patched.
-    monkeypatch.setattr(manager_module, "IMPLICIT_CALL_TIMEOUT", IMPLICIT_BUDGET)
-    # "Warns once per model and base URL" is process-wide; a later test may get the same
-    # free port again, so each test starts with no warning remembered.
-    monkeypatch.setattr(manager_module, "_IMPLICIT_WARNED", set())
+    # ("Warned once" marks are cleared between tests by tests/conftest.py.)
+    monkeypatch.setattr(lifecycle_settings, "IMPLICIT_CALL_TIMEOUT", IMPLICIT_BUDGET)
 
 
 @pytest.fixture(params=MODES, ids=[mode.id for mode in MODES])

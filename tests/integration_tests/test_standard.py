@@ -24,8 +24,6 @@ forbids overriding standard tests except to xfail them, so the skip texts are it
 * "VCR not set up.": the VCR benchmark replays cassettes of the real API; none are
   recorded (that needs a real key).
 
-One standard test is xfailed: ``test_structured_output_pydantic_2_v1`` (see its
-override in ``TestChatBytezToolsIntegration``).
 """
 
 from __future__ import annotations
@@ -233,12 +231,3 @@ class TestChatBytezToolsIntegration(TestChatBytezIntegration):
     @property
     def supports_json_mode(self) -> bool:
         return True
-
-    @pytest.mark.xfail(
-        reason="ChatBytez builds structured answers with pydantic v2's model_validate; a "
-        "pydantic.v1 model has only parse_obj (fix belongs in chat_models.py)",
-        raises=AttributeError,
-        strict=True,
-    )
-    def test_structured_output_pydantic_2_v1(self, model: BaseChatModel) -> None:
-        super().test_structured_output_pydantic_2_v1(model)
