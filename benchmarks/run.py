@@ -394,7 +394,6 @@ def bench_overhead(url: str, sizes: Sizes) -> None:
     from langchain_core.messages import HumanMessage
 
     from langchain_bytez import BytezClient, BytezEmbeddings, BytezLLM, ChatBytez
-    from langchain_bytez.chat_models import convert_messages
 
     n = sizes.calls
     warm = max(20, n // 10)
@@ -409,7 +408,8 @@ def bench_overhead(url: str, sizes: Sizes) -> None:
     emb_url = f"{url}/models/v2/{EMBED_MODEL}"
     llm_body = encode(payload)
     messages = [HumanMessage(CHAT_TEXT)]
-    chat_body = encode({"messages": convert_messages(messages), "params": params})
+    # What ChatBytez sends for one HumanMessage (the wire format of a chat model).
+    chat_body = encode({"messages": [{"role": "user", "content": CHAT_TEXT}], "params": params})
     emb_body = encode({"text": EMBED_TEXT})
 
     with httpx.Client(headers=headers(), timeout=30) as raw:
@@ -588,7 +588,7 @@ def bench_cpu_per_chunk(url: str, sizes: Sizes) -> None:
     import httpx
 
     from langchain_bytez import BytezLLM
-    from langchain_bytez.client import BytezClient
+    from langchain_bytez import BytezClient
 
     n = sizes.chunks
     llm = BytezLLM(model=LLM_MODEL, api_key=KEY, base_url=url, max_new_tokens=n, auto_load=True)
@@ -799,8 +799,8 @@ def answer_tokens(nbytes: int) -> tuple[int, int]:
 
 
 def case_stream_answer(url: str, nbytes: int, layer: str) -> dict[str, Any]:
-    from langchain_bytez import BytezLLM
-    from langchain_bytez.client import BytezClient
+    """Stream one long answer through ``layer`` (llm, allm or client); CPU, wall, peak RSS."""
+    from langchain_bytez import BytezClient, BytezLLM
 
     tokens, total = answer_tokens(nbytes)
     llm = BytezLLM(model=LLM_MODEL, api_key=KEY, base_url=url, max_new_tokens=tokens)
@@ -815,23 +815,36 @@ def case_stream_answer(url: str, nbytes: int, layer: str) -> dict[str, Any]:
         with client.stream(LLM_MODEL, payload) as stream:
             yield from stream
 
+    async def achunks() -> int:
+        received = 0
+        async for chunk in llm.astream(PROMPT):
+            received += len(chunk.encode())
+        return received
+
     for _ in range(3):
         for _chunk in warm.stream(PROMPT):
             pass
+    asyncio.run(warm.ainvoke(PROMPT))  # imports and warms the async path for every layer
     gc.collect()
     before = rss_bytes()
     max_before = maxrss_bytes()
     received = 0
     started = time.perf_counter()
+    cpu_started = time.process_time()
     with PeakSampler() as sampler:
-        for chunk in chunks():
-            received += len(chunk.encode())
+        if layer == "allm":
+            received = asyncio.run(achunks())
+        else:
+            for chunk in chunks():
+                received += len(chunk.encode())
+    cpu = time.process_time() - cpu_started
     elapsed = time.perf_counter() - started
     return {
         "answer_bytes": received,
         "expected_bytes": total,
         "tokens": tokens,
         "seconds": elapsed,
+        "cpu_seconds": cpu,
         "peak_delta": max(sampler.peak - before, maxrss_bytes() - max_before),
     }
 
@@ -886,28 +899,42 @@ def run_case(argv: list[str]) -> dict[str, Any]:
 
 def bench_scale(url: str, sizes: Sizes) -> None:
     mib = 1024 * 1024
-    say(f"scale: streaming a {sizes.answer_bytes / 1e6:g} MB answer (fresh process)")
-    res = run_case(["stream_answer", url, str(sizes.answer_bytes), "llm"])
-    delta = res["peak_delta"] / mib
+    say(f"scale: streaming a {sizes.answer_bytes / 1e6:g} MB answer (fresh processes)")
+    # Each layer in its own fresh process, the library layer first: it is the unit.
+    base = run_case(["stream_answer", url, str(sizes.answer_bytes), "client"])
     # Scale the 10 MB budget with the answer size in quick mode (same row, smaller case).
     budget = 10.0 * sizes.answer_bytes / 1_000_000
-    add(
-        "4 scale",
-        f"peak RSS rise streaming a {res['answer_bytes'] / 1e6:.2f} MB answer "
-        f"({res['tokens']} chunks)",
-        f"{delta:.1f} MiB ({res['seconds']:.1f} s)",
-        f"< {budget:g} MB",
-        delta * mib < budget * 1e6,
-        **res,
-    )
-    res = run_case(["stream_answer", url, str(sizes.answer_bytes), "client"])
+    for layer, method in (("llm", "BytezLLM.stream"), ("allm", "BytezLLM.astream")):
+        res = run_case(["stream_answer", url, str(sizes.answer_bytes), layer])
+        assert res["answer_bytes"] == base["answer_bytes"], (res, base)
+        delta = res["peak_delta"] / mib
+        add(
+            "4 scale",
+            f"peak RSS rise streaming a {res['answer_bytes'] / 1e6:.2f} MB answer "
+            f"through {method} ({res['tokens']} chunks)",
+            f"{delta:.1f} MiB ({res['seconds']:.1f} s)",
+            f"< {budget:g} MB",
+            delta * mib < budget * 1e6,
+            **res,
+        )
+        ratio = res["cpu_seconds"] / base["cpu_seconds"]
+        add(
+            "4 scale",
+            f"  CPU of {method} / BytezClient.stream, same answer",
+            f"{ratio:.2f}x ({res['cpu_seconds']:.2f} / {base['cpu_seconds']:.2f} s)",
+            "<= 2.00x",
+            ratio <= 2.0,
+            ratio=ratio,
+            cpu_seconds=res["cpu_seconds"],
+            client_cpu_seconds=base["cpu_seconds"],
+        )
     add(
         "4 scale",
         "  of which BytezClient.stream (library layer, same answer)",
-        f"{res['peak_delta'] / mib:.1f} MiB ({res['seconds']:.1f} s)",
+        f"{base['peak_delta'] / mib:.1f} MiB, {base['cpu_seconds']:.2f} s CPU",
         "-",
         None,
-        **res,
+        **base,
     )
     say(f"scale: sending a {sizes.prompt_bytes / 1e6:g} MB prompt (fresh process)")
     res = run_case(["prompt", url, str(sizes.prompt_bytes)])
@@ -945,7 +972,7 @@ def bench_scale(url: str, sizes: Sizes) -> None:
 
 def bench_autoload(url: str, sizes: Sizes) -> None:
     from langchain_bytez import BytezLLM
-    from langchain_bytez.manager import ModelManager
+    from langchain_bytez import ModelManager
 
     auto = BytezLLM(
         model=AUTOLOAD_MODEL, api_key=KEY, base_url=url, max_new_tokens=5, auto_load=True
