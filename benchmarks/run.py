@@ -451,9 +451,7 @@ def bench_overhead(url: str, sizes: Sizes) -> None:
                 raw_call()
         say(f"overhead: {n} interleaved BytezClient.run / raw POST")
         lib_t, raw_t = interleaved(n, lambda: client.run(LLM_MODEL, payload), cases[0][3])
-        record_ratio(
-            "BytezClient.run / raw httpx.Client POST (library layer)", lib_t, raw_t, 1.05
-        )
+        record_ratio("BytezClient.run / raw httpx.Client POST (library layer)", lib_t, raw_t, 1.05)
         for name, lib, floor, raw_call in cases:
             say(f"overhead: {n} interleaved {name} / floor / raw POST")
             lib_t, floor_t, raw_t = interleaved_many(n, [lib, floor, raw_call])
@@ -587,8 +585,7 @@ def bench_ttfb(url: str, ttfb: float, sizes: Sizes) -> None:
 def bench_cpu_per_chunk(url: str, sizes: Sizes) -> None:
     import httpx
 
-    from langchain_bytez import BytezLLM
-    from langchain_bytez import BytezClient
+    from langchain_bytez import BytezClient, BytezLLM
 
     n = sizes.chunks
     llm = BytezLLM(model=LLM_MODEL, api_key=KEY, base_url=url, max_new_tokens=n, auto_load=True)
@@ -971,8 +968,7 @@ def bench_scale(url: str, sizes: Sizes) -> None:
 
 
 def bench_autoload(url: str, sizes: Sizes) -> None:
-    from langchain_bytez import BytezLLM
-    from langchain_bytez import ModelManager
+    from langchain_bytez import BytezLLM, ModelManager
 
     auto = BytezLLM(
         model=AUTOLOAD_MODEL, api_key=KEY, base_url=url, max_new_tokens=5, auto_load=True

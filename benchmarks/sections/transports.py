@@ -108,7 +108,7 @@ def candidates() -> list[Candidate]:
             "httpcore",
             "httpx default pool (httpcore " + _version("httpcore") + ")",
             lambda h: httpx.AsyncClient(headers=h, timeout=60, limits=LIMITS),
-            True,
+            injectable=True,
         )
     ]
     try:
@@ -121,11 +121,15 @@ def candidates() -> list[Candidate]:
                 lambda h: httpx.AsyncClient(
                     headers=h, timeout=60, transport=AiohttpTransport(limits=LIMITS)
                 ),
-                True,
+                injectable=True,
             )
         )
     except ImportError as exc:
-        out.append(Candidate("aiohttp", "httpx-aiohttp AiohttpTransport", None, True, str(exc)))
+        out.append(
+            Candidate(
+                "aiohttp", "httpx-aiohttp AiohttpTransport", None, injectable=True, missing=str(exc)
+            )
+        )
     try:
         import httpcore2  # noqa: F401
 
@@ -136,11 +140,13 @@ def candidates() -> list[Candidate]:
                 lambda h: httpx.AsyncClient(
                     headers=h, timeout=60, transport=Httpcore2Transport(LIMITS)
                 ),
-                True,
+                injectable=True,
             )
         )
     except ImportError as exc:
-        out.append(Candidate("httpcore2", "httpcore2 pool", None, True, str(exc)))
+        out.append(
+            Candidate("httpcore2", "httpcore2 pool", None, injectable=True, missing=str(exc))
+        )
     try:
         import httpx2
 
@@ -154,11 +160,13 @@ def candidates() -> list[Candidate]:
                 "httpx2",
                 f"httpx2 {_version('httpx2')} AsyncClient",
                 lambda h: httpx2.AsyncClient(headers=h, timeout=60, limits=limits2),
-                False,
+                injectable=False,
             )
         )
     except ImportError as exc:
-        out.append(Candidate("httpx2", "httpx2 AsyncClient", None, False, str(exc)))
+        out.append(
+            Candidate("httpx2", "httpx2 AsyncClient", None, injectable=False, missing=str(exc))
+        )
     return out
 
 
@@ -265,22 +273,33 @@ def bench_transports(
 
     import statistics
 
-    by_name = {c.name: c for c in found}
     for cand in found:
         for layer in ("raw", "BytezLLM"):
             label = f"{cand.name} {layer}"
-            title = (
-                f"{cand.what}, {'raw gather of client.stream' if layer == 'raw' else 'BytezLLM.astream'}"
-            )
+            how = "raw gather of client.stream" if layer == "raw" else "BytezLLM.astream"
+            title = f"{cand.what}, {how}"
             if label not in runners:
                 reason = (
-                    cand.missing
-                    or "not injectable: http_async_client takes an httpx.AsyncClient"
+                    cand.missing or "not injectable: http_async_client takes an httpx.AsyncClient"
                 )
-                add("7 transports", f"{title}: {plan.rounds} rounds of {plan.streams} / 1",
-                    f"n/a ({reason[:60]})", "-", None, transport=cand.name, layer=layer)
-                add("7 transports", f"{title}: 1 round of {plan.big} / 1",
-                    "n/a", "-", None, transport=cand.name, layer=layer)
+                add(
+                    "7 transports",
+                    f"{title}: {plan.rounds} rounds of {plan.streams} / 1",
+                    f"n/a ({reason[:60]})",
+                    "-",
+                    None,
+                    transport=cand.name,
+                    layer=layer,
+                )
+                add(
+                    "7 transports",
+                    f"{title}: 1 round of {plan.big} / 1",
+                    "n/a",
+                    "-",
+                    None,
+                    transport=cand.name,
+                    layer=layer,
+                )
                 continue
             unit = statistics.median(singles[label])
             ratios = [t / unit for t in rounds[label]]
@@ -310,7 +329,6 @@ def bench_transports(
                 ratio=ratio,
                 wall_ms=big[label] * 1e3,
             )
-    del by_name
 
 
 def _raw_runner(client: Any, endpoint: str, body: bytes) -> Callable[[], Awaitable[int]]:
