@@ -11,18 +11,28 @@ processes (one per timing profile), bound to 127.0.0.1. Absolute times are noise
 shared machine, so every figure that is compared to a target is a RATIO or a DIFFERENCE
 measured in the same run, with the library call and the raw httpx call interleaved.
 
-Sections:
+Sections (``--only`` names in brackets):
 
-1. call overhead: ``BytezLLM.invoke`` / ``ainvoke`` / ``ChatBytez.invoke`` vs a raw pooled
-   httpx POST of the same body (median / median);
-2. streaming: first ``on_llm_new_token`` callback vs raw httpx time to first byte, and
-   client CPU per streamed chunk above raw ``iter_raw`` iteration;
-3. concurrency: wall time of N concurrent streams / one stream (abatch, gather of
-   astream, threaded batch);
-4. scale: peak RSS streaming a 1 MB answer and sending a 1 MB prompt, RSS trend over
-   10,000 calls (each in a fresh subprocess);
-5. auto-load: extra latency of ``auto_load=True`` on the first call (status check) and
-   on later calls, vs ``auto_load=False``.
+1. call overhead [overhead]: ``BytezClient.run`` vs a raw pooled httpx POST of the same
+   body; ``BytezLLM.invoke`` / ``ainvoke``, ``ChatBytez.invoke`` and
+   ``BytezEmbeddings.embed_query`` each vs the raw POST and vs its LangChain floor (a
+   minimal langchain-core subclass whose call is that same raw POST), three-way
+   interleaved;
+2. streaming [streaming]: first ``on_llm_new_token`` callback vs raw httpx time to first
+   byte, and client CPU per streamed chunk above raw ``iter_raw`` iteration;
+3. concurrency [concurrency]: wall time of N concurrent streams / one stream (abatch,
+   gather of astream, threaded batch);
+4. scale [scale]: a 1 MB answer through ``BytezClient.stream``, ``BytezLLM.stream`` and
+   ``BytezLLM.astream`` (CPU ratio and peak RSS), a 1 MB prompt, RSS trend over 10,000
+   calls (each in a fresh subprocess);
+5. auto-load [autoload]: extra latency of ``auto_load=True`` on the first call (status
+   check) and on later calls, vs ``auto_load=False``;
+6. anchors [anchors]: Bytez's ``bytez`` SDK and its old ``langchain-bytez`` 0.0.7 (in a
+   scratch venv subprocess), each as a ratio to a raw POST in its own process
+   (``sections/anchors.py``);
+7. transports [transports]: 5 rounds of 128 and one of 512 concurrent streams per async
+   transport (httpcore, httpx-aiohttp, httpcore2, httpx2), raw and through
+   ``BytezLLM.astream`` (``sections/transports.py``).
 """
 
 from __future__ import annotations
