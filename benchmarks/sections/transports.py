@@ -211,7 +211,7 @@ def bench_transports(
     found = candidates()
     loop = asyncio.new_event_loop()
     clients: dict[str, Any] = {}
-    # name -> (layer label, one-stream coroutine factory)
+    # "<candidate> raw" / "<candidate> BytezLLM" -> one stream through that client
     runners: dict[str, Callable[[], Awaitable[int]]] = {}
     try:
         # A loader with the largest concurrency creates the cluster (capacity.desired) the
