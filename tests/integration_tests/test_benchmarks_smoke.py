@@ -16,11 +16,28 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "benchmarks" / "run.py"
 
-# Every row the table must print (a substring of the Metric column), in order.
-EXPECTED_ROWS = [
-    "BytezLLM.invoke / raw httpx.Client POST",
-    "ChatBytez.invoke / raw httpx.Client POST",
-    "BytezLLM.ainvoke / raw httpx.AsyncClient POST",
+# Every row the table must print (a substring of the Metric column, or a tuple of
+# substrings that must all be in it), in order.
+EXPECTED_ROWS: list[str | tuple[str, ...]] = [
+    "BytezClient.run / raw httpx.Client POST (library layer)",
+    *(
+        row
+        for name, floor, raw in (
+            ("BytezLLM.invoke", "floor LLM.invoke", "raw httpx.Client POST"),
+            ("ChatBytez.invoke", "floor BaseChatModel.invoke", "raw httpx.Client POST"),
+            (
+                "BytezEmbeddings.embed_query",
+                "floor Embeddings.embed_query",
+                "raw httpx.Client POST",
+            ),
+            ("BytezLLM.ainvoke", "floor LLM.ainvoke", "raw httpx.AsyncClient POST"),
+        )
+        for row in (
+            f"{name} / {raw}",
+            f"{floor} / {raw} (langchain-core)",
+            f"{name} / {floor} (this package)",
+        )
+    ),
     "first on_llm_new_token - raw TTFB",
     "client CPU per chunk above raw iter_raw",
     "of which BytezClient.stream",
@@ -34,18 +51,39 @@ EXPECTED_ROWS = [
         )
         for n in (1, 8, 32, 128)
     ),
-    "peak RSS rise streaming a",
+    "answer through BytezLLM.stream",
+    "CPU of BytezLLM.stream / BytezClient.stream",
+    "answer through BytezLLM.astream",
+    "CPU of BytezLLM.astream / BytezClient.stream",
     "of which BytezClient.stream (library layer, same answer)",
     "peak RSS rise sending a",
     "RSS trend over",
     "first call, cluster already running",
     "later calls (cached",
+    "bytez SDK 3.0.1 model.run / raw httpx.Client POST",
+    "this package's BytezLLM.invoke, same process and server",
+    "langchain-bytez 0.0.7 (Bytez's old package) BytezLLM.invoke",
+    "langchain-bytez 0.0.7 (Bytez's old package) BytezLLM.ainvoke",
+    # --quick runs 2 rounds of 32 and one of 64 (the full run: 5 of 128, one of 512).
+    # The transport rows name versions, so each is matched by two substrings.
+    *(
+        (transport, f", {layer}: {rounds}")
+        for transport in (
+            "httpx default pool (httpcore ",
+            "httpx-aiohttp AiohttpTransport (aiohttp ",
+            "httpcore2 ",
+            "httpx2 ",
+        )
+        for layer in ("raw gather of client.stream", "BytezLLM.astream")
+        for rounds in ("2 rounds of 32 / 1", "1 round of 64 / 1")
+    ),
 ]
 
 
-# A bound against a hang, not a timing target: --quick starts seven Python processes
-# (three servers, four fresh-process cases), which alone take tens of seconds on a shared
-# 2-core machine; it took ~80 s there while other test suites ran.
+# A bound against a hang, not a timing target: --quick starts ten Python processes
+# (four servers, five fresh-process cases, and the old package's subprocess when its venv
+# is cached), which alone take tens of seconds on a shared 2-core machine; it took about
+# 150 s there while other test suites ran.
 QUICK_RUN_LIMIT = 240.0
 
 
@@ -68,7 +106,12 @@ def test_quick_benchmark_prints_every_row(tmp_path: Path) -> None:
     lines = [line for line in table.splitlines() if line[:1].isdigit() and "  " in line]
     position = 0
     for expected in EXPECTED_ROWS:
-        found = [i for i, line in enumerate(lines) if expected in line and i >= position]
+        parts = (expected,) if isinstance(expected, str) else expected
+        found = [
+            i
+            for i, line in enumerate(lines)
+            if i >= position and all(part in line for part in parts)
+        ]
         assert found, f"row {expected!r} missing from:\n{table}"
         position = found[0]
         assert lines[position].rstrip().endswith(("PASS", "MISS", "info")), lines[position]

@@ -1,0 +1,1 @@
+"""Benchmark sections that live outside ``benchmarks/run.py`` (imported by it)."""
