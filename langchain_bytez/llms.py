@@ -309,12 +309,7 @@ class BytezLLM(BytezGenerationMixin, LLM):
         With ``streaming=True`` and several prompts, only the first prompt's tokens go
         to ``on_llm_new_token``: LangChain gives ``_generate`` one run manager for all
         prompts, and interleaved tokens of several prompts would be meaningless there.
-
-        Args:
-            prompts: The prompts.
-            stop: Stop sequences for this call (added to ``self.stop``).
-            run_manager: The callback manager of the (first) run.
-            **kwargs: Per-call overrides, as for ``_call``.
+        The other arguments are those of ``_call``.
 
         Returns:
             One generation per prompt, with metadata in ``generation_info``.
@@ -347,13 +342,7 @@ class BytezLLM(BytezGenerationMixin, LLM):
         run_manager: CallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> Iterator[GenerationChunk]:
-        """Stream the continuation piece by piece.
-
-        Args:
-            prompt: The prompt.
-            stop: Stop sequences for this call (added to ``self.stop``).
-            run_manager: The run's callback manager.
-            **kwargs: Per-call overrides, as for ``_call``.
+        """Stream the continuation piece by piece; the arguments are those of ``_call``.
 
         Yields:
             One chunk per decoded piece, then an empty chunk carrying the metadata.
@@ -407,17 +396,7 @@ class BytezLLM(BytezGenerationMixin, LLM):
         run_manager: AsyncCallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> str:
-        """Async twin of ``_call``.
-
-        Args:
-            prompt: The prompt.
-            stop: Stop sequences for this call (added to ``self.stop``).
-            run_manager: The run's callback manager.
-            **kwargs: Per-call overrides, as for ``_call``.
-
-        Returns:
-            The generated text.
-        """
+        """Async version of ``_call``."""
         generation = await self._arun_one(prompt, self._call_settings(stop, kwargs), run_manager)
         return generation.text
 
@@ -428,17 +407,7 @@ class BytezLLM(BytezGenerationMixin, LLM):
         run_manager: AsyncCallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> LLMResult:
-        """Async twin of ``_generate``: all prompts at once, capped by the manager.
-
-        Args:
-            prompts: The prompts.
-            stop: Stop sequences for this call (added to ``self.stop``).
-            run_manager: The callback manager of the (first) run.
-            **kwargs: Per-call overrides, as for ``_call``.
-
-        Returns:
-            One generation per prompt, in input order.
-        """
+        """Async version of ``_generate``: all prompts at once, capped by the manager."""
         call = self._call_settings(stop, kwargs)
         generations = await gather_or_cancel(
             [
@@ -458,17 +427,7 @@ class BytezLLM(BytezGenerationMixin, LLM):
         run_manager: AsyncCallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> AsyncIterator[GenerationChunk]:
-        """Async twin of ``_stream``.
-
-        Args:
-            prompt: The prompt.
-            stop: Stop sequences for this call (added to ``self.stop``).
-            run_manager: The run's callback manager.
-            **kwargs: Per-call overrides, as for ``_call``.
-
-        Yields:
-            One chunk per decoded piece, then an empty chunk carrying the metadata.
-        """
+        """Async version of ``_stream``."""
         call = self._call_settings(stop, kwargs)
         chunks = self._astream_with_callbacks(prompt, call, run_manager, run_manager)
         try:
