@@ -522,16 +522,7 @@ class BytezModelMixin(BaseModel):
         model_id: str,
         run_manager: AsyncCallbackManagerForLLMRun | None = None,
     ) -> AsyncIterator[None]:
-        """Async twin of ``_model_session``.
-
-        Args:
-            client: The async client the run uses.
-            model_id: The model being run.
-            run_manager: The run's callback manager (load progress goes there).
-
-        Yields:
-            Nothing; the run happens inside the ``async with`` block.
-        """
+        """Async version of ``_model_session``."""
         manager = self._manager(client)
         if self.auto_load:
             await manager.aensure_available(

@@ -234,14 +234,7 @@ class BytezEmbeddings(BytezModelMixin, Embeddings, Serializable):
         return self.embed_documents([text])[0]
 
     async def aembed_documents(self, texts: list[str]) -> list[list[float]]:
-        """Async twin of ``embed_documents``: at most ``max_concurrency`` in flight.
-
-        Args:
-            texts: The texts (non-empty strings).
-
-        Returns:
-            One vector per text, in input order.
-        """
+        """Async version of ``embed_documents``: at most ``max_concurrency`` in flight."""
         checked = self._check(texts)
         unique = list(dict.fromkeys(checked))
         if not unique:
@@ -252,12 +245,5 @@ class BytezEmbeddings(BytezModelMixin, Embeddings, Serializable):
         return [list(by_text[text]) for text in checked]
 
     async def aembed_query(self, text: str) -> list[float]:
-        """Async twin of ``embed_query``.
-
-        Args:
-            text: The text (non-empty).
-
-        Returns:
-            Its vector.
-        """
+        """Async version of ``embed_query``."""
         return (await self.aembed_documents([text]))[0]

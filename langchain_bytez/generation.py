@@ -567,18 +567,7 @@ async def arun_model(
     timeout: float | None = None,
     run_manager: AsyncCallbackManagerForLLMRun | None = None,
 ) -> RunResult:
-    """Async twin of [`run_model`][langchain_bytez.generation.run_model].
-
-    Args:
-        owner: The Bytez object whose client and model settings are used.
-        model_id: The model to run.
-        payload: The run body (without ``stream``).
-        timeout: Per-call timeout.
-        run_manager: The run's callback manager (retries and load progress go there).
-
-    Returns:
-        The run's result.
-    """
+    """Async version of [`run_model`][langchain_bytez.generation.run_model]."""
     check_request(model_id, payload, stream=False)
     client = owner._async_client()
     with AsyncRetryReporter(run_manager) as on_retry:
@@ -668,23 +657,9 @@ async def astream_text(
     lead_text: str = "",
     **info: Any,
 ) -> AsyncGenerator[str | StreamEnd, None]:
-    """Async twin of ``stream_text``; ``aclose()`` it when stopping early.
+    """Async version of [`stream_text`][langchain_bytez.generation.stream_text].
 
-    See [`stream_text`][langchain_bytez.generation.stream_text].
-
-    Args:
-        owner: The Bytez object whose client and model settings are used.
-        call: The call's settings (model, stops, timeout, budget).
-        payload: The run body (without ``stream``).
-        run_manager: The run's callback manager (retries and load progress go there).
-        lead_text: Text yielded first, once the response has started.
-        **info: Extra keys for the final metadata (e.g. ``model_provider``).
-
-    Yields:
-        Non-empty text pieces, then one [`StreamEnd`][langchain_bytez.generation.StreamEnd].
-
-    Raises:
-        BytezStreamError: If the stream ended without any text.
+    ``aclose()`` it when stopping early.
     """
     check_request(call.model, payload, stream=True)
     client = owner._async_client()
@@ -751,16 +726,7 @@ async def areport_chunks(
     to_chunk: Callable[[str | StreamEnd], _ChunkT],
     token_manager: AsyncCallbackManagerForLLMRun | None,
 ) -> AsyncGenerator[_ChunkT, None]:
-    """Async twin of [`report_chunks`][langchain_bytez.generation.report_chunks].
-
-    Args:
-        items: The ``astream_text`` generator.
-        to_chunk: Builds the class's chunk from a text piece or the closing ``StreamEnd``.
-        token_manager: Where ``on_llm_new_token`` goes, or ``None``.
-
-    Yields:
-        The chunks, each after its callback.
-    """
+    """Async version of [`report_chunks`][langchain_bytez.generation.report_chunks]."""
     try:
         async for item in items:
             chunk = to_chunk(item)
