@@ -138,7 +138,8 @@ class BytezModelMixin(BaseModel):
     """Pydantic settings: fields accepted by name or alias, arbitrary types allowed.
 
     ``model`` is also accepted as ``model_id``, injected ``httpx`` clients are allowed,
-    and ``model_*`` field names are permitted."""
+    and ``model_*`` field names are permitted. The LangChain classes inherit them (their
+    LangChain bases, later in the MRO, set none of these otherwise)."""
 
     model: str = Field(alias="model_id")
     """The Bytez model id, ``org/name`` as on Hugging Face (e.g. ``openai-community/gpt2``).

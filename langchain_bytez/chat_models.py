@@ -35,7 +35,7 @@ from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResu
 from langchain_core.runnables import Runnable, RunnableMap, RunnablePassthrough
 from langchain_core.utils.function_calling import convert_to_json_schema, convert_to_openai_tool
 from langchain_core.utils.pydantic import is_basemodel_subclass
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel
 
 from langchain_bytez.base import store_signatures
 from langchain_bytez.chat_messages import MEDIA_TYPES as _MEDIA_TYPES
@@ -381,11 +381,6 @@ class ChatBytez(BytezGenerationMixin, BaseChatModel):
         ``content`` is then a list of LangChain content blocks and ``message.text``
         is its text.
     """
-
-    model_config = ConfigDict(
-        populate_by_name=True, arbitrary_types_allowed=True, protected_namespaces=()
-    )
-    """Pydantic settings, as for ``BytezModelMixin``."""
 
     _call_arguments: ClassVar[type[CallArguments]] = _ChatCallArguments
 

@@ -24,7 +24,7 @@ from typing import Any
 from langchain_core.embeddings import Embeddings
 from langchain_core.load import Serializable
 from langchain_core.runnables.config import ContextThreadPoolExecutor
-from pydantic import ConfigDict, Field
+from pydantic import Field
 
 from langchain_bytez.base import BytezModelMixin, gather_or_cancel
 from langchain_bytez.generation import arun_model, run_model
@@ -130,11 +130,6 @@ class BytezEmbeddings(BytezModelMixin, Embeddings, Serializable):
         ``ValueError`` before anything is sent (the API refuses it with a 400).
         Per-token outputs (e.g. ``bert-base-uncased``) are mean-pooled.
     """
-
-    model_config = ConfigDict(
-        populate_by_name=True, arbitrary_types_allowed=True, protected_namespaces=()
-    )
-    """Pydantic settings, as for ``BytezModelMixin``."""
 
     normalize: bool = False
     """L2-normalise every vector (so dot product equals cosine similarity).

@@ -201,11 +201,6 @@ class BytezLLM(BytezGenerationMixin, LLM):
     followed by the continuation, and streams start with the prompt as their first
     chunk."""
 
-    model_config = ConfigDict(
-        populate_by_name=True, arbitrary_types_allowed=True, protected_namespaces=()
-    )
-    """Pydantic settings, as for ``BytezModelMixin``."""
-
     _call_arguments: ClassVar[type[CallArguments]] = _LLMCallArguments
 
     # ------------------------------------------------------------------ LangChain hooks
