@@ -266,10 +266,11 @@ class BytezLLM(BytezGenerationMixin, LLM):
         token_manager: CallbackManagerForLLMRun | None,
         run_manager: CallbackManagerForLLMRun | None,
     ) -> Iterator[GenerationChunk]:
-        # The model session (and its in-flight slot) is held while the consumer reads.
+        # The model session (and its in-flight slot) is held while the consumer reads;
+        # nothing runs until the first chunk is read.
         lead_text = prompt if self._full_text(call) else ""
         items = stream_text(self, call, call.payload(text=prompt), run_manager, lead_text=lead_text)
-        yield from report_chunks(items, _chunk, token_manager)
+        return report_chunks(items, _chunk, token_manager)
 
     def _call(
         self,
@@ -366,23 +367,19 @@ class BytezLLM(BytezGenerationMixin, LLM):
         )
         return self._finish(prompt, result, call)
 
-    async def _astream_with_callbacks(
+    def _astream_with_callbacks(
         self,
         prompt: str,
         call: CallSettings,
         token_manager: AsyncCallbackManagerForLLMRun | None,
         run_manager: AsyncCallbackManagerForLLMRun | None,
     ) -> AsyncGenerator[GenerationChunk, None]:
+        # Nothing runs until the first chunk is read; closing the chunks closes the stream.
         lead_text = prompt if self._full_text(call) else ""
         items = astream_text(
             self, call, call.payload(text=prompt), run_manager, lead_text=lead_text
         )
-        chunks = areport_chunks(items, _chunk, token_manager)
-        try:
-            async for chunk in chunks:
-                yield chunk
-        finally:
-            await chunks.aclose()
+        return areport_chunks(items, _chunk, token_manager)
 
     async def _acall(
         self,
