@@ -138,7 +138,8 @@ class BytezModelMixin(BaseModel):
     """Pydantic settings: fields accepted by name or alias, arbitrary types allowed.
 
     ``model`` is also accepted as ``model_id``, injected ``httpx`` clients are allowed,
-    and ``model_*`` field names are permitted."""
+    and ``model_*`` field names are permitted. The LangChain classes inherit them (their
+    LangChain bases, later in the MRO, set none of these otherwise)."""
 
     model: str = Field(alias="model_id")
     """The Bytez model id, ``org/name`` as on Hugging Face (e.g. ``openai-community/gpt2``).
@@ -522,16 +523,7 @@ class BytezModelMixin(BaseModel):
         model_id: str,
         run_manager: AsyncCallbackManagerForLLMRun | None = None,
     ) -> AsyncIterator[None]:
-        """Async twin of ``_model_session``.
-
-        Args:
-            client: The async client the run uses.
-            model_id: The model being run.
-            run_manager: The run's callback manager (load progress goes there).
-
-        Yields:
-            Nothing; the run happens inside the ``async with`` block.
-        """
+        """Async version of ``_model_session``."""
         manager = self._manager(client)
         if self.auto_load:
             await manager.aensure_available(

@@ -35,7 +35,7 @@ from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResu
 from langchain_core.runnables import Runnable, RunnableMap, RunnablePassthrough
 from langchain_core.utils.function_calling import convert_to_json_schema, convert_to_openai_tool
 from langchain_core.utils.pydantic import is_basemodel_subclass
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel
 
 from langchain_bytez.base import store_signatures
 from langchain_bytez.chat_messages import MEDIA_TYPES as _MEDIA_TYPES
@@ -382,11 +382,6 @@ class ChatBytez(BytezGenerationMixin, BaseChatModel):
         is its text.
     """
 
-    model_config = ConfigDict(
-        populate_by_name=True, arbitrary_types_allowed=True, protected_namespaces=()
-    )
-    """Pydantic settings, as for ``BytezModelMixin``."""
-
     _call_arguments: ClassVar[type[CallArguments]] = _ChatCallArguments
 
     # ------------------------------------------------------------------ LangChain hooks
@@ -497,13 +492,7 @@ class ChatBytez(BytezGenerationMixin, BaseChatModel):
         run_manager: CallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> Iterator[ChatGenerationChunk]:
-        """Stream the reply piece by piece.
-
-        Args:
-            messages: The conversation.
-            stop: Stop sequences for this call (added to ``self.stop``).
-            run_manager: The run's callback manager.
-            **kwargs: Per-call overrides, as for ``_generate``.
+        """Stream the reply piece by piece; the arguments are those of ``_generate``.
 
         Yields:
             One chunk per decoded piece, then an empty ``chunk_position="last"`` chunk
@@ -535,17 +524,7 @@ class ChatBytez(BytezGenerationMixin, BaseChatModel):
         run_manager: AsyncCallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> ChatResult:
-        """Async twin of ``_generate``.
-
-        Args:
-            messages: The conversation.
-            stop: Stop sequences for this call (added to ``self.stop``).
-            run_manager: The run's callback manager.
-            **kwargs: Per-call overrides, as for ``_generate``.
-
-        Returns:
-            One generation with the reply and its metadata.
-        """
+        """Async version of ``_generate``."""
         call, mode, payload = self._prepare(messages, stop, kwargs)
         if self._streams(call, kwargs):
             return await agenerate_from_stream(self._astream(messages, stop, run_manager, **kwargs))
@@ -561,18 +540,7 @@ class ChatBytez(BytezGenerationMixin, BaseChatModel):
         run_manager: AsyncCallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> AsyncIterator[ChatGenerationChunk]:
-        """Async twin of ``_stream``.
-
-        Args:
-            messages: The conversation.
-            stop: Stop sequences for this call (added to ``self.stop``).
-            run_manager: The run's callback manager.
-            **kwargs: Per-call overrides, as for ``_generate``.
-
-        Yields:
-            One chunk per decoded piece, then an empty ``chunk_position="last"`` chunk
-            carrying the response metadata.
-        """
+        """Async version of ``_stream``."""
         call, mode, payload = self._prepare(messages, stop, kwargs)
         items = astream_text(self, call, payload, run_manager, model_provider=_PROVIDER)
         if not mode.reads_calls or mode.tools is None:

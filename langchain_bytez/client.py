@@ -511,20 +511,9 @@ class AsyncBytezClient(ClientCore):
     ) -> None:
         """Create a client; nothing is sent until the first call.
 
-        Args:
-            api_key: The Bytez API key; defaults to the ``BYTEZ_API_KEY`` environment
-                variable.
-            base_url: The API root; defaults to ``BYTEZ_BASE_URL``, then
-                ``https://api.bytez.com``.
-            timeout: Seconds, or an ``httpx.Timeout``, applied to every request (see
-                [`BytezClient`][langchain_bytez.client.BytezClient]).
-            max_retries: Retries after the first attempt for retryable failures.
-            max_retry_wait: Longest single wait between attempts, in seconds.
-            default_headers: Extra headers sent with every request.
-            provider_key: Key of a closed-source provider, sent as ``provider-key``.
-            http_client: An ``httpx.AsyncClient`` to use instead of our own; it is not
-                closed by [`aclose`][langchain_bytez.client.AsyncBytezClient.aclose].
-            on_retry: Called with tenacity's ``RetryCallState`` before each retry.
+        The arguments are those of [`BytezClient`][langchain_bytez.client.BytezClient],
+        except that ``http_client`` is an ``httpx.AsyncClient`` (left open by
+        [`aclose`][langchain_bytez.client.AsyncBytezClient.aclose]).
 
         Raises:
             MissingAPIKeyError: If no key was given and ``BYTEZ_API_KEY`` is unset.
@@ -656,11 +645,7 @@ class AsyncBytezClient(ClientCore):
         timeout: float | httpx.Timeout | None = None,
         on_retry: OnRetry | None = None,
     ) -> RunResult:
-        """Run a model once; see [`BytezClient.run`][langchain_bytez.client.BytezClient.run].
-
-        Returns:
-            The output, response metadata and provider info.
-        """
+        """Async version of [`run`][langchain_bytez.client.BytezClient.run]."""
         call = endpoints.run(model_id, payload, timeout=timeout, on_retry=on_retry)
         return await self._execute(call)
 
@@ -672,13 +657,10 @@ class AsyncBytezClient(ClientCore):
         timeout: float | httpx.Timeout | None = None,
         on_retry: OnRetry | None = None,
     ) -> AsyncTextStream:
-        """Prepare a streamed run; the request is sent when the stream is entered.
+        """Async version of [`stream`][langchain_bytez.client.BytezClient.stream].
 
-        See [`BytezClient.stream`][langchain_bytez.client.BytezClient.stream].
-
-        Returns:
-            An [`AsyncTextStream`][langchain_bytez.client.AsyncTextStream]; use
-            ``async with client.stream(...) as s: async for t in s: ...``.
+        It returns an [`AsyncTextStream`][langchain_bytez.client.AsyncTextStream]: use
+        ``async with client.stream(...) as s: async for t in s: ...``.
         """
         path, content = endpoints.stream_body(model_id, payload)
         return AsyncTextStream(self, model_id, path, content, self._call_timeout(timeout), on_retry)
@@ -686,29 +668,15 @@ class AsyncBytezClient(ClientCore):
     async def list_models(
         self, task: str | None = None, *, model_id: str | None = None
     ) -> list[ModelInfo]:
-        """List catalogue models; see [`BytezClient.list_models`][langchain_bytez.client.BytezClient.list_models].
-
-        Returns:
-            The matching catalogue entries.
-        """  # noqa: E501 - a cross-reference cannot be wrapped
+        """Async version of [`list_models`][langchain_bytez.client.BytezClient.list_models]."""
         return await self._drive(endpoints.list_models(task, model_id))
 
     async def list_tasks(self) -> list[str]:
-        """List the tasks the catalogue knows.
-
-        Returns:
-            Task names such as ``"chat"`` and ``"text-generation"``.
-        """
+        """Async version of [`list_tasks`][langchain_bytez.client.BytezClient.list_tasks]."""
         return await self._execute(endpoints.list_tasks())
 
     async def request_model(self, model_id: str) -> str:
-        """Ask Bytez to add a Hugging Face model to its catalogue.
-
-        See [`BytezClient.request_model`][langchain_bytez.client.BytezClient.request_model].
-
-        Returns:
-            The server's answer, such as ``"Job queued"``.
-        """
+        """Async version of [`request_model`][langchain_bytez.client.BytezClient.request_model]."""
         return await self._execute(endpoints.request_model(model_id))
 
     async def create_cluster(
@@ -720,13 +688,7 @@ class AsyncBytezClient(ClientCore):
         timeout: float | httpx.Timeout | None = None,
         retry: bool = True,
     ) -> str:
-        """Start loading a model's instance cluster.
-
-        See [`BytezClient.create_cluster`][langchain_bytez.client.BytezClient.create_cluster].
-
-        Returns:
-            The server's answer, such as ``"Loading"``.
-        """
+        """Async version of [`create_cluster`][langchain_bytez.client.BytezClient.create_cluster]."""  # noqa: E501 - one cross-reference
         call = endpoints.create_cluster(
             model_id, capacity, timeout_minutes, timeout=timeout, retry=retry
         )
@@ -739,13 +701,7 @@ class AsyncBytezClient(ClientCore):
         timeout: float | httpx.Timeout | None = None,
         retry: bool = True,
     ) -> ClusterStatus:
-        """Read a model's instance cluster.
-
-        See [`BytezClient.get_cluster`][langchain_bytez.client.BytezClient.get_cluster].
-
-        Returns:
-            The cluster's status.
-        """
+        """Async version of [`get_cluster`][langchain_bytez.client.BytezClient.get_cluster]."""
         return await self._execute(endpoints.get_cluster(model_id, timeout=timeout, retry=retry))
 
     async def update_cluster(
@@ -756,42 +712,22 @@ class AsyncBytezClient(ClientCore):
         timeout_minutes: int | None = None,
         status: Literal["on", "off"] | None = None,
     ) -> ClusterStatus:
-        """Change a model's cluster: capacity, idle timeout, or switch it on/off.
-
-        See [`BytezClient.update_cluster`][langchain_bytez.client.BytezClient.update_cluster].
-
-        Returns:
-            The cluster's status after the change.
-        """
+        """Async version of [`update_cluster`][langchain_bytez.client.BytezClient.update_cluster]."""  # noqa: E501 - one cross-reference
         plan = endpoints.update_cluster(model_id, capacity, timeout_minutes, status)
         return await self._drive(plan)
 
     async def delete_cluster(self, model_id: str) -> None:
-        """Stop and delete a model's instance cluster.
-
-        See [`BytezClient.delete_cluster`][langchain_bytez.client.BytezClient.delete_cluster].
-        """
+        """Async version of [`delete_cluster`][langchain_bytez.client.BytezClient.delete_cluster]."""  # noqa: E501 - one cross-reference
         await self._execute(endpoints.delete_cluster(model_id))
 
     async def list_clusters(self) -> list[ClusterStatus]:
-        """List this account's instance clusters.
-
-        Returns:
-            One status per cluster.
-        """
+        """Async version of [`list_clusters`][langchain_bytez.client.BytezClient.list_clusters]."""
         return await self._execute(endpoints.list_clusters())
 
     def model(self, model_id: str) -> AsyncModelHandle:
-        """A handle bound to one model (load, status, run, stream, stop).
+        """Async version of [`model`][langchain_bytez.client.BytezClient.model].
 
-        Args:
-            model_id: The Bytez model id.
-
-        Returns:
-            An [`AsyncModelHandle`][langchain_bytez.manager.AsyncModelHandle].
-
-        Raises:
-            InvalidModelIdError: If the model id is malformed.
+        It returns an [`AsyncModelHandle`][langchain_bytez.manager.AsyncModelHandle].
         """
         protocol.validate_model_id(model_id)
         return AsyncModelHandle(self, model_id)

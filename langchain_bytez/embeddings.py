@@ -24,7 +24,7 @@ from typing import Any
 from langchain_core.embeddings import Embeddings
 from langchain_core.load import Serializable
 from langchain_core.runnables.config import ContextThreadPoolExecutor
-from pydantic import ConfigDict, Field
+from pydantic import Field
 
 from langchain_bytez.base import BytezModelMixin, gather_or_cancel
 from langchain_bytez.generation import arun_model, run_model
@@ -131,11 +131,6 @@ class BytezEmbeddings(BytezModelMixin, Embeddings, Serializable):
         Per-token outputs (e.g. ``bert-base-uncased``) are mean-pooled.
     """
 
-    model_config = ConfigDict(
-        populate_by_name=True, arbitrary_types_allowed=True, protected_namespaces=()
-    )
-    """Pydantic settings, as for ``BytezModelMixin``."""
-
     normalize: bool = False
     """L2-normalise every vector (so dot product equals cosine similarity).
 
@@ -234,14 +229,7 @@ class BytezEmbeddings(BytezModelMixin, Embeddings, Serializable):
         return self.embed_documents([text])[0]
 
     async def aembed_documents(self, texts: list[str]) -> list[list[float]]:
-        """Async twin of ``embed_documents``: at most ``max_concurrency`` in flight.
-
-        Args:
-            texts: The texts (non-empty strings).
-
-        Returns:
-            One vector per text, in input order.
-        """
+        """Async version of ``embed_documents``: at most ``max_concurrency`` in flight."""
         checked = self._check(texts)
         unique = list(dict.fromkeys(checked))
         if not unique:
@@ -252,12 +240,5 @@ class BytezEmbeddings(BytezModelMixin, Embeddings, Serializable):
         return [list(by_text[text]) for text in checked]
 
     async def aembed_query(self, text: str) -> list[float]:
-        """Async twin of ``embed_query``.
-
-        Args:
-            text: The text (non-empty).
-
-        Returns:
-            Its vector.
-        """
+        """Async version of ``embed_query``."""
         return (await self.aembed_documents([text]))[0]

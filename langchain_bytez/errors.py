@@ -153,14 +153,9 @@ class BytezRateLimitError(BytezError, ModelRateLimitError):
         body: str | None = None,
         retry_after: float | None = None,
     ) -> None:
-        """Create the error.
+        """Create the error; ``retry_after`` fills the attribute.
 
-        Args:
-            message: The server's message.
-            status_code: The HTTP status (429).
-            model_id: The Bytez model id the request was for, if any.
-            body: An excerpt of the response body.
-            retry_after: Seconds to wait before retrying, if the server said.
+        The other arguments are those of [`BytezError`][langchain_bytez.errors.BytezError].
         """
         self.retry_after = retry_after
         super().__init__(message, status_code=status_code, model_id=model_id, body=body)
@@ -190,16 +185,10 @@ class BytezAPIError(BytezError, ModelAPIError):
         retryable: bool | None = None,
         retry_after: float | None = None,
     ) -> None:
-        """Create the error.
+        """Create the error; ``retryable`` overrides the class default.
 
-        Args:
-            message: What went wrong.
-            status_code: The HTTP status, if any.
-            model_id: The Bytez model id the request was for, if any.
-            body: An excerpt of the response body.
-            retryable: Override the class default (5xx gateway errors are retryable,
-                an error envelope on HTTP 200 is not).
-            retry_after: Seconds the server asked us to wait, if it said.
+        ``retry_after`` fills the attribute; the other arguments are those of
+        [`BytezError`][langchain_bytez.errors.BytezError].
         """
         if retryable is not None:
             self.is_retryable = retryable
@@ -237,14 +226,9 @@ class BytezStreamError(BytezError, ModelAPIError):
         body: str | None = None,
         delivered_text: str = "",
     ) -> None:
-        """Create the error.
+        """Create the error; ``delivered_text`` is the text delivered before the failure.
 
-        Args:
-            message: What went wrong.
-            status_code: The HTTP status of the stream's response, if any.
-            model_id: The Bytez model id the request was for, if any.
-            body: An excerpt of the failing part of the body.
-            delivered_text: The text already delivered before the failure.
+        The other arguments are those of [`BytezError`][langchain_bytez.errors.BytezError].
         """
         self.delivered_text = delivered_text
         super().__init__(message, status_code=status_code, model_id=model_id, body=body)
@@ -270,14 +254,9 @@ class BytezModelLoadError(BytezError, ModelAPIError):
         body: str | None = None,
         last_status: object | None = None,
     ) -> None:
-        """Create the error.
+        """Create the error; ``last_status`` is the last ``ClusterStatus`` seen.
 
-        Args:
-            message: What went wrong, including the last status seen.
-            status_code: The HTTP status, if any.
-            model_id: The Bytez model id being loaded.
-            body: An excerpt of a response body, if any.
-            last_status: The last ``ClusterStatus`` seen before giving up.
+        The other arguments are those of [`BytezError`][langchain_bytez.errors.BytezError].
         """
         self.last_status = last_status
         super().__init__(message, status_code=status_code, model_id=model_id, body=body)

@@ -567,18 +567,7 @@ async def arun_model(
     timeout: float | None = None,
     run_manager: AsyncCallbackManagerForLLMRun | None = None,
 ) -> RunResult:
-    """Async twin of [`run_model`][langchain_bytez.generation.run_model].
-
-    Args:
-        owner: The Bytez object whose client and model settings are used.
-        model_id: The model to run.
-        payload: The run body (without ``stream``).
-        timeout: Per-call timeout.
-        run_manager: The run's callback manager (retries and load progress go there).
-
-    Returns:
-        The run's result.
-    """
+    """Async version of [`run_model`][langchain_bytez.generation.run_model]."""
     check_request(model_id, payload, stream=False)
     client = owner._async_client()
     with AsyncRetryReporter(run_manager) as on_retry:
@@ -633,9 +622,7 @@ def stream_text(
     check_request(call.model, payload, stream=True)
     client = owner._sync_client()
     on_retry = run_manager.on_retry if run_manager else None
-    cutter = StopCutter(call.stops)
-    received = False
-    pieces = 0
+    cut = _StreamCut(call)
     with (
         owner._model_session(client, call.model, run_manager),
         client.stream(call.model, payload, timeout=call.timeout, on_retry=on_retry) as stream,
@@ -643,20 +630,14 @@ def stream_text(
         if lead_text:
             yield lead_text
         for piece in stream:
-            if not piece:
-                continue
-            received = True
-            pieces += 1
-            text = cutter.feed(piece)
-            if text:
+            if text := cut.feed(piece):
                 yield text
-            if cutter.stopped:
+            if cut.stopped:
                 break  # leaving the block closes the response: nothing more is read
-        tail = cutter.flush()
-        if tail:
+        if tail := cut.flush():
             yield tail
         meta = stream.meta
-    yield _stream_end(meta, call, received, cutter.stopped, pieces, info)
+    yield cut.end(meta, info)
 
 
 async def astream_text(
@@ -668,29 +649,13 @@ async def astream_text(
     lead_text: str = "",
     **info: Any,
 ) -> AsyncGenerator[str | StreamEnd, None]:
-    """Async twin of ``stream_text``; ``aclose()`` it when stopping early.
+    """Async version of [`stream_text`][langchain_bytez.generation.stream_text].
 
-    See [`stream_text`][langchain_bytez.generation.stream_text].
-
-    Args:
-        owner: The Bytez object whose client and model settings are used.
-        call: The call's settings (model, stops, timeout, budget).
-        payload: The run body (without ``stream``).
-        run_manager: The run's callback manager (retries and load progress go there).
-        lead_text: Text yielded first, once the response has started.
-        **info: Extra keys for the final metadata (e.g. ``model_provider``).
-
-    Yields:
-        Non-empty text pieces, then one [`StreamEnd`][langchain_bytez.generation.StreamEnd].
-
-    Raises:
-        BytezStreamError: If the stream ended without any text.
+    ``aclose()`` it when stopping early.
     """
     check_request(call.model, payload, stream=True)
     client = owner._async_client()
-    cutter = StopCutter(call.stops)
-    received = False
-    pieces = 0
+    cut = _StreamCut(call)
     with AsyncRetryReporter(run_manager) as on_retry:
         async with (
             owner._amodel_session(client, call.model, run_manager),
@@ -699,20 +664,14 @@ async def astream_text(
             if lead_text:
                 yield lead_text
             async for piece in stream:
-                if not piece:
-                    continue
-                received = True
-                pieces += 1
-                text = cutter.feed(piece)
-                if text:
+                if text := cut.feed(piece):
                     yield text
-                if cutter.stopped:
+                if cut.stopped:
                     break
-            tail = cutter.flush()
-            if tail:
+            if tail := cut.flush():
                 yield tail
             meta = stream.meta
-    yield _stream_end(meta, call, received, cutter.stopped, pieces, info)
+    yield cut.end(meta, info)
 
 
 _ChunkT = TypeVar("_ChunkT", GenerationChunk, ChatGenerationChunk)
@@ -751,16 +710,7 @@ async def areport_chunks(
     to_chunk: Callable[[str | StreamEnd], _ChunkT],
     token_manager: AsyncCallbackManagerForLLMRun | None,
 ) -> AsyncGenerator[_ChunkT, None]:
-    """Async twin of [`report_chunks`][langchain_bytez.generation.report_chunks].
-
-    Args:
-        items: The ``astream_text`` generator.
-        to_chunk: Builds the class's chunk from a text piece or the closing ``StreamEnd``.
-        token_manager: Where ``on_llm_new_token`` goes, or ``None``.
-
-    Yields:
-        The chunks, each after its callback.
-    """
+    """Async version of [`report_chunks`][langchain_bytez.generation.report_chunks]."""
     try:
         async for item in items:
             chunk = to_chunk(item)
@@ -772,19 +722,48 @@ async def areport_chunks(
         await items.aclose()
 
 
-def _stream_end(
-    meta: ResponseMeta | None,
-    call: CallSettings,
-    received: bool,
-    stopped: bool,
-    pieces: int,
-    info: Mapping[str, Any],
-) -> StreamEnd:
-    if not received and not stopped:
-        # An empty 200 body is a broken answer, not an empty generation: say so rather
-        # than return "" as if the model had chosen to say nothing.
-        raise BytezStreamError(
-            "The stream ended without any text", model_id=call.model, status_code=200
+class _StreamCut:
+    """One stream's stop-sequence cutting and the counts its closing metadata needs."""
+
+    def __init__(self, call: CallSettings) -> None:
+        self._call = call
+        self._cutter = StopCutter(call.stops)
+        self._received = False
+        self._pieces = 0
+
+    @property
+    def stopped(self) -> bool:
+        """Whether a stop sequence was seen: nothing more is to be read."""
+        return self._cutter.stopped
+
+    def feed(self, piece: str) -> str:
+        """The text of ``piece`` that can be delivered now (empty pieces do not count)."""
+        if not piece:
+            return ""
+        self._received = True
+        self._pieces += 1
+        return self._cutter.feed(piece)
+
+    def flush(self) -> str:
+        """The held-back tail, once the stream is over."""
+        return self._cutter.flush()
+
+    def end(self, meta: ResponseMeta | None, info: Mapping[str, Any]) -> StreamEnd:
+        """The closing item: the metadata with the finish reason.
+
+        Raises:
+            BytezStreamError: If the stream ended without any text.
+        """
+        stopped = self._cutter.stopped
+        if not self._received and not stopped:
+            # An empty 200 body is a broken answer, not an empty generation: say so rather
+            # than return "" as if the model had chosen to say nothing.
+            raise BytezStreamError(
+                "The stream ended without any text", model_id=self._call.model, status_code=200
+            )
+        reason = finish_reason(
+            stopped=stopped, pieces=self._pieces, budget=self._call.max_new_tokens
         )
-    reason = finish_reason(stopped=stopped, pieces=pieces, budget=call.max_new_tokens)
-    return StreamEnd(info=generation_info(meta, call.model, reason, **info), stopped=stopped)
+        return StreamEnd(
+            info=generation_info(meta, self._call.model, reason, **info), stopped=stopped
+        )

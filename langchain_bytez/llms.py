@@ -201,11 +201,6 @@ class BytezLLM(BytezGenerationMixin, LLM):
     followed by the continuation, and streams start with the prompt as their first
     chunk."""
 
-    model_config = ConfigDict(
-        populate_by_name=True, arbitrary_types_allowed=True, protected_namespaces=()
-    )
-    """Pydantic settings, as for ``BytezModelMixin``."""
-
     _call_arguments: ClassVar[type[CallArguments]] = _LLMCallArguments
 
     # ------------------------------------------------------------------ LangChain hooks
@@ -271,10 +266,11 @@ class BytezLLM(BytezGenerationMixin, LLM):
         token_manager: CallbackManagerForLLMRun | None,
         run_manager: CallbackManagerForLLMRun | None,
     ) -> Iterator[GenerationChunk]:
-        # The model session (and its in-flight slot) is held while the consumer reads.
+        # The model session (and its in-flight slot) is held while the consumer reads;
+        # nothing runs until the first chunk is read.
         lead_text = prompt if self._full_text(call) else ""
         items = stream_text(self, call, call.payload(text=prompt), run_manager, lead_text=lead_text)
-        yield from report_chunks(items, _chunk, token_manager)
+        return report_chunks(items, _chunk, token_manager)
 
     def _call(
         self,
@@ -309,12 +305,7 @@ class BytezLLM(BytezGenerationMixin, LLM):
         With ``streaming=True`` and several prompts, only the first prompt's tokens go
         to ``on_llm_new_token``: LangChain gives ``_generate`` one run manager for all
         prompts, and interleaved tokens of several prompts would be meaningless there.
-
-        Args:
-            prompts: The prompts.
-            stop: Stop sequences for this call (added to ``self.stop``).
-            run_manager: The callback manager of the (first) run.
-            **kwargs: Per-call overrides, as for ``_call``.
+        The other arguments are those of ``_call``.
 
         Returns:
             One generation per prompt, with metadata in ``generation_info``.
@@ -347,13 +338,7 @@ class BytezLLM(BytezGenerationMixin, LLM):
         run_manager: CallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> Iterator[GenerationChunk]:
-        """Stream the continuation piece by piece.
-
-        Args:
-            prompt: The prompt.
-            stop: Stop sequences for this call (added to ``self.stop``).
-            run_manager: The run's callback manager.
-            **kwargs: Per-call overrides, as for ``_call``.
+        """Stream the continuation piece by piece; the arguments are those of ``_call``.
 
         Yields:
             One chunk per decoded piece, then an empty chunk carrying the metadata.
@@ -382,23 +367,19 @@ class BytezLLM(BytezGenerationMixin, LLM):
         )
         return self._finish(prompt, result, call)
 
-    async def _astream_with_callbacks(
+    def _astream_with_callbacks(
         self,
         prompt: str,
         call: CallSettings,
         token_manager: AsyncCallbackManagerForLLMRun | None,
         run_manager: AsyncCallbackManagerForLLMRun | None,
     ) -> AsyncGenerator[GenerationChunk, None]:
+        # Nothing runs until the first chunk is read; closing the chunks closes the stream.
         lead_text = prompt if self._full_text(call) else ""
         items = astream_text(
             self, call, call.payload(text=prompt), run_manager, lead_text=lead_text
         )
-        chunks = areport_chunks(items, _chunk, token_manager)
-        try:
-            async for chunk in chunks:
-                yield chunk
-        finally:
-            await chunks.aclose()
+        return areport_chunks(items, _chunk, token_manager)
 
     async def _acall(
         self,
@@ -407,17 +388,7 @@ class BytezLLM(BytezGenerationMixin, LLM):
         run_manager: AsyncCallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> str:
-        """Async twin of ``_call``.
-
-        Args:
-            prompt: The prompt.
-            stop: Stop sequences for this call (added to ``self.stop``).
-            run_manager: The run's callback manager.
-            **kwargs: Per-call overrides, as for ``_call``.
-
-        Returns:
-            The generated text.
-        """
+        """Async version of ``_call``."""
         generation = await self._arun_one(prompt, self._call_settings(stop, kwargs), run_manager)
         return generation.text
 
@@ -428,17 +399,7 @@ class BytezLLM(BytezGenerationMixin, LLM):
         run_manager: AsyncCallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> LLMResult:
-        """Async twin of ``_generate``: all prompts at once, capped by the manager.
-
-        Args:
-            prompts: The prompts.
-            stop: Stop sequences for this call (added to ``self.stop``).
-            run_manager: The callback manager of the (first) run.
-            **kwargs: Per-call overrides, as for ``_call``.
-
-        Returns:
-            One generation per prompt, in input order.
-        """
+        """Async version of ``_generate``: all prompts at once, capped by the manager."""
         call = self._call_settings(stop, kwargs)
         generations = await gather_or_cancel(
             [
@@ -458,17 +419,7 @@ class BytezLLM(BytezGenerationMixin, LLM):
         run_manager: AsyncCallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> AsyncIterator[GenerationChunk]:
-        """Async twin of ``_stream``.
-
-        Args:
-            prompt: The prompt.
-            stop: Stop sequences for this call (added to ``self.stop``).
-            run_manager: The run's callback manager.
-            **kwargs: Per-call overrides, as for ``_call``.
-
-        Yields:
-            One chunk per decoded piece, then an empty chunk carrying the metadata.
-        """
+        """Async version of ``_stream``."""
         call = self._call_settings(stop, kwargs)
         chunks = self._astream_with_callbacks(prompt, call, run_manager, run_manager)
         try:

@@ -182,20 +182,7 @@ async def alist_models(
     max_ram: float | None = None,
     search: str | None = None,
 ) -> list[ModelInfo]:
-    """Async [`list_models`][langchain_bytez.loaders.list_models].
-
-    Args:
-        task: Only models of this task; filtered by the server.
-        client: Async client to use (left open); by default one is built and closed.
-        api_key: API key for the built client (default ``BYTEZ_API_KEY``).
-        base_url: Endpoint for the built client.
-        max_params: Only models with at most this many billion parameters.
-        max_ram: Only models needing at most this many GB of RAM.
-        search: Case-insensitive substring the model id must contain.
-
-    Returns:
-        The matching catalogue entries.
-    """
+    """Async version of [`list_models`][langchain_bytez.loaders.list_models]."""
     keep = _model_filter(task, max_params, max_ram, search)
     models = await _awith_client(client, api_key, base_url, lambda c: c.list_models(task))
     return [info for info in models if keep(info)]
@@ -226,16 +213,7 @@ async def alist_tasks(
     api_key: str | SecretStr | None = None,
     base_url: str | None = None,
 ) -> list[str]:
-    """Async [`list_tasks`][langchain_bytez.loaders.list_tasks].
-
-    Args:
-        client: Async client to use (left open); by default one is built and closed.
-        api_key: API key for the built client.
-        base_url: Endpoint for the built client.
-
-    Returns:
-        The task names.
-    """
+    """Async version of [`list_tasks`][langchain_bytez.loaders.list_tasks]."""
     return await _awith_client(client, api_key, base_url, lambda c: c.list_tasks())
 
 
@@ -284,16 +262,7 @@ async def alist_instances(
     api_key: str | SecretStr | None = None,
     base_url: str | None = None,
 ) -> list[ClusterStatus]:
-    """Async [`list_instances`][langchain_bytez.loaders.list_instances].
-
-    Args:
-        client: Async client to use (left open); by default one is built and closed.
-        api_key: API key for the built client.
-        base_url: Endpoint for the built client.
-
-    Returns:
-        One status per cluster; empty in serverless mode.
-    """
+    """Async version of [`list_instances`][langchain_bytez.loaders.list_instances]."""
 
     async def call(c: AsyncBytezClient) -> list[ClusterStatus]:
         try:
@@ -332,17 +301,7 @@ async def arequest_model(
     api_key: str | SecretStr | None = None,
     base_url: str | None = None,
 ) -> str:
-    """Async [`request_model`][langchain_bytez.loaders.request_model].
-
-    Args:
-        model_id: The Hugging Face model id (``org/name``).
-        client: Async client to use (left open); by default one is built and closed.
-        api_key: API key for the built client.
-        base_url: Endpoint for the built client.
-
-    Returns:
-        The server's answer, e.g. ``"Job queued"``.
-    """
+    """Async version of [`request_model`][langchain_bytez.loaders.request_model]."""
     return await _awith_client(client, api_key, base_url, lambda c: c.request_model(model_id))
 
 

@@ -186,16 +186,11 @@ def langchain_progress_dispatcher(
 def alangchain_progress_dispatcher(
     run_manager: AsyncRunManager, progress: AsyncProgressOption = None
 ) -> AsyncProgressCallback:
-    """Async twin of ``langchain_progress_dispatcher`` for ``AsyncCallbackManagerForLLMRun``.
+    """Async version of ``langchain_progress_dispatcher``, for async run managers.
 
-    Args:
-        run_manager: The async run manager of the current LLM run.
-        progress: The user's own progress setting, honoured as well: ``True`` (console
-            reporter), ``False``/``None`` (nothing more) or a (sync or async) callable.
-
-    Returns:
-        An async progress callback, for
-        [`ModelManager.aensure_loaded`][langchain_bytez.manager.ModelManager.aensure_loaded].
+    The returned callback suits
+    [`ModelManager.aensure_loaded`][langchain_bytez.manager.ModelManager.aensure_loaded];
+    ``progress`` may also be an async callable.
     """
     user = resolve_progress(progress)
     run_id = run_manager.run_id

@@ -512,24 +512,7 @@ class LoadCoordinator:
         progress: AsyncProgressOption = None,
         deadline: float = DEFAULT_DEADLINE_SECONDS,
     ) -> ClusterStatus | None:
-        """Async [`ensure_available`][langchain_bytez.manager.ModelManager.ensure_available].
-
-        Args:
-            client: The async client to use.
-            model_id: The Bytez model id.
-            concurrency: Instances of a cluster created here.
-            timeout: Idle seconds of a cluster created here.
-            progress: ``True``, ``False``/``None``, or a sync or async callable.
-            deadline: Longest wait for a loading cluster; past it the run is sent.
-
-        Returns:
-            The running cluster's status, or ``None`` when the run is to be sent as is.
-
-        Raises:
-            ValueError: On out-of-range or wrongly typed settings.
-            BytezAuthenticationError: On 401.
-            BytezPaymentRequiredError: On 402.
-        """
+        """Async version of ``ensure_available``; ``progress`` may be an async callable."""
         spec = LoadSpec.build(concurrency, timeout, None, deadline)
         model_id = validate_model_id(model_id)
         if not self._implicit_wanted(model_id):
@@ -582,18 +565,7 @@ class LoadCoordinator:
 
     @asynccontextmanager
     async def alimit(self, model_id: str, concurrency: int) -> AsyncIterator[None]:
-        """Async ``limit``: waits without blocking the loop; any loop may use it.
-
-        Args:
-            model_id: The Bytez model id.
-            concurrency: Most runs of this model in flight at once through this manager.
-
-        Yields:
-            Nothing; the slot is released on exit.
-
-        Raises:
-            ValueError: If ``concurrency`` is not a positive integer.
-        """
+        """Async version of ``limit``: waits without blocking the loop; any loop may use it."""
         limiter = self._limiter(model_id, concurrency)
         await limiter.aacquire()
         try:

@@ -28,6 +28,7 @@ from langchain_bytez.lifecycle.plans import (
     Step,
 )
 from langchain_bytez.lifecycle.progress import AnyProgressCallback, call_async, call_sync
+from langchain_bytez.wire.endpoints import PlanDriver
 
 if TYPE_CHECKING:
     from langchain_bytez.client import AsyncBytezClient, BytezClient
@@ -74,6 +75,31 @@ def _note(step: Step, state: PlanState | None, model_id: str) -> bool:
     return True
 
 
+def _request(
+    step: Get | Put | Patch | Delete,
+    client: BytezClient | AsyncBytezClient,
+    model_id: str,
+    call: dict[str, Any],
+) -> Any:
+    """Start the client call a cluster step asks for.
+
+    Returns:
+        The call's result with a sync client, an awaitable of it with an async one.
+    """
+    if isinstance(step, Get):
+        return client.get_cluster(model_id, **call)
+    if isinstance(step, Put):
+        return client.create_cluster(model_id, step.capacity, step.minutes, **call)
+    if isinstance(step, Patch):
+        return client.update_cluster(
+            model_id, capacity=step.capacity, timeout_minutes=step.minutes, status=step.status
+        )
+    return client.delete_cluster(model_id)
+
+
+_REQUESTS = (Get, Put, Patch, Delete)
+
+
 def drive(
     plan: Plan[_T],
     client: BytezClient,
@@ -97,29 +123,13 @@ def drive(
         The plan's result.
     """
     call = _call_options(implicit)
-    value: Any = None
-    error: BytezError | None = None
+    driver = PlanDriver(plan)
     try:
-        while True:
+        while (step := driver.next_call()) is not None:
+            value = None
             try:
-                step = plan.send(value) if error is None else plan.throw(error)
-            except StopIteration as stop:
-                return stop.value  # type: ignore[no-any-return]
-            value, error = None, None
-            try:
-                if isinstance(step, Get):
-                    value = client.get_cluster(model_id, **call)
-                elif isinstance(step, Put):
-                    value = client.create_cluster(model_id, step.capacity, step.minutes, **call)
-                elif isinstance(step, Patch):
-                    value = client.update_cluster(
-                        model_id,
-                        capacity=step.capacity,
-                        timeout_minutes=step.minutes,
-                        status=step.status,
-                    )
-                elif isinstance(step, Delete):
-                    client.delete_cluster(model_id)
+                if isinstance(step, _REQUESTS):
+                    value = _request(step, client, model_id, call)
                 elif isinstance(step, Sleep):
                     time.sleep(step.seconds)
                 elif isinstance(step, Emit):
@@ -128,7 +138,10 @@ def drive(
                 else:
                     _note(step, state, model_id)
             except BytezError as exc:
-                error = exc
+                driver.fail(exc)
+            else:
+                driver.reply(value)
+        return driver.result
     finally:
         plan.close()
 
@@ -142,45 +155,18 @@ async def adrive(
     *,
     implicit: bool = False,
 ) -> _T:
-    """Run a plan with an async client (see [`drive`][langchain_bytez.lifecycle.drivers.drive]).
+    """Async version of [`drive`][langchain_bytez.lifecycle.drivers.drive].
 
-    Args:
-        plan: The plan generator.
-        client: The async client that sends the cluster calls.
-        model_id: The model the plan is about.
-        emit: Receiver (sync or async) of the plan's progress events, or ``None``.
-        state: Receiver of the plan's state notes, or ``None``.
-        implicit: Send each call once with a short timeout (implicit auto-load).
-
-    Returns:
-        The plan's result.
+    ``client`` is an async client and ``emit`` may be an async callable.
     """
     call = _call_options(implicit)
-    value: Any = None
-    error: BytezError | None = None
+    driver = PlanDriver(plan)
     try:
-        while True:
+        while (step := driver.next_call()) is not None:
+            value = None
             try:
-                step = plan.send(value) if error is None else plan.throw(error)
-            except StopIteration as stop:
-                return stop.value  # type: ignore[no-any-return]
-            value, error = None, None
-            try:
-                if isinstance(step, Get):
-                    value = await client.get_cluster(model_id, **call)
-                elif isinstance(step, Put):
-                    value = await client.create_cluster(
-                        model_id, step.capacity, step.minutes, **call
-                    )
-                elif isinstance(step, Patch):
-                    value = await client.update_cluster(
-                        model_id,
-                        capacity=step.capacity,
-                        timeout_minutes=step.minutes,
-                        status=step.status,
-                    )
-                elif isinstance(step, Delete):
-                    await client.delete_cluster(model_id)
+                if isinstance(step, _REQUESTS):
+                    value = await _request(step, client, model_id, call)
                 elif isinstance(step, Sleep):
                     await asyncio.sleep(step.seconds)
                 elif isinstance(step, Emit):
@@ -189,6 +175,9 @@ async def adrive(
                 else:
                     _note(step, state, model_id)
             except BytezError as exc:
-                error = exc
+                driver.fail(exc)
+            else:
+                driver.reply(value)
+        return driver.result
     finally:
         plan.close()

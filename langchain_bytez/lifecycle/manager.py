@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
 from langchain_bytez.lifecycle.coordinator import LoadCoordinator
 from langchain_bytez.lifecycle.drivers import adrive, drive
+from langchain_bytez.lifecycle.plans import Plan
 from langchain_bytez.lifecycle.progress import AsyncProgressOption, ProgressOption
 from langchain_bytez.lifecycle.settings import (
     DEFAULT_DEADLINE_SECONDS,
@@ -163,24 +164,10 @@ class ModelManager(LoadCoordinator):
         progress: AsyncProgressOption = None,
         deadline: float = DEFAULT_DEADLINE_SECONDS,
     ) -> ClusterStatus | None:
-        """Async ``ensure_loaded``; shares the single flight with sync callers.
+        """Async version of [`ensure_loaded`][langchain_bytez.manager.ModelManager.ensure_loaded].
 
-        Args:
-            client: The async client to use.
-            model_id: The Bytez model id.
-            concurrency: As for the sync twin.
-            timeout: As for the sync twin.
-            capacity: As for the sync twin.
-            progress: ``True``, ``False``/``None``, or a sync or async callable.
-            deadline: As for the sync twin.
-
-        Returns:
-            The running cluster's status, or ``None`` in serverless mode.
-
-        Raises:
-            ValueError: On out-of-range or wrongly typed settings.
-            BytezModelLoadError: If the load fails or misses the deadline.
-            BytezError: On other service errors.
+        It shares the single flight with sync callers; ``progress`` may also be an async
+        callable.
         """
         spec = LoadSpec.build(concurrency, timeout, capacity, deadline)
         model_id = validate_model_id(model_id)
@@ -230,19 +217,9 @@ class ModelManager(LoadCoordinator):
         progress: AsyncProgressOption = True,
         deadline: float = DEFAULT_DEADLINE_SECONDS,
     ) -> ClusterStatus | None:
-        """Async ``load``.
+        """Async version of [`load`][langchain_bytez.manager.ModelManager.load].
 
-        Args:
-            model_id: The Bytez model id.
-            client: The async client to use.
-            concurrency: As for the sync twin.
-            timeout: As for the sync twin.
-            capacity: As for the sync twin.
-            progress: ``True``, ``False``/``None`` or a sync or async callable.
-            deadline: As for the sync twin.
-
-        Returns:
-            The running cluster's status, or ``None`` in serverless mode.
+        ``progress`` may also be an async callable.
         """
         return await AsyncModelHandle(client, model_id, manager=self).load(
             concurrency, timeout, capacity=capacity, progress=progress, deadline=deadline
@@ -261,15 +238,7 @@ class ModelManager(LoadCoordinator):
         return ModelHandle(client, model_id, manager=self).status()
 
     async def astatus(self, model_id: str, *, client: AsyncBytezClient) -> ClusterStatus:
-        """Async ``status``.
-
-        Args:
-            model_id: The Bytez model id.
-            client: The async client to use.
-
-        Returns:
-            The cluster status (stopped when there is no cluster).
-        """
+        """Async version of [`status`][langchain_bytez.manager.ModelManager.status]."""
         return await AsyncModelHandle(client, model_id, manager=self).status()
 
     def stop(self, model_id: str, *, client: BytezClient) -> None:
@@ -282,12 +251,7 @@ class ModelManager(LoadCoordinator):
         ModelHandle(client, model_id, manager=self).stop()
 
     async def astop(self, model_id: str, *, client: AsyncBytezClient) -> None:
-        """Async ``stop``.
-
-        Args:
-            model_id: The Bytez model id.
-            client: The async client to use.
-        """
+        """Async version of [`stop`][langchain_bytez.manager.ModelManager.stop]."""
         await AsyncModelHandle(client, model_id, manager=self).stop()
 
     @contextmanager
@@ -305,18 +269,8 @@ class ModelManager(LoadCoordinator):
         """Load a model for the duration of a ``with`` block, then stop it.
 
         The model is stopped on exit, also when the block (or the load itself) raises,
-        so a session never leaves instances billing.
-
-        Args:
-            model_id: The Bytez model id.
-            client: The sync client to use.
-            concurrency: Instances to run; ``None`` keeps an existing cluster's capacity
-                (a new one gets 1).
-            timeout: Idle seconds before shutdown (whole minutes, rounded up, 1-1440);
-                ``None`` keeps an existing cluster's timeout (a new one gets 300 s).
-            capacity: Full capacity for autoscaling; overrides ``concurrency``.
-            progress: ``True``, ``False``/``None`` or a callable.
-            deadline: Seconds to wait for the cluster to run.
+        so a session never leaves instances billing. The arguments are those of
+        [`load`][langchain_bytez.manager.ModelManager.load].
 
         Yields:
             The loaded model's handle.
@@ -347,19 +301,9 @@ class ModelManager(LoadCoordinator):
         progress: AsyncProgressOption = True,
         deadline: float = DEFAULT_DEADLINE_SECONDS,
     ) -> AsyncIterator[AsyncModelHandle]:
-        """Async ``session``: ``async with manager.asession(...) as handle``.
+        """Async version of [`session`][langchain_bytez.manager.ModelManager.session].
 
-        Args:
-            model_id: The Bytez model id.
-            client: The async client to use.
-            concurrency: As for the sync twin.
-            timeout: As for the sync twin.
-            capacity: As for the sync twin.
-            progress: ``True``, ``False``/``None`` or a sync or async callable.
-            deadline: As for the sync twin.
-
-        Yields:
-            The loaded model's async handle.
+        Use it as ``async with manager.asession(...) as handle``.
         """
         handle = AsyncModelHandle(client, model_id, manager=self)
         try:
@@ -380,6 +324,7 @@ class ModelManager(LoadCoordinator):
 
 
 _C = TypeVar("_C", "BytezClient", "AsyncBytezClient")
+_T = TypeVar("_T")
 
 
 class _ModelHandleBase(Generic[_C]):
@@ -480,6 +425,9 @@ class ModelHandle(_ModelHandleBase["BytezClient"]):
             self._client, self._model_id, spec, progress, use_cache=False
         )
 
+    def _drive(self, plan: Plan[_T]) -> _T:
+        return drive(plan, self._client, self._model_id, None, self._manager)
+
     def start(
         self,
         concurrency: int | None = None,
@@ -502,7 +450,7 @@ class ModelHandle(_ModelHandleBase["BytezClient"]):
         """
         spec = LoadSpec.build(concurrency, timeout, capacity, DEFAULT_DEADLINE_SECONDS)
         plan = self._manager._load_plan(self._model_id, spec, wait=False)
-        return drive(plan, self._client, self._model_id, None, self._manager)
+        return self._drive(plan)
 
     def status(self) -> ClusterStatus:
         """Read the cluster's status.
@@ -511,23 +459,11 @@ class ModelHandle(_ModelHandleBase["BytezClient"]):
             The status; ``ClusterState.STOPPED`` when the model has no cluster, and
             ``raw_status="serverless"`` in serverless mode.
         """
-        return drive(
-            self._manager._status_plan(self._model_id),
-            self._client,
-            self._model_id,
-            None,
-            self._manager,
-        )
+        return self._drive(self._manager._status_plan(self._model_id))
 
     def stop(self) -> None:
         """Delete the cluster. Idempotent: stopping a stopped model is fine."""
-        drive(
-            self._manager._stop_plan(self._model_id),
-            self._client,
-            self._model_id,
-            None,
-            self._manager,
-        )
+        self._drive(self._manager._stop_plan(self._model_id))
 
     def run(
         self,
@@ -590,30 +526,17 @@ class AsyncModelHandle(_ModelHandleBase["AsyncBytezClient"]):
         progress: AsyncProgressOption = True,
         deadline: float = DEFAULT_DEADLINE_SECONDS,
     ) -> ClusterStatus | None:
-        """Create (or update) the model's cluster and wait until it is running.
+        """Async version of [`ModelHandle.load`][langchain_bytez.manager.ModelHandle.load].
 
-        See [`ModelHandle.load`][langchain_bytez.manager.ModelHandle.load]; ``progress`` may also be
-        an async callable.
-
-        Args:
-            concurrency: As for the sync twin.
-            timeout: As for the sync twin.
-            capacity: As for the sync twin.
-            progress: ``True`` (stderr), ``False``/``None``, or a sync or async callable.
-            deadline: As for the sync twin.
-
-        Returns:
-            The running cluster's status, or ``None`` in serverless mode.
-
-        Raises:
-            ValueError: On out-of-range or wrongly typed settings.
-            BytezModelLoadError: If the cluster fails or misses the deadline.
-            BytezError: On other service errors.
+        ``progress`` may also be an async callable.
         """
         spec = LoadSpec.build(concurrency, timeout, capacity, deadline)
         return await self._manager._load_async(
             self._client, self._model_id, spec, progress, use_cache=False
         )
+
+    async def _drive(self, plan: Plan[_T]) -> _T:
+        return await adrive(plan, self._client, self._model_id, None, self._manager)
 
     async def start(
         self,
@@ -622,59 +545,25 @@ class AsyncModelHandle(_ModelHandleBase["AsyncBytezClient"]):
         *,
         capacity: Capacity | Mapping[str, int] | None = None,
     ) -> ClusterStatus | None:
-        """Like ``load`` but returns as soon as the cluster is requested.
-
-        Args:
-            concurrency: As for the sync twin.
-            timeout: As for the sync twin.
-            capacity: As for the sync twin.
-
-        Returns:
-            The cluster status known right after the request, or ``None`` in serverless
-            mode.
-        """
+        """Async version of [`ModelHandle.start`][langchain_bytez.manager.ModelHandle.start]."""
         spec = LoadSpec.build(concurrency, timeout, capacity, DEFAULT_DEADLINE_SECONDS)
         plan = self._manager._load_plan(self._model_id, spec, wait=False)
-        return await adrive(plan, self._client, self._model_id, None, self._manager)
+        return await self._drive(plan)
 
     async def status(self) -> ClusterStatus:
-        """Read the cluster's status.
-
-        Returns:
-            The status; ``ClusterState.STOPPED`` when the model has no cluster.
-        """
-        return await adrive(
-            self._manager._status_plan(self._model_id),
-            self._client,
-            self._model_id,
-            None,
-            self._manager,
-        )
+        """Async version of [`ModelHandle.status`][langchain_bytez.manager.ModelHandle.status]."""
+        return await self._drive(self._manager._status_plan(self._model_id))
 
     async def stop(self) -> None:
-        """Delete the cluster. Idempotent: stopping a stopped model is fine."""
-        await adrive(
-            self._manager._stop_plan(self._model_id),
-            self._client,
-            self._model_id,
-            None,
-            self._manager,
-        )
+        """Async version of [`ModelHandle.stop`][langchain_bytez.manager.ModelHandle.stop]."""
+        await self._drive(self._manager._stop_plan(self._model_id))
 
     async def run(
         self,
         input: str | Sequence[Mapping[str, Any]],  # noqa: A002
         params: Mapping[str, Any] | None = None,
     ) -> RunResult:
-        """Run the model once.
-
-        Args:
-            input: A string (``text``) or a list of message dicts (``messages``).
-            params: Generation parameters.
-
-        Returns:
-            The run's output and response metadata.
-        """
+        """Async version of [`ModelHandle.run`][langchain_bytez.manager.ModelHandle.run]."""
         return await self._client.run(self._model_id, run_payload(input, params))
 
     def stream(
@@ -682,15 +571,8 @@ class AsyncModelHandle(_ModelHandleBase["AsyncBytezClient"]):
         input: str | Sequence[Mapping[str, Any]],  # noqa: A002
         params: Mapping[str, Any] | None = None,
     ) -> AsyncTextStream:
-        """Stream the model's output as text.
+        """Async version of [`ModelHandle.stream`][langchain_bytez.manager.ModelHandle.stream].
 
-        Args:
-            input: A string or a list of message dicts, as for
-                [`run`][langchain_bytez.manager.AsyncModelHandle.run].
-            params: Generation parameters.
-
-        Returns:
-            The client's ``AsyncTextStream``:
-            ``async with handle.stream(...) as s: async for t in s``.
+        Use it as ``async with handle.stream(...) as s: async for t in s``.
         """
         return self._client.stream(self._model_id, run_payload(input, params))

@@ -91,12 +91,7 @@ def timeout_to_minutes(timeout: float) -> int:
     Raises:
         ValueError: If ``timeout`` is not a finite positive number in range.
     """
-    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)):
-        msg = f"timeout must be a number of seconds, got {type(timeout).__name__} {timeout!r}"
-        raise ValueError(msg)  # noqa: TRY004 - the documented contract is ValueError
-    if (isinstance(timeout, float) and not math.isfinite(timeout)) or timeout <= 0:
-        msg = f"timeout must be a positive number of seconds, got {timeout!r}"
-        raise ValueError(msg)
+    _check_seconds("timeout", timeout)
     # Integer seconds are rounded in integers: exact, and no float overflow on huge ones.
     minutes = -(-timeout // 60) if isinstance(timeout, int) else math.ceil(timeout / 60)
     if minutes > MAX_TIMEOUT_MINUTES:
@@ -137,13 +132,18 @@ def _to_capacity(concurrency: int, capacity: Capacity | Mapping[str, int] | None
     return Capacity(min=low, desired=desired, max=high)
 
 
-def _check_deadline(deadline: float) -> float:
-    if isinstance(deadline, bool) or not isinstance(deadline, (int, float)):
-        msg = f"deadline must be a number of seconds, got {type(deadline).__name__}"
+def _check_seconds(name: str, value: object) -> None:
+    """Refuse anything but a finite, positive number of seconds (``bool`` included)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        msg = f"{name} must be a number of seconds, got {type(value).__name__} {value!r}"
         raise ValueError(msg)  # noqa: TRY004 - the documented contract is ValueError
-    if (isinstance(deadline, float) and not math.isfinite(deadline)) or deadline <= 0:
-        msg = f"deadline must be a positive number of seconds, got {deadline!r}"
+    if (isinstance(value, float) and not math.isfinite(value)) or value <= 0:
+        msg = f"{name} must be a positive number of seconds, got {value!r}"
         raise ValueError(msg)
+
+
+def _check_deadline(deadline: float) -> float:
+    _check_seconds("deadline", deadline)
     try:
         return float(deadline)
     except OverflowError:

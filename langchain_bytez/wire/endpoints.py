@@ -40,6 +40,7 @@ __all__ = [
 ]
 
 T = TypeVar("T")
+S = TypeVar("S")
 Redact = Callable[[str], str]
 
 logger = logging.getLogger("langchain_bytez")
@@ -102,8 +103,11 @@ Plan = Generator[Call[Any], Any, T]
 """A multi-request method: yields calls, receives each result (or its error), returns."""
 
 
-class PlanDriver(Generic[T]):
+class PlanDriver(Generic[S, T]):
     """Steps a [`Plan`][langchain_bytez.wire.endpoints.Plan] for a shell that executes its calls.
+
+    Any generator of steps is driven the same way: the lifecycle drivers use it for the
+    cluster plans of [`lifecycle.plans`][langchain_bytez.lifecycle.plans].
 
     ``while (call := driver.next_call()) is not None``: execute ``call``, then hand
     back its result with ``reply`` or its error with ``fail`` (the plan may catch it or
@@ -113,14 +117,14 @@ class PlanDriver(Generic[T]):
 
     __slots__ = ("_failure", "_plan", "_reply", "result")
 
-    def __init__(self, plan: Plan[T]) -> None:
+    def __init__(self, plan: Generator[S, Any, T]) -> None:
         """Wrap ``plan`` (not started yet)."""
         self._plan = plan
         self._reply: Any = None
         self._failure: BytezError | None = None
         self.result: T
 
-    def next_call(self) -> Call[Any] | None:
+    def next_call(self) -> S | None:
         """The next call to execute, or ``None`` when the plan is done."""
         try:
             if self._failure is None:

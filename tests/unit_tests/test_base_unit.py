@@ -361,3 +361,22 @@ def test_call_argument_names_are_cached_per_class() -> None:
     assert "special" not in CallArguments.names()
     assert {"special", "max_tokens", "model_kwargs"} <= WithOption.names()
     assert "special" not in CallArguments.names()
+
+
+@pytest.mark.parametrize(
+    "class_path", ["chat_models.ChatBytez", "llms.BytezLLM", "embeddings.BytezEmbeddings"]
+)
+def test_langchain_classes_inherit_the_mixins_pydantic_settings(class_path: str) -> None:
+    # The classes do not restate the mixin's model_config: a LangChain base that set one
+    # of these keys otherwise would silently win, so check the merged result.
+    import importlib
+
+    module, name = class_path.split(".")
+    cls = getattr(importlib.import_module(f"langchain_bytez.{module}"), name)
+    config = cls.model_config
+    assert config["populate_by_name"] is True
+    assert config["arbitrary_types_allowed"] is True
+    assert config["protected_namespaces"] == ()
+    by_alias = cls(model_id="org/model", api_key="k")
+    by_name = cls(model="org/model", api_key="k")
+    assert by_alias.model == by_name.model == "org/model"
