@@ -113,9 +113,9 @@ load: $(DEV_STAMP)
 soak: $(DEV_STAMP)
 	$(BIN)/python -m pytest -q -m soak -o addopts="--strict-markers" tests/integration_tests
 
-# The transports section compares httpx's own pool with optional transports (the bench group).
+# The transports section compares httpx's own pool with optional transports (the bench
+# group, part of dev).
 bench: $(DEV_STAMP)
-	$(BIN)/python -m pip install --quiet --group bench
 	$(BIN)/python benchmarks/run.py
 
 # The documentation site (also built with --strict by tests/integration_tests/test_docs.py).
