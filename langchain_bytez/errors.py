@@ -11,6 +11,8 @@ server's own message only, never from request headers.
 
 from __future__ import annotations
 
+from typing import Any, ClassVar
+
 from langchain_core.exceptions import (
     ModelAPIError,
     ModelAuthenticationError,
@@ -26,6 +28,7 @@ from langchain_core.exceptions import (
 __all__ = [
     "BytezAPIError",
     "BytezAuthenticationError",
+    "BytezConcurrencyTimeoutError",
     "BytezConnectionError",
     "BytezError",
     "BytezInvalidRequestError",
@@ -33,6 +36,7 @@ __all__ = [
     "BytezNotFoundError",
     "BytezPaymentRequiredError",
     "BytezRateLimitError",
+    "BytezResponseTooLargeError",
     "BytezStreamError",
     "BytezTimeoutError",
     "InvalidModelIdError",
@@ -43,6 +47,9 @@ __all__ = [
 class BytezError(ModelError):
     """Base class of every error raised by ``langchain_bytez``.
 
+    Subclasses that carry more (``retry_after``, ``delivered_text``...) name those
+    attributes in ``_details``; they are passed to the constructor as keywords.
+
     Attributes:
         message: The server's message (or ours, for client-side failures).
         status_code: The HTTP status, when the failure came with a response.
@@ -51,6 +58,10 @@ class BytezError(ModelError):
         cause: The transport exception behind the failure, when there is one.
     """
 
+    _details: ClassVar[frozenset[str]] = frozenset()
+    """The extra keyword arguments (and attributes) of this class."""
+    _default_status: ClassVar[int | None] = None
+
     def __init__(
         self,
         message: str,
@@ -58,6 +69,8 @@ class BytezError(ModelError):
         status_code: int | None = None,
         model_id: str | None = None,
         body: str | None = None,
+        retryable: bool | None = None,
+        **details: Any,
     ) -> None:
         """Create the error.
 
@@ -66,9 +79,21 @@ class BytezError(ModelError):
             status_code: The HTTP status of the failed response, if any.
             model_id: The Bytez model id the request was for, if any.
             body: An excerpt of the response body (kept short by the caller).
+            retryable: Overrides the class's ``is_retryable``.
+            **details: The class's extra attributes (see its ``_details``).
+
+        Raises:
+            TypeError: If ``details`` names an attribute the class does not have.
         """
+        unknown = details.keys() - self._details
+        if unknown:
+            msg = f"{type(self).__name__} got unexpected keyword arguments {sorted(unknown)}"
+            raise TypeError(msg)
+        self.__dict__.update(details)
+        if retryable is not None:
+            self.is_retryable = retryable
         self.message = message
-        self.status_code = status_code
+        self.status_code = status_code if status_code is not None else self._default_status
         self.model_id = model_id
         self.body = body
         self.cause: BaseException | None = None
@@ -144,21 +169,9 @@ class BytezRateLimitError(BytezError, ModelRateLimitError):
             ``ratelimit-reset``), or ``None`` when it did not say.
     """
 
-    def __init__(
-        self,
-        message: str,
-        *,
-        status_code: int | None = 429,
-        model_id: str | None = None,
-        body: str | None = None,
-        retry_after: float | None = None,
-    ) -> None:
-        """Create the error; ``retry_after`` fills the attribute.
-
-        The other arguments are those of [`BytezError`][langchain_bytez.errors.BytezError].
-        """
-        self.retry_after = retry_after
-        super().__init__(message, status_code=status_code, model_id=model_id, body=body)
+    _details = frozenset({"retry_after"})
+    _default_status = 429
+    retry_after: float | None = None
 
 
 class BytezAPIError(BytezError, ModelAPIError):
@@ -170,30 +183,32 @@ class BytezAPIError(BytezError, ModelAPIError):
     Attributes:
         is_retryable: Whether retrying the same request may succeed: ``True`` for HTTP
             500/502/503/504 (gateway or capacity trouble), ``False`` for an error
-            envelope or a non-JSON body on a 2xx, other 5xx and unexpected statuses.
+            envelope or a non-JSON body on a 2xx, other 5xx and unexpected statuses
+            (pass ``retryable=`` to say which).
         retry_after: Seconds the server asked us to wait (``Retry-After``), or ``None``
             when it did not say.
     """
 
-    def __init__(
-        self,
-        message: str,
-        *,
-        status_code: int | None = None,
-        model_id: str | None = None,
-        body: str | None = None,
-        retryable: bool | None = None,
-        retry_after: float | None = None,
-    ) -> None:
-        """Create the error; ``retryable`` overrides the class default.
+    _details = frozenset({"retry_after"})
+    retry_after: float | None = None
 
-        ``retry_after`` fills the attribute; the other arguments are those of
-        [`BytezError`][langchain_bytez.errors.BytezError].
-        """
-        if retryable is not None:
-            self.is_retryable = retryable
-        self.retry_after = retry_after
-        super().__init__(message, status_code=status_code, model_id=model_id, body=body)
+
+class BytezResponseTooLargeError(BytezAPIError):
+    """A response was larger than the client accepts (``max_response_bytes``).
+
+    Counted on the bytes after decompression, so a small compressed body that unpacks
+    to gigabytes stops at the limit. Never retried: the same request would get the same
+    answer. Raise the limit if such answers are expected.
+
+    Attributes:
+        limit: The limit in bytes that was exceeded.
+        received: How many bytes had arrived when the client stopped reading.
+    """
+
+    is_retryable = False
+    _details = frozenset({"retry_after", "limit", "received"})
+    limit: int = 0
+    received: int = 0
 
 
 class BytezConnectionError(BytezError, ModelConnectionError):
@@ -202,6 +217,26 @@ class BytezConnectionError(BytezError, ModelConnectionError):
 
 class BytezTimeoutError(BytezError, ModelTimeoutError):
     """The request timed out before the server answered."""
+
+
+class BytezConcurrencyTimeoutError(BytezTimeoutError):
+    """No concurrency slot became free before the call's deadline; nothing was sent.
+
+    The account-wide limiter lets only so many requests to one Bytez account run at
+    once (Bytez answers 429 beyond the account's limit); this call waited for a slot
+    until its ``timeout`` ran out.
+
+    Attributes:
+        in_flight: Requests to the account in flight when the wait ended.
+        limit: The number of requests the limiter allowed at once at that moment.
+        waited: Seconds this call waited for a slot.
+    """
+
+    is_retryable = False
+    _details = frozenset({"in_flight", "limit", "waited"})
+    in_flight: int = 0
+    limit: int = 0
+    waited: float = 0.0
 
 
 class BytezStreamError(BytezError, ModelAPIError):
@@ -216,22 +251,8 @@ class BytezStreamError(BytezError, ModelAPIError):
     """
 
     is_retryable = False
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        status_code: int | None = None,
-        model_id: str | None = None,
-        body: str | None = None,
-        delivered_text: str = "",
-    ) -> None:
-        """Create the error; ``delivered_text`` is the text delivered before the failure.
-
-        The other arguments are those of [`BytezError`][langchain_bytez.errors.BytezError].
-        """
-        self.delivered_text = delivered_text
-        super().__init__(message, status_code=status_code, model_id=model_id, body=body)
+    _details = frozenset({"delivered_text"})
+    delivered_text: str = ""
 
 
 class BytezModelLoadError(BytezError, ModelAPIError):
@@ -244,19 +265,5 @@ class BytezModelLoadError(BytezError, ModelAPIError):
     """
 
     is_retryable = False
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        status_code: int | None = None,
-        model_id: str | None = None,
-        body: str | None = None,
-        last_status: object | None = None,
-    ) -> None:
-        """Create the error; ``last_status`` is the last ``ClusterStatus`` seen.
-
-        The other arguments are those of [`BytezError`][langchain_bytez.errors.BytezError].
-        """
-        self.last_status = last_status
-        super().__init__(message, status_code=status_code, model_id=model_id, body=body)
+    _details = frozenset({"last_status"})
+    last_status: object | None = None
