@@ -20,7 +20,9 @@ import warnings
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Generic, TypedDict, TypeVar
+
+from typing_extensions import Unpack
 
 from langchain_bytez.errors import (
     BytezAuthenticationError,
@@ -53,13 +55,34 @@ from langchain_bytez.types import ClusterState, ClusterStatus
 if TYPE_CHECKING:
     from langchain_bytez.client import AsyncBytezClient, BytezClient
 
-__all__ = ["LoadCoordinator"]
+__all__ = ["AutoLoadOptions", "LoadCoordinator"]
 
 logger = logging.getLogger("langchain_bytez")
 
 # (model id, base URL) pairs already warned about a skipped implicit auto-load.
 _IMPLICIT_WARNED: set[tuple[str, str]] = set()
 _IMPLICIT_WARNED_LOCK = threading.Lock()
+
+
+_P = TypeVar("_P")
+
+
+class AutoLoadOptions(TypedDict, Generic[_P], total=False):
+    """The keyword-only settings of an implicit auto-load (``ensure_available``).
+
+    Attributes:
+        concurrency: Instances of a cluster created here (default 1).
+        timeout: Idle seconds of a cluster created here (default 300).
+        progress: ``True``, a callable (the async method also takes an async one), or
+            ``False``/``None`` (the default).
+        deadline: Longest wait for a loading cluster; past it the run is sent (default
+            15 minutes).
+    """
+
+    concurrency: int
+    timeout: float
+    progress: _P
+    deadline: float
 
 
 @dataclass(frozen=True)
@@ -283,6 +306,16 @@ class LoadCoordinator:
             )
         return self._load_plan(model_id, spec, wait=True)
 
+    def _known(
+        self, model_id: str, spec: LoadSpec, *, use_cache: bool
+    ) -> tuple[ClusterStatus | None] | None:
+        """The answer of a load that needs no request (serverless, or remembered), if any."""
+        if self._serverless:
+            return (None,)
+        if use_cache and (cached := self._cached(model_id, spec)) is not None:
+            return (cached,)
+        return None
+
     def _load_sync(
         self,
         client: BytezClient,
@@ -293,12 +326,9 @@ class LoadCoordinator:
         use_cache: bool,
         implicit: bool = False,
     ) -> ClusterStatus | None:
-        if self._serverless:
-            return None
-        if use_cache and (cached := self._cached(model_id, spec)) is not None:
-            return cached
-        own = resolve_progress(progress)
-        printer = progress is True
+        if (known := self._known(model_id, spec, use_cache=use_cache)) is not None:
+            return known[0]
+        own, printer = resolve_progress(progress), progress is True
         while True:
             flight, leader = self._join(model_id, spec, printer, implicit=implicit)
             if leader:
@@ -358,12 +388,9 @@ class LoadCoordinator:
         use_cache: bool,
         implicit: bool = False,
     ) -> ClusterStatus | None:
-        if self._serverless:
-            return None
-        if use_cache and (cached := self._cached(model_id, spec)) is not None:
-            return cached
-        own = resolve_progress(progress)
-        printer = progress is True
+        if (known := self._known(model_id, spec, use_cache=use_cache)) is not None:
+            return known[0]
+        own, printer = resolve_progress(progress), progress is True
         while True:
             flight, leader = self._join(model_id, spec, printer, implicit=implicit)
             if leader:
@@ -446,15 +473,30 @@ class LoadCoordinator:
             self._serverless or is_closed_source(model_id) or self._implicit_skipped(model_id)
         )
 
+    def _implicit_start(
+        self, model_id: str, options: AutoLoadOptions[Any]
+    ) -> tuple[str, LoadSpec | None, ClusterStatus | None]:
+        """Check an implicit auto-load's settings and id, and whether it must send anything.
+
+        Returns:
+            The checked id; the spec to load with, or ``None`` when no cluster call is
+            to be made, with then the remembered status (or ``None``: send the run).
+        """
+        spec = LoadSpec.build(
+            options.get("concurrency", 1),
+            options.get("timeout", DEFAULT_TIMEOUT_SECONDS),
+            None,
+            options.get("deadline", DEFAULT_DEADLINE_SECONDS),
+        )
+        model_id = validate_model_id(model_id)
+        if not self._implicit_wanted(model_id):
+            return model_id, None, None
+        if (cached := self._cached(model_id, None)) is not None:
+            return model_id, None, cached
+        return model_id, spec, None
+
     def ensure_available(
-        self,
-        client: BytezClient,
-        model_id: str,
-        *,
-        concurrency: int = 1,
-        timeout: float = DEFAULT_TIMEOUT_SECONDS,
-        progress: ProgressOption = None,
-        deadline: float = DEFAULT_DEADLINE_SECONDS,
+        self, client: BytezClient, model_id: str, **options: Unpack[AutoLoadOptions[ProgressOption]]
     ) -> ClusterStatus | None:
         """Implicit auto-load before a run: best effort, never breaks or alters anything.
 
@@ -477,10 +519,9 @@ class LoadCoordinator:
         Args:
             client: The sync client to use.
             model_id: The Bytez model id.
-            concurrency: Instances of a cluster created here.
-            timeout: Idle seconds of a cluster created here.
-            progress: ``True``, a callable, or ``False``/``None``.
-            deadline: Longest wait for a loading cluster; past it the run is sent.
+            **options: Keyword-only
+                [`AutoLoadOptions`][langchain_bytez.manager.AutoLoadOptions]
+                (``concurrency``, ``timeout``, ``progress``, ``deadline``).
 
         Returns:
             The running cluster's status, or ``None`` when the run is to be sent as is.
@@ -490,12 +531,10 @@ class LoadCoordinator:
             BytezAuthenticationError: On 401 (the run would fail the same way).
             BytezPaymentRequiredError: On 402.
         """
-        spec = LoadSpec.build(concurrency, timeout, None, deadline)
-        model_id = validate_model_id(model_id)
-        if not self._implicit_wanted(model_id):
-            return None
-        if (cached := self._cached(model_id, None)) is not None:
-            return cached
+        model_id, spec, known = self._implicit_start(model_id, options)
+        if spec is None:
+            return known
+        progress = options.get("progress")
         try:
             return self._load_sync(client, model_id, spec, progress, use_cache=False, implicit=True)
         except BytezError as error:
@@ -506,23 +545,17 @@ class LoadCoordinator:
         self,
         client: AsyncBytezClient,
         model_id: str,
-        *,
-        concurrency: int = 1,
-        timeout: float = DEFAULT_TIMEOUT_SECONDS,
-        progress: AsyncProgressOption = None,
-        deadline: float = DEFAULT_DEADLINE_SECONDS,
+        **options: Unpack[AutoLoadOptions[AsyncProgressOption]],
     ) -> ClusterStatus | None:
         """Async version of ``ensure_available``; ``progress`` may be an async callable."""
-        spec = LoadSpec.build(concurrency, timeout, None, deadline)
-        model_id = validate_model_id(model_id)
-        if not self._implicit_wanted(model_id):
-            return None
-        if (cached := self._cached(model_id, None)) is not None:
-            return cached
+        model_id, spec, known = self._implicit_start(model_id, options)
+        if spec is None:
+            return known
+        load = self._load_async(
+            client, model_id, spec, options.get("progress"), use_cache=False, implicit=True
+        )
         try:
-            return await self._load_async(
-                client, model_id, spec, progress, use_cache=False, implicit=True
-            )
+            return await load
         except BytezError as error:
             self._implicit_fallback(client.cache_key[0], model_id, error)
             return None
