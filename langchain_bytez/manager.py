@@ -52,6 +52,7 @@ from langchain_bytez.lifecycle.manager import (
     LoadOptions,
     ModelHandle,
     ModelManager,
+    SizedLoadOptions,
 )
 from langchain_bytez.lifecycle.progress import (
     AsyncProgressCallback,
@@ -93,6 +94,7 @@ __all__ = [
     "ModelManager",
     "ProgressCallback",
     "ProgressOption",
+    "SizedLoadOptions",
     "alangchain_progress_dispatcher",
     "langchain_progress_dispatcher",
     "timeout_to_minutes",

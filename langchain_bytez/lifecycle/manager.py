@@ -44,7 +44,13 @@ if TYPE_CHECKING:
         TextStream,
     )
 
-__all__ = ["AsyncModelHandle", "LoadOptions", "ModelHandle", "ModelManager"]
+__all__ = [
+    "AsyncModelHandle",
+    "LoadOptions",
+    "ModelHandle",
+    "ModelManager",
+    "SizedLoadOptions",
+]
 
 logger = logging.getLogger("langchain_bytez")
 
@@ -67,6 +73,25 @@ class LoadOptions(TypedDict, Generic[_P], total=False):
     capacity: Capacity | Mapping[str, int] | None
     progress: _P
     deadline: float
+
+
+class SizedLoadOptions(LoadOptions[_P], total=False):
+    """[`LoadOptions`][langchain_bytez.manager.LoadOptions] and the sizes (``None`` by default).
+
+    Attributes:
+        concurrency: Instances to run (``min = desired = max``); ``None`` keeps an
+            existing cluster's capacity (a new one gets 1).
+        timeout: Idle seconds before shutdown (whole minutes, rounded up, 1-1440);
+            ``None`` keeps an existing cluster's timeout (a new one gets 300 s).
+    """
+
+    concurrency: int | None
+    timeout: float | None
+
+
+# Short names for the signatures below.
+_SyncLoad = SizedLoadOptions[ProgressOption]
+_AsyncLoad = SizedLoadOptions[AsyncProgressOption]
 
 
 def _spec(concurrency: int | None, timeout: float | None, options: LoadOptions[Any]) -> LoadSpec:
@@ -196,45 +221,30 @@ class ModelManager(LoadCoordinator):
     # ------------------------------------------------------------------ conveniences
 
     def load(
-        self,
-        model_id: str,
-        *,
-        client: BytezClient,
-        concurrency: int | None = None,
-        timeout: float | None = None,
-        **options: Unpack[LoadOptions[ProgressOption]],
+        self, model_id: str, *, client: BytezClient, **options: Unpack[_SyncLoad]
     ) -> ClusterStatus | None:
         """Shortcut for ``ModelHandle(client, model_id, manager=self).load(...)``.
 
         Args:
             model_id: The Bytez model id.
             client: The sync client to use.
-            concurrency: Instances to run; ``None`` keeps an existing cluster's capacity
-                (a new one gets 1).
-            timeout: Idle seconds before shutdown (whole minutes, rounded up, 1-1440);
-                ``None`` keeps an existing cluster's timeout (a new one gets 300 s).
-            **options: Keyword-only [`LoadOptions`][langchain_bytez.manager.LoadOptions].
+            **options: Keyword-only
+                [`SizedLoadOptions`][langchain_bytez.manager.SizedLoadOptions]:
+                ``concurrency``, ``timeout``, ``capacity``, ``progress``, ``deadline``.
 
         Returns:
             The running cluster's status, or ``None`` in serverless mode.
         """
-        return ModelHandle(client, model_id, manager=self).load(concurrency, timeout, **options)
+        return ModelHandle(client, model_id, manager=self).load(**options)
 
     async def aload(
-        self,
-        model_id: str,
-        *,
-        client: AsyncBytezClient,
-        concurrency: int | None = None,
-        timeout: float | None = None,
-        **options: Unpack[LoadOptions[AsyncProgressOption]],
+        self, model_id: str, *, client: AsyncBytezClient, **options: Unpack[_AsyncLoad]
     ) -> ClusterStatus | None:
         """Async version of [`load`][langchain_bytez.manager.ModelManager.load].
 
         ``progress`` may also be an async callable.
         """
-        handle = AsyncModelHandle(client, model_id, manager=self)
-        return await handle.load(concurrency, timeout, **options)
+        return await AsyncModelHandle(client, model_id, manager=self).load(**options)
 
     def status(self, model_id: str, *, client: BytezClient) -> ClusterStatus:
         """Shortcut for ``ModelHandle(client, model_id, manager=self).status()``.
@@ -267,13 +277,7 @@ class ModelManager(LoadCoordinator):
 
     @contextmanager
     def session(
-        self,
-        model_id: str,
-        *,
-        client: BytezClient,
-        concurrency: int | None = None,
-        timeout: float | None = None,
-        **options: Unpack[LoadOptions[ProgressOption]],
+        self, model_id: str, *, client: BytezClient, **options: Unpack[_SyncLoad]
     ) -> Iterator[ModelHandle]:
         """Load a model for the duration of a ``with`` block, then stop it.
 
@@ -286,7 +290,7 @@ class ModelManager(LoadCoordinator):
         """
         handle = ModelHandle(client, model_id, manager=self)
         try:
-            handle.load(concurrency, timeout, **options)
+            handle.load(**options)
             yield handle
         except BaseException:
             with _stop_failure_logged(model_id):
@@ -296,13 +300,7 @@ class ModelManager(LoadCoordinator):
 
     @asynccontextmanager
     async def asession(
-        self,
-        model_id: str,
-        *,
-        client: AsyncBytezClient,
-        concurrency: int | None = None,
-        timeout: float | None = None,
-        **options: Unpack[LoadOptions[AsyncProgressOption]],
+        self, model_id: str, *, client: AsyncBytezClient, **options: Unpack[_AsyncLoad]
     ) -> AsyncIterator[AsyncModelHandle]:
         """Async version of [`session`][langchain_bytez.manager.ModelManager.session].
 
@@ -310,7 +308,7 @@ class ModelManager(LoadCoordinator):
         """
         handle = AsyncModelHandle(client, model_id, manager=self)
         try:
-            await handle.load(concurrency, timeout, **options)
+            await handle.load(**options)
             yield handle
         except BaseException:
             with _stop_failure_logged(model_id):
