@@ -30,7 +30,7 @@ from langchain_bytez.errors import (
     BytezPaymentRequiredError,
 )
 from langchain_bytez.lifecycle import plans, settings
-from langchain_bytez.lifecycle.drivers import adrive, drive
+from langchain_bytez.lifecycle.drivers import PlanRun, adrive, drive
 from langchain_bytez.lifecycle.flight import Flight, LeaderGone, loop_running_here
 from langchain_bytez.lifecycle.plans import Plan, Polling, is_route_gone
 from langchain_bytez.lifecycle.progress import (
@@ -243,7 +243,7 @@ class LoadCoordinator:
                 "status() reports raw_status='serverless'."
             )
             logger.info(msg)  # as above: the warning is the one place it is said
-            warnings.warn(msg, UserWarning, stacklevel=4)
+            warnings.warn(msg, UserWarning, stacklevel=5)
 
     def _join(
         self, model_id: str, spec: LoadSpec, printer: bool, *, implicit: bool = False
@@ -338,7 +338,7 @@ class LoadCoordinator:
                 # would deadlock it: load independently (a racing PUT is answered 409,
                 # which the plan handles).
                 plan = self._plan_for(model_id, spec, implicit=implicit)
-                result = drive(plan, client, model_id, own, self, implicit=implicit)
+                result = drive(plan, client, PlanRun(model_id, own, self, implicit))
                 self._remember(model_id, spec, result)
                 return result
             if not implicit and flight.key != spec.key:
@@ -371,7 +371,7 @@ class LoadCoordinator:
 
         try:
             plan = self._plan_for(model_id, spec, implicit=implicit)
-            result = drive(plan, client, model_id, emit, self, implicit=implicit)
+            result = drive(plan, client, PlanRun(model_id, emit, self, implicit))
         except BaseException as exc:
             self._finish(model_id, spec, flight, error=exc)
             raise
@@ -424,7 +424,7 @@ class LoadCoordinator:
 
         try:
             plan = self._plan_for(model_id, spec, implicit=implicit)
-            result = await adrive(plan, client, model_id, emit, self, implicit=implicit)
+            result = await adrive(plan, client, PlanRun(model_id, emit, self, implicit))
         except BaseException as exc:
             self._finish(model_id, spec, flight, error=exc)
             raise

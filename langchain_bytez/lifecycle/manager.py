@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypedDict, TypeVar
 from typing_extensions import Unpack
 
 from langchain_bytez.lifecycle.coordinator import LoadCoordinator
-from langchain_bytez.lifecycle.drivers import adrive, drive
+from langchain_bytez.lifecycle.drivers import PlanRun, adrive, drive
 from langchain_bytez.lifecycle.plans import Plan
 from langchain_bytez.lifecycle.progress import AsyncProgressOption, ProgressOption
 from langchain_bytez.lifecycle.settings import (
@@ -426,7 +426,7 @@ class ModelHandle(_ModelHandleBase["BytezClient"]):
         )
 
     def _drive(self, plan: Plan[_T]) -> _T:
-        return drive(plan, self._client, self._model_id, None, self._manager)
+        return drive(plan, self._client, PlanRun(self._model_id, state=self._manager))
 
     def start(
         self,
@@ -534,7 +534,7 @@ class AsyncModelHandle(_ModelHandleBase["AsyncBytezClient"]):
         return await load
 
     async def _drive(self, plan: Plan[_T]) -> _T:
-        return await adrive(plan, self._client, self._model_id, None, self._manager)
+        return await adrive(plan, self._client, PlanRun(self._model_id, state=self._manager))
 
     async def start(
         self,

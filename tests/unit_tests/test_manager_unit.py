@@ -1459,7 +1459,7 @@ def test_implicit_budgets_set_on_the_manager_module_reach_the_lifecycle(
 
     monkeypatch.setattr(facade, "IMPLICIT_CALL_TIMEOUT", 0.5)
     assert settings.IMPLICIT_CALL_TIMEOUT == 0.5
-    assert drivers._call_options(implicit=True) == {"timeout": 0.5, "retry": False}
+    assert drivers.PlanRun(MODEL, implicit=True).call_options() == {"timeout": 0.5, "retry": False}
     monkeypatch.setattr(facade, "IMPLICIT_RETRY_AFTER", 7.0)
     assert settings.IMPLICIT_RETRY_AFTER == 7.0
     monkeypatch.undo()
