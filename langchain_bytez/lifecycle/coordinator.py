@@ -13,14 +13,15 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import functools
 import logging
 import threading
 import time
 import warnings
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Generic, TypedDict, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, NamedTuple, TypedDict, TypeVar
 
 from typing_extensions import Unpack
 
@@ -55,7 +56,7 @@ from langchain_bytez.types import ClusterState, ClusterStatus
 if TYPE_CHECKING:
     from langchain_bytez.client import AsyncBytezClient, BytezClient
 
-__all__ = ["AutoLoadOptions", "LoadCoordinator"]
+__all__ = ["AutoLoadOptions", "LoadCoordinator", "LoadRequest"]
 
 logger = logging.getLogger("langchain_bytez")
 
@@ -83,6 +84,18 @@ class AutoLoadOptions(TypedDict, Generic[_P], total=False):
     timeout: float
     progress: _P
     deadline: float
+
+
+class LoadRequest(NamedTuple):
+    """One load asked for: the model, its checked settings, and whether it is implicit."""
+
+    model_id: str
+    spec: LoadSpec
+    implicit: bool = False
+
+
+Callback = AnyProgressCallback | None
+_Settle = Callable[[ClusterStatus | None], None]
 
 
 @dataclass(frozen=True)
@@ -317,22 +330,16 @@ class LoadCoordinator:
         return None
 
     def _load_sync(
-        self,
-        client: BytezClient,
-        model_id: str,
-        spec: LoadSpec,
-        progress: ProgressOption,
-        *,
-        use_cache: bool,
-        implicit: bool = False,
+        self, client: BytezClient, load: LoadRequest, progress: ProgressOption, *, use_cache: bool
     ) -> ClusterStatus | None:
+        model_id, spec, implicit = load
         if (known := self._known(model_id, spec, use_cache=use_cache)) is not None:
             return known[0]
         own, printer = resolve_progress(progress), progress is True
         while True:
             flight, leader = self._join(model_id, spec, printer, implicit=implicit)
             if leader:
-                return self._lead_sync(client, model_id, spec, flight, own, implicit=implicit)
+                return self._lead_sync(client, load, flight, own)
             if loop_running_here():
                 # Blocking this thread on a load led by a task of our own event loop
                 # would deadlock it: load independently (a racing PUT is answered 409,
@@ -354,49 +361,46 @@ class LoadCoordinator:
             except LeaderGone:
                 continue
 
+    @contextmanager
+    def _leading(self, load: LoadRequest, flight: Flight) -> Iterator[_Settle]:
+        """Lead a flight: yields how to settle it with the result; a failure settles it too."""
+        model_id, spec, _ = load
+        try:
+            yield functools.partial(self._finish, model_id, spec, flight)
+        except BaseException as exc:
+            self._finish(model_id, spec, flight, error=exc)
+            raise
+
     def _lead_sync(
-        self,
-        client: BytezClient,
-        model_id: str,
-        spec: LoadSpec,
-        flight: Flight,
-        own: AnyProgressCallback | None,
-        *,
-        implicit: bool = False,
+        self, client: BytezClient, load: LoadRequest, flight: Flight, own: Callback
     ) -> ClusterStatus | None:
         def emit(event: LoadProgress) -> None:
             if own is not None:
                 call_sync(own, event)
             flight.broadcast(event)
 
-        try:
-            plan = self._plan_for(model_id, spec, implicit=implicit)
-            result = drive(plan, client, PlanRun(model_id, emit, self, implicit))
-        except BaseException as exc:
-            self._finish(model_id, spec, flight, error=exc)
-            raise
-        self._finish(model_id, spec, flight, result)
+        with self._leading(load, flight) as settle:
+            plan = self._plan_for(load.model_id, load.spec, implicit=load.implicit)
+            result = drive(plan, client, PlanRun(load.model_id, emit, self, load.implicit))
+            settle(result)
         return result
 
     async def _load_async(
         self,
         client: AsyncBytezClient,
-        model_id: str,
-        spec: LoadSpec,
+        load: LoadRequest,
         progress: AsyncProgressOption,
         *,
         use_cache: bool,
-        implicit: bool = False,
     ) -> ClusterStatus | None:
+        model_id, spec, implicit = load
         if (known := self._known(model_id, spec, use_cache=use_cache)) is not None:
             return known[0]
         own, printer = resolve_progress(progress), progress is True
         while True:
             flight, leader = self._join(model_id, spec, printer, implicit=implicit)
             if leader:
-                return await self._lead_async(
-                    client, model_id, spec, flight, own, implicit=implicit
-                )
+                return await self._lead_async(client, load, flight, own)
             if not implicit and flight.key != spec.key:
                 # Another settings' load is under way (see _load_sync): wait, then retry.
                 with contextlib.suppress(Exception):
@@ -408,27 +412,17 @@ class LoadCoordinator:
                 continue
 
     async def _lead_async(
-        self,
-        client: AsyncBytezClient,
-        model_id: str,
-        spec: LoadSpec,
-        flight: Flight,
-        own: AnyProgressCallback | None,
-        *,
-        implicit: bool = False,
+        self, client: AsyncBytezClient, load: LoadRequest, flight: Flight, own: Callback
     ) -> ClusterStatus | None:
         async def emit(event: LoadProgress) -> None:
             flight.broadcast(event)
             if own is not None:
                 await call_async(own, event)
 
-        try:
-            plan = self._plan_for(model_id, spec, implicit=implicit)
-            result = await adrive(plan, client, PlanRun(model_id, emit, self, implicit))
-        except BaseException as exc:
-            self._finish(model_id, spec, flight, error=exc)
-            raise
-        self._finish(model_id, spec, flight, result)
+        with self._leading(load, flight) as settle:
+            plan = self._plan_for(load.model_id, load.spec, implicit=load.implicit)
+            result = await adrive(plan, client, PlanRun(load.model_id, emit, self, load.implicit))
+            settle(result)
         return result
 
     async def _follow_async(
@@ -475,12 +469,12 @@ class LoadCoordinator:
 
     def _implicit_start(
         self, model_id: str, options: AutoLoadOptions[Any]
-    ) -> tuple[str, LoadSpec | None, ClusterStatus | None]:
+    ) -> tuple[LoadRequest | None, ClusterStatus | None]:
         """Check an implicit auto-load's settings and id, and whether it must send anything.
 
         Returns:
-            The checked id; the spec to load with, or ``None`` when no cluster call is
-            to be made, with then the remembered status (or ``None``: send the run).
+            The load to run, or ``None`` when no cluster call is to be made, with then
+            the remembered status (or ``None``: send the run).
         """
         spec = LoadSpec.build(
             options.get("concurrency", 1),
@@ -490,10 +484,10 @@ class LoadCoordinator:
         )
         model_id = validate_model_id(model_id)
         if not self._implicit_wanted(model_id):
-            return model_id, None, None
+            return None, None
         if (cached := self._cached(model_id, None)) is not None:
-            return model_id, None, cached
-        return model_id, spec, None
+            return None, cached
+        return LoadRequest(model_id, spec, implicit=True), None
 
     def ensure_available(
         self, client: BytezClient, model_id: str, **options: Unpack[AutoLoadOptions[ProgressOption]]
@@ -531,14 +525,13 @@ class LoadCoordinator:
             BytezAuthenticationError: On 401 (the run would fail the same way).
             BytezPaymentRequiredError: On 402.
         """
-        model_id, spec, known = self._implicit_start(model_id, options)
-        if spec is None:
+        load, known = self._implicit_start(model_id, options)
+        if load is None:
             return known
-        progress = options.get("progress")
         try:
-            return self._load_sync(client, model_id, spec, progress, use_cache=False, implicit=True)
+            return self._load_sync(client, load, options.get("progress"), use_cache=False)
         except BytezError as error:
-            self._implicit_fallback(client.cache_key[0], model_id, error)
+            self._implicit_fallback(client.cache_key[0], load.model_id, error)
             return None
 
     async def aensure_available(
@@ -548,16 +541,14 @@ class LoadCoordinator:
         **options: Unpack[AutoLoadOptions[AsyncProgressOption]],
     ) -> ClusterStatus | None:
         """Async version of ``ensure_available``; ``progress`` may be an async callable."""
-        model_id, spec, known = self._implicit_start(model_id, options)
-        if spec is None:
+        load, known = self._implicit_start(model_id, options)
+        if load is None:
             return known
-        load = self._load_async(
-            client, model_id, spec, options.get("progress"), use_cache=False, implicit=True
-        )
+        running = self._load_async(client, load, options.get("progress"), use_cache=False)
         try:
-            return await load
+            return await running
         except BytezError as error:
-            self._implicit_fallback(client.cache_key[0], model_id, error)
+            self._implicit_fallback(client.cache_key[0], load.model_id, error)
             return None
 
     # ------------------------------------------------------------------ limits

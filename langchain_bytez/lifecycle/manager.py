@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypedDict, TypeVar
 
 from typing_extensions import Unpack
 
-from langchain_bytez.lifecycle.coordinator import LoadCoordinator
+from langchain_bytez.lifecycle.coordinator import LoadCoordinator, LoadRequest
 from langchain_bytez.lifecycle.drivers import PlanRun, adrive, drive
 from langchain_bytez.lifecycle.plans import Plan
 from langchain_bytez.lifecycle.progress import AsyncProgressOption, ProgressOption
@@ -198,7 +198,8 @@ class ModelManager(LoadCoordinator):
             BytezError: On other service errors (unknown model, bad key...).
         """
         spec, model_id = _spec(concurrency, timeout, options), validate_model_id(model_id)
-        return self._load_sync(client, model_id, spec, options.get("progress"), use_cache=True)
+        load, progress = LoadRequest(model_id, spec), options.get("progress")
+        return self._load_sync(client, load, progress, use_cache=True)
 
     async def aensure_loaded(
         self,
@@ -216,7 +217,7 @@ class ModelManager(LoadCoordinator):
         """
         spec, model_id = _spec(concurrency, timeout, options), validate_model_id(model_id)
         progress = options.get("progress")
-        return await self._load_async(client, model_id, spec, progress, use_cache=True)
+        return await self._load_async(client, LoadRequest(model_id, spec), progress, use_cache=True)
 
     # ------------------------------------------------------------------ conveniences
 
@@ -421,9 +422,8 @@ class ModelHandle(_ModelHandleBase["BytezClient"]):
             BytezError: On other service errors (unknown model, bad key...).
         """
         spec, progress = _spec(concurrency, timeout, options), options.get("progress", True)
-        return self._manager._load_sync(
-            self._client, self._model_id, spec, progress, use_cache=False
-        )
+        load = LoadRequest(self._model_id, spec)
+        return self._manager._load_sync(self._client, load, progress, use_cache=False)
 
     def _drive(self, plan: Plan[_T]) -> _T:
         return drive(plan, self._client, PlanRun(self._model_id, state=self._manager))
@@ -528,10 +528,8 @@ class AsyncModelHandle(_ModelHandleBase["AsyncBytezClient"]):
         ``progress`` may also be an async callable.
         """
         spec, progress = _spec(concurrency, timeout, options), options.get("progress", True)
-        load = self._manager._load_async(
-            self._client, self._model_id, spec, progress, use_cache=False
-        )
-        return await load
+        load = LoadRequest(self._model_id, spec)
+        return await self._manager._load_async(self._client, load, progress, use_cache=False)
 
     async def _drive(self, plan: Plan[_T]) -> _T:
         return await adrive(plan, self._client, PlanRun(self._model_id, state=self._manager))
