@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import importlib.util
+import importlib
 import sys
 import textwrap
 from pathlib import Path
@@ -70,13 +70,12 @@ SOURCE = textwrap.dedent(
 
 @pytest.fixture(scope="module")
 def twins() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("twins", ROOT / ".ci" / "twins.py")
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+    folder = str(ROOT / ".ci")
+    sys.path.insert(0, folder)  # .ci is a folder of scripts, not a package
+    try:
+        return importlib.import_module("twins")
+    finally:
+        sys.path.remove(folder)
 
 
 def names(pairs: list[tuple[object, object]]) -> set[tuple[str, str]]:
