@@ -39,7 +39,7 @@ from typing_extensions import Unpack
 from langchain_bytez.clients.streams import AsyncTextStream, TextStream
 from langchain_bytez.errors import BytezError
 from langchain_bytez.lifecycle.manager import AsyncModelHandle, ModelHandle
-from langchain_bytez.types import Capacity, ClusterStatus, ModelInfo, RunResult
+from langchain_bytez.types import Capacity, ClusterStatus, ModelInfo, RunResult, check_options
 from langchain_bytez.wire import endpoints
 from langchain_bytez.wire.config import (
     API_KEY_ENV,
@@ -124,12 +124,14 @@ def _stream_args(
     client: ClientCore, model_id: str, payload: Mapping[str, Any], options: RunOptions
 ) -> tuple[str, bytes, httpx.Timeout, OnRetry | None]:
     """What both clients' streams are built from: path, body, timeout and ``on_retry``."""
+    check_options("stream", options, RunOptions)
     path, content = endpoints.stream_body(model_id, payload)
     return path, content, client._call_timeout(options.get("timeout")), options.get("on_retry")
 
 
 def _update_plan(model_id: str, changes: ClusterChanges) -> Plan[ClusterStatus]:
     """The wire core's ``update_cluster`` plan for the given changes."""
+    check_options("update_cluster", changes, ClusterChanges)
     capacity, minutes = changes.get("capacity"), changes.get("timeout_minutes")
     return endpoints.update_cluster(model_id, capacity, minutes, changes.get("status"))
 

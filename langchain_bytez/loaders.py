@@ -34,7 +34,7 @@ from typing_extensions import Unpack
 
 from langchain_bytez.client import AsyncBytezClient, BytezClient
 from langchain_bytez.errors import BytezError, BytezNotFoundError
-from langchain_bytez.types import ClusterState, ClusterStatus, ModelInfo
+from langchain_bytez.types import ClusterState, ClusterStatus, ModelInfo, check_options
 
 __all__ = [
     "BytezCatalogLoader",
@@ -92,7 +92,10 @@ class CatalogueQuery(Connection[_C], total=False):
     search: str | None
 
 
-def _with_client(connection: Connection[BytezClient], call: Callable[[BytezClient], _T]) -> _T:
+def _with_client(
+    function: str, connection: Connection[BytezClient], call: Callable[[BytezClient], _T]
+) -> _T:
+    check_options(function, connection, Connection)
     client = connection.get("client")
     if client is not None:
         return call(client)
@@ -103,14 +106,26 @@ def _with_client(connection: Connection[BytezClient], call: Callable[[BytezClien
 
 
 async def _awith_client(
-    connection: Connection[AsyncBytezClient], call: Callable[[AsyncBytezClient], Awaitable[_T]]
+    function: str,
+    connection: Connection[AsyncBytezClient],
+    call: Callable[[AsyncBytezClient], Awaitable[_T]],
 ) -> _T:
+    check_options(function, connection, Connection)
     client = connection.get("client")
     if client is not None:
         return await call(client)
     key, base_url = connection.get("api_key"), connection.get("base_url")
     async with AsyncBytezClient(api_key=key, base_url=base_url) as owned:
         return await call(owned)
+
+
+def _connection_of(query: CatalogueQuery[_C]) -> Connection[_C]:
+    """The connection options of a catalogue query (its filters left out)."""
+    return {
+        "client": query.get("client"),
+        "api_key": query.get("api_key"),
+        "base_url": query.get("base_url"),
+    }
 
 
 def _check_limit(name: str, value: float | None) -> float | None:
@@ -125,7 +140,10 @@ def _check_limit(name: str, value: float | None) -> float | None:
     return float(value)
 
 
-def _model_filter(task: str | None, query: CatalogueQuery[Any]) -> Callable[[ModelInfo], bool]:
+def _model_filter(
+    task: str | None, query: CatalogueQuery[Any], function: str = "list_models"
+) -> Callable[[ModelInfo], bool]:
+    check_options(function, query, CatalogueQuery)
     max_params = _check_limit("max_params", query.get("max_params"))
     max_ram = _check_limit("max_ram", query.get("max_ram"))
     search = query.get("search")
@@ -185,16 +203,17 @@ def list_models(
         small_chat = list_models("chat", max_params=3, search="qwen")
         ```
     """
-    keep = _model_filter(task, query)
-    return [info for info in _with_client(query, lambda c: c.list_models(task)) if keep(info)]
+    keep, connection = _model_filter(task, query), _connection_of(query)
+    models = _with_client("list_models", connection, lambda c: c.list_models(task))
+    return [info for info in models if keep(info)]
 
 
 async def alist_models(
     task: str | None = None, **query: Unpack[CatalogueQuery[AsyncBytezClient]]
 ) -> list[ModelInfo]:
     """Async version of [`list_models`][langchain_bytez.loaders.list_models]."""
-    keep = _model_filter(task, query)
-    models = await _awith_client(query, lambda c: c.list_models(task))
+    keep, connection = _model_filter(task, query, "alist_models"), _connection_of(query)
+    models = await _awith_client("alist_models", connection, lambda c: c.list_models(task))
     return [info for info in models if keep(info)]
 
 
@@ -209,12 +228,12 @@ def list_tasks(**connection: Unpack[Connection[BytezClient]]) -> list[str]:
     Returns:
         The task names.
     """
-    return _with_client(connection, lambda c: c.list_tasks())
+    return _with_client("list_tasks", connection, lambda c: c.list_tasks())
 
 
 async def alist_tasks(**connection: Unpack[Connection[AsyncBytezClient]]) -> list[str]:
     """Async version of [`list_tasks`][langchain_bytez.loaders.list_tasks]."""
-    return await _awith_client(connection, lambda c: c.list_tasks())
+    return await _awith_client("alist_tasks", connection, lambda c: c.list_tasks())
 
 
 def _instances_or_empty(error: BytezError) -> list[ClusterStatus]:
@@ -246,7 +265,7 @@ def list_instances(**connection: Unpack[Connection[BytezClient]]) -> list[Cluste
         except BytezError as exc:
             return _instances_or_empty(exc)
 
-    return _with_client(connection, call)
+    return _with_client("list_instances", connection, call)
 
 
 async def alist_instances(
@@ -260,7 +279,7 @@ async def alist_instances(
         except BytezError as exc:
             return _instances_or_empty(exc)
 
-    return await _awith_client(connection, call)
+    return await _awith_client("alist_instances", connection, call)
 
 
 def request_model(model_id: str, **connection: Unpack[Connection[BytezClient]]) -> str:
@@ -273,12 +292,12 @@ def request_model(model_id: str, **connection: Unpack[Connection[BytezClient]]) 
     Returns:
         The server's answer, e.g. ``"Job queued"``.
     """
-    return _with_client(connection, lambda c: c.request_model(model_id))
+    return _with_client("request_model", connection, lambda c: c.request_model(model_id))
 
 
 async def arequest_model(model_id: str, **connection: Unpack[Connection[AsyncBytezClient]]) -> str:
     """Async version of [`request_model`][langchain_bytez.loaders.request_model]."""
-    return await _awith_client(connection, lambda c: c.request_model(model_id))
+    return await _awith_client("arequest_model", connection, lambda c: c.request_model(model_id))
 
 
 # --------------------------------------------------------------------------- documents

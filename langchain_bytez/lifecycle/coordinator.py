@@ -51,7 +51,7 @@ from langchain_bytez.lifecycle.settings import (
 )
 from langchain_bytez.limiter import InFlightLimiter
 from langchain_bytez.protocol import is_closed_source, validate_model_id
-from langchain_bytez.types import ClusterState, ClusterStatus
+from langchain_bytez.types import ClusterState, ClusterStatus, check_options
 
 if TYPE_CHECKING:
     from langchain_bytez.client import AsyncBytezClient, BytezClient
@@ -476,6 +476,7 @@ class LoadCoordinator:
             The load to run, or ``None`` when no cluster call is to be made, with then
             the remembered status (or ``None``: send the run).
         """
+        check_options("ensure_available", options, AutoLoadOptions)
         spec = LoadSpec.build(
             options.get("concurrency", 1),
             options.get("timeout", DEFAULT_TIMEOUT_SECONDS),

@@ -34,7 +34,7 @@ from langchain_bytez.lifecycle.settings import (
 )
 from langchain_bytez.protocol import validate_model_id
 from langchain_bytez.registry import SharedInstances
-from langchain_bytez.types import Capacity, ClusterStatus, RunResult
+from langchain_bytez.types import Capacity, ClusterStatus, RunResult, check_options
 
 if TYPE_CHECKING:
     from langchain_bytez.client import (
@@ -94,8 +94,11 @@ _SyncLoad = SizedLoadOptions[ProgressOption]
 _AsyncLoad = SizedLoadOptions[AsyncProgressOption]
 
 
-def _spec(concurrency: int | None, timeout: float | None, options: LoadOptions[Any]) -> LoadSpec:
-    """Check a load's settings into its spec."""
+def _spec(
+    concurrency: int | None, timeout: float | None, options: LoadOptions[Any], function: str
+) -> LoadSpec:
+    """Check a load's settings into its spec (``function`` names the caller in errors)."""
+    check_options(function, options, LoadOptions)
     deadline = options.get("deadline", DEFAULT_DEADLINE_SECONDS)
     return LoadSpec.build(concurrency, timeout, options.get("capacity"), deadline)
 
@@ -197,7 +200,8 @@ class ModelManager(LoadCoordinator):
             BytezModelLoadError: If the load fails or misses the deadline.
             BytezError: On other service errors (unknown model, bad key...).
         """
-        spec, model_id = _spec(concurrency, timeout, options), validate_model_id(model_id)
+        spec = _spec(concurrency, timeout, options, "ensure_loaded")
+        model_id = validate_model_id(model_id)
         load, progress = LoadRequest(model_id, spec), options.get("progress")
         return self._load_sync(client, load, progress, use_cache=True)
 
@@ -215,7 +219,8 @@ class ModelManager(LoadCoordinator):
         It shares the single flight with sync callers; ``progress`` may also be an async
         callable.
         """
-        spec, model_id = _spec(concurrency, timeout, options), validate_model_id(model_id)
+        spec = _spec(concurrency, timeout, options, "aensure_loaded")
+        model_id = validate_model_id(model_id)
         progress = options.get("progress")
         return await self._load_async(client, LoadRequest(model_id, spec), progress, use_cache=True)
 
@@ -421,7 +426,7 @@ class ModelHandle(_ModelHandleBase["BytezClient"]):
                 or is not running by the deadline (message has the last status).
             BytezError: On other service errors (unknown model, bad key...).
         """
-        spec, progress = _spec(concurrency, timeout, options), options.get("progress", True)
+        spec, progress = _spec(concurrency, timeout, options, "load"), options.get("progress", True)
         load = LoadRequest(self._model_id, spec)
         return self._manager._load_sync(self._client, load, progress, use_cache=False)
 
@@ -527,7 +532,7 @@ class AsyncModelHandle(_ModelHandleBase["AsyncBytezClient"]):
 
         ``progress`` may also be an async callable.
         """
-        spec, progress = _spec(concurrency, timeout, options), options.get("progress", True)
+        spec, progress = _spec(concurrency, timeout, options, "load"), options.get("progress", True)
         load = LoadRequest(self._model_id, spec)
         return await self._manager._load_async(self._client, load, progress, use_cache=False)
 
