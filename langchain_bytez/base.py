@@ -20,11 +20,13 @@
   [`gather_or_cancel`][langchain_bytez.base.gather_or_cancel] (concurrent batches that
   cancel the rest on the first failure).
 
-Lifetime of the shared clients: they live in a module-level registry for the life of the
-process and are closed at interpreter exit (``atexit``). Async clients are kept per event
-loop and dropped with their loop, because an ``httpx.AsyncClient``'s connections belong to
-the loop that opened them. Clients built on an injected ``http_client`` /
-``http_async_client`` are never shared and never close the injected client.
+Lifetime of the shared clients: each object holds the pooled clients it uses, and the
+registry keeps them while any object does, plus a few recently used configurations
+(see [`registry`][langchain_bytez.registry]); the rest are closed, and all at interpreter
+exit. Async clients are kept per event loop and closed while their loop shuts down,
+because an ``httpx.AsyncClient``'s connections belong to the loop that opened them.
+Clients built on an injected ``http_client`` / ``http_async_client`` are never shared
+and never close the injected client.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ import copy
 import difflib
 import hashlib
 import inspect
+import os
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -66,11 +69,20 @@ from langchain_bytez.client import (
     AsyncTransport,
     BytezClient,
 )
-from langchain_bytez.errors import BytezError, BytezNotFoundError, MissingAPIKeyError
+from langchain_bytez.errors import (
+    BytezError,
+    BytezNotFoundError,
+    InvalidHeaderError,
+    MissingAPIKeyError,
+)
 from langchain_bytez.manager import ModelManager
 from langchain_bytez.progress import alangchain_progress_dispatcher, langchain_progress_dispatcher
 from langchain_bytez.registry import CLIENTS
-from langchain_bytez.wire.config import plain_http_warned, warn_if_plain_http
+from langchain_bytez.wire.config import (
+    plain_http_warned,
+    resolve_async_transport,
+    warn_if_plain_http,
+)
 
 __all__ = [
     "API_KEY_ENV",
@@ -92,6 +104,25 @@ PROVIDER_KEY_ENV = "BYTEZ_PROVIDER_KEY"
 _ClientKey = tuple[str, str, float | None, int, float, tuple[tuple[str, str], ...], str, str]
 
 _MASK = "**********"  # what pydantic shows for a SecretStr
+
+
+def _secret_from_placeholder(name: str, value: Any) -> Any:
+    """The value of a header serialised as a secret placeholder, from its variable.
+
+    LangChain revives only top-level secrets: a header's placeholder comes back from
+    ``loads`` as the placeholder itself (``{"lc": 1, "type": "secret", "id": [VAR]}``).
+    """
+    if not (isinstance(value, dict) and value.get("type") == "secret" and value.get("id")):
+        return value
+    variable = str(value["id"][0])
+    secret = os.environ.get(variable)
+    if secret is None:
+        msg = (
+            f"default_headers[{name!r}] is a secret left out of the serialised object: "
+            f"set the {variable} environment variable, or pass default_headers again."
+        )
+        raise InvalidHeaderError(msg, header=name)
+    return secret
 
 
 def _masked(headers: dict[str, str] | None) -> dict[str, str] | None:
@@ -313,7 +344,15 @@ class BytezModelMixin(BaseModel):
     @classmethod
     def _check_default_headers(cls, value: Any) -> dict[str, str] | None:
         # The clear error at construction, not a network-looking one at the first call.
+        if isinstance(value, dict):
+            value = {name: _secret_from_placeholder(name, v) for name, v in value.items()}
         return None if value is None else protocol.check_default_headers(value)
+
+    @field_validator("async_transport")
+    @classmethod
+    def _check_async_transport(cls, value: AsyncTransport) -> AsyncTransport:
+        resolve_async_transport(value, DEFAULT_BASE_URL)  # ImportError now, not at a call
+        return value
 
     @model_validator(mode="after")
     def _warn_plain_http(self) -> Self:
@@ -336,7 +375,8 @@ class BytezModelMixin(BaseModel):
         """Constructor arguments that are secrets, and their environment variables.
 
         Credential-like ``default_headers`` values are secrets too: ``dumpd`` writes a
-        placeholder named ``BYTEZ_HEADER_<NAME>`` (upper case, ``-`` as ``_``).
+        placeholder named ``BYTEZ_HEADER_<NAME>`` (upper case, ``-`` as ``_``), and
+        ``loads`` reads the value from that environment variable.
         """
         secrets = {"api_key": API_KEY_ENV, "provider_key": PROVIDER_KEY_ENV}
         for name in self.default_headers or {}:

@@ -361,16 +361,20 @@ def test_plain_http_to_a_remote_host_warns_without_opening_a_socket(
         return httpx.Response(200, json={"error": None, "output": "Hi there"})
 
     with httpx.Client(transport=httpx.MockTransport(handler)) as http:
-        llm = BytezLLM(
-            model=LLM_MODEL,
-            api_key=FAKE,
-            base_url="http://example.invalid",
-            http_client=http,
-            auto_load=False,
-        )
+        # The warning comes when the object is made, before anything is sent.
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
+            llm = BytezLLM(
+                model=LLM_MODEL,
+                api_key=FAKE,
+                base_url="http://example.invalid",
+                http_client=http,
+                auto_load=False,
+            )
+        with warnings.catch_warnings(record=True) as later:
+            warnings.simplefilter("always")
             assert llm.invoke("Hi") == " there"
+    assert not [w for w in later if "plain http" in str(w.message)]  # not again per call
     messages = [str(w.message) for w in caught if issubclass(w.category, UserWarning)]
     assert any("plain http://" in m and "example.invalid" in m for m in messages)
     assert_clean(messages)
