@@ -12,7 +12,7 @@ cookies and transport of the injected client all still apply to each hop.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import httpx
 
@@ -22,17 +22,20 @@ if TYPE_CHECKING:
 __all__ = ["AsyncRedirectGuard", "RedirectGuard"]
 
 
-class RedirectGuard:
-    """An injected ``httpx.Client`` seen through the two methods the client uses."""
+_H = TypeVar("_H", httpx.Client, httpx.AsyncClient)
 
-    def __init__(self, http: httpx.Client, core: ClientCore) -> None:
+
+class _Guard(Generic[_H]):
+    """What both guards share: the injected client, and building requests with it."""
+
+    def __init__(self, http: _H, core: ClientCore) -> None:
         """Wrap ``http`` for the client ``core`` (whose origin keeps the keys).
 
         Args:
             http: The injected client.
             core: The Bytez client sending through it.
         """
-        self.http = http
+        self.http: _H = http
         self._core = core
 
     def build_request(self, *args: Any, **kwargs: Any) -> httpx.Request:
@@ -42,6 +45,14 @@ class RedirectGuard:
             The request.
         """
         return self.http.build_request(*args, **kwargs)
+
+    def _next(self, response: httpx.Response, hops: int) -> httpx.Request | None:
+        http = self.http
+        return self._core._next_hop(response, http.follow_redirects, hops, http.max_redirects)
+
+
+class RedirectGuard(_Guard[httpx.Client]):
+    """An injected ``httpx.Client`` seen through the two methods the client uses."""
 
     def send(self, request: httpx.Request, *, stream: bool = False) -> httpx.Response:
         """Send ``request``, following redirects only as far as the keys may go.
@@ -53,14 +64,11 @@ class RedirectGuard:
         Returns:
             The final response (``history`` holds the redirects).
         """
-        http = self.http
-        response = http.send(request, stream=stream, follow_redirects=False)
+        response = self.http.send(request, stream=stream, follow_redirects=False)
         history: list[httpx.Response] = []
         while True:
             try:
-                hop = self._core._next_hop(
-                    response, http.follow_redirects, len(history), http.max_redirects
-                )
+                hop = self._next(response, len(history))
             except httpx.TooManyRedirects:
                 response.close()
                 raise
@@ -68,31 +76,13 @@ class RedirectGuard:
                 break
             response.read()  # as httpx does: the connection goes back to the pool
             history.append(response)
-            response = http.send(hop, stream=stream, follow_redirects=False)
+            response = self.http.send(hop, stream=stream, follow_redirects=False)
         response.history = history
         return response
 
 
-class AsyncRedirectGuard:
+class AsyncRedirectGuard(_Guard[httpx.AsyncClient]):
     """An injected ``httpx.AsyncClient`` seen through the two methods the client uses."""
-
-    def __init__(self, http: httpx.AsyncClient, core: ClientCore) -> None:
-        """Wrap ``http`` (see [`RedirectGuard`][langchain_bytez.clients.redirects.RedirectGuard]).
-
-        Args:
-            http: The injected client.
-            core: The Bytez client sending through it.
-        """
-        self.http = http
-        self._core = core
-
-    def build_request(self, *args: Any, **kwargs: Any) -> httpx.Request:
-        """``http.build_request``.
-
-        Returns:
-            The request.
-        """
-        return self.http.build_request(*args, **kwargs)
 
     async def send(self, request: httpx.Request, *, stream: bool = False) -> httpx.Response:
         """Async version of ``RedirectGuard.send``.
@@ -100,14 +90,11 @@ class AsyncRedirectGuard:
         Returns:
             The final response.
         """
-        http = self.http
-        response = await http.send(request, stream=stream, follow_redirects=False)
+        response = await self.http.send(request, stream=stream, follow_redirects=False)
         history: list[httpx.Response] = []
         while True:
             try:
-                hop = self._core._next_hop(
-                    response, http.follow_redirects, len(history), http.max_redirects
-                )
+                hop = self._next(response, len(history))
             except httpx.TooManyRedirects:
                 await response.aclose()
                 raise
@@ -115,6 +102,6 @@ class AsyncRedirectGuard:
                 break
             await response.aread()
             history.append(response)
-            response = await http.send(hop, stream=stream, follow_redirects=False)
+            response = await self.http.send(hop, stream=stream, follow_redirects=False)
         response.history = history
         return response

@@ -177,23 +177,24 @@ async def test_injected_async_client_follows_without_the_keys(
     assert other.leaked() == []
 
 
-def test_localhost_is_another_host_than_127_0_0_1(origin: Recorder) -> None:
-    # Same server, same port, another host name: the keys stay behind.
-    origin.redirect_to = f"http://localhost:{origin.port}"
+def _redirected_to_itself(origin: Recorder, host: str) -> list[dict[str, str]]:
+    """Run once through a following client, redirected to ``host`` on the same port."""
+    origin.redirect_to = f"http://{host}:{origin.port}"
     with httpx.Client(follow_redirects=True) as http:
         client = BytezClient(**_kwargs(origin), http_client=http)
         assert client.run(MODEL, {"text": "x"}).output == "Hi there"
-    landed = _landed(origin)
+    return _landed(origin)
+
+
+def test_localhost_is_another_host_than_127_0_0_1(origin: Recorder) -> None:
+    # Same server, same port, another host name: the keys stay behind.
+    landed = _redirected_to_itself(origin, "localhost")
     assert len(landed) == 1
     assert not any(secret in value for value in landed[0].values() for secret in SECRETS)
 
 
 def test_a_same_origin_redirect_keeps_the_keys(origin: Recorder) -> None:
-    origin.redirect_to = f"http://127.0.0.1:{origin.port}"
-    with httpx.Client(follow_redirects=True) as http:
-        client = BytezClient(**_kwargs(origin), http_client=http)
-        assert client.run(MODEL, {"text": "x"}).output == "Hi there"
-    landed = _landed(origin)
+    landed = _redirected_to_itself(origin, "127.0.0.1")
     assert landed[0]["authorization"] == f"Key {KEY}"
     assert landed[0]["provider-key"] == PROVIDER
 
