@@ -52,6 +52,7 @@ from langchain_bytez.errors import (
 from langchain_bytez.server import FaultKind, LocalBytezServer
 
 FAKE = "sk-bytez-FAKE-KEY-7f3a9c"
+HEADER_SECRET = "hdr-FAKE-SECRET-55aa91"
 LLM_MODEL = "openai-community/gpt2"
 CHAT_MODEL = "Qwen/Qwen2.5-0.5B-Instruct"
 EMBED_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
@@ -173,7 +174,13 @@ def test_models_calls_callbacks_tracers_and_serialisation(
     # Cluster routes on (one mode of the live service): auto-load then reports its
     # progress as custom callback events, whose payloads are checked too.
     server.cluster_routes = "on"
-    common = {"api_key": FAKE, "base_url": server.url, "provider_key": FAKE}
+    # A credential in default_headers is a secret like the keys.
+    common = {
+        "api_key": FAKE,
+        "base_url": server.url,
+        "provider_key": FAKE,
+        "default_headers": {"X-Api-Key": HEADER_SECRET, "X-Trace": "t1"},
+    }
     llm = BytezLLM(model=LLM_MODEL, max_new_tokens=4, temperature=0.5, **common)
     chat = ChatBytez(model=CHAT_MODEL, max_new_tokens=4, **common)
     emb = BytezEmbeddings(model=EMBED_MODEL, **common)
@@ -192,8 +199,14 @@ def test_models_calls_callbacks_tracers_and_serialisation(
     assert {"llm_start", "chat_start", "llm_end", "retry", "custom"} <= kinds
     assert len(tracer.runs) >= 6
     assert_clean(recorder.payloads, tracer.dump(), repr(tracer.runs))
+    shown = (recorder.payloads, tracer.dump(), repr(tracer.runs), debug_logs.text)
+    assert not any(HEADER_SECRET in (s if isinstance(s, str) else repr(s)) for s in shown)
 
     for model in (llm, chat, emb):
+        # The header secret: everywhere but the object's own attributes (vars()).
+        for text in (repr(model), str(model), dumps(model), model.model_dump_json()):
+            assert HEADER_SECRET not in text
+        assert HEADER_SECRET not in repr(getattr(model, "_identifying_params", {}))
         assert_clean(
             repr(model),
             str(model),

@@ -16,7 +16,13 @@ from typing import Any
 import httpx
 import pytest
 
-from langchain_bytez import AsyncBytezClient, BytezConnectionError, BytezLLM, BytezStreamError
+from langchain_bytez import (
+    AsyncBytezClient,
+    BytezClient,
+    BytezConnectionError,
+    BytezLLM,
+    BytezStreamError,
+)
 from langchain_bytez.client import DEFAULT_LIMITS
 from langchain_bytez.server import FaultKind, LocalBytezServer
 from langchain_bytez.wire.config import resolve_async_transport
@@ -52,7 +58,7 @@ async def _pieces(llm: BytezLLM) -> list[str]:
     return [chunk async for chunk in llm.astream("Hi") if chunk]
 
 
-def _transport_of(http: httpx.AsyncClient) -> httpx.AsyncBaseTransport:
+def _transport_of(http: httpx.AsyncClient | httpx.Client) -> Any:
     return http._transport  # type: ignore[attr-defined,no-any-return]
 
 
@@ -130,7 +136,13 @@ async def test_langchain_objects_use_the_field(
         assert own._async_client()._client() is injected
 
 
-async def test_httpx_pool_gets_the_default_limits(bytez_api_key: str) -> None:
+async def test_own_pools_get_the_default_limits(bytez_api_key: str) -> None:
+    # A connection cap: 500 concurrent calls no longer open 500 sockets.
+    assert DEFAULT_LIMITS.max_connections == 400
+    with BytezClient(bytez_api_key, base_url="https://h.example") as sync:
+        pool = _transport_of(sync._client())._pool  # type: ignore[arg-type,attr-defined]
+        assert pool._max_connections == DEFAULT_LIMITS.max_connections
+        assert pool._max_keepalive_connections == DEFAULT_LIMITS.max_keepalive_connections
     async with AsyncBytezClient(
         bytez_api_key, base_url="https://h.example", async_transport="httpx"
     ) as client:
