@@ -216,10 +216,11 @@ class BytezClient(ClientCore):
     # -- lifecycle --------------------------------------------------------------------
 
     def _client(self) -> httpx.Client | RedirectGuard:
-        if self._injected is not None:
+        injected, guard = self._injected, self._guard
+        if injected is not None:
             # Redirects an injected client would follow are followed by the guard,
             # which keeps the keys off other hosts.
-            return self._guard if self._injected.follow_redirects else self._injected  # type: ignore[return-value]
+            return guard if guard is not None and injected.follow_redirects else injected
         http = self._http
         if http is None:
             # Only creation is locked; requests never are.
@@ -630,8 +631,9 @@ class AsyncBytezClient(ClientCore):
         return "injected" if self._injected is not None else self._transport
 
     def _client(self) -> httpx.AsyncClient | AsyncRedirectGuard:
-        if self._injected is not None:
-            return self._guard if self._injected.follow_redirects else self._injected  # type: ignore[return-value]
+        injected, guard = self._injected, self._guard
+        if injected is not None:
+            return guard if guard is not None and injected.follow_redirects else injected
         loop = asyncio.get_running_loop()
         http = self._http
         if http is None or self._http_loop is None or self._http_loop() is not loop:
