@@ -59,7 +59,6 @@ from pydantic import (
 from tenacity import RetryCallState
 from typing_extensions import Self
 
-from langchain_bytez import protocol
 from langchain_bytez._version import __version__
 from langchain_bytez.client import (
     API_KEY_ENV,
@@ -78,6 +77,7 @@ from langchain_bytez.errors import (
 from langchain_bytez.manager import ModelManager
 from langchain_bytez.progress import alangchain_progress_dispatcher, langchain_progress_dispatcher
 from langchain_bytez.registry import CLIENTS
+from langchain_bytez.wire import headers as wire_headers
 from langchain_bytez.wire.config import (
     plain_http_warned,
     resolve_async_transport,
@@ -129,7 +129,7 @@ def _masked(headers: dict[str, str] | None) -> dict[str, str] | None:
     """``headers`` with credential-like values replaced by a mask."""
     if not headers:
         return headers
-    return {k: _MASK if protocol.is_secret_header(k) else v for k, v in headers.items()}
+    return {k: _MASK if wire_headers.is_secret_header(k) else v for k, v in headers.items()}
 
 
 def _fingerprint(secret: SecretStr | None) -> str:
@@ -346,7 +346,7 @@ class BytezModelMixin(BaseModel):
         # The clear error at construction, not a network-looking one at the first call.
         if isinstance(value, dict):
             value = {name: _secret_from_placeholder(name, v) for name, v in value.items()}
-        return None if value is None else protocol.check_default_headers(value)
+        return None if value is None else wire_headers.check_default_headers(value)
 
     @field_validator("async_transport")
     @classmethod
@@ -380,7 +380,7 @@ class BytezModelMixin(BaseModel):
         """
         secrets = {"api_key": API_KEY_ENV, "provider_key": PROVIDER_KEY_ENV}
         for name in self.default_headers or {}:
-            if protocol.is_secret_header(name):
+            if wire_headers.is_secret_header(name):
                 env = "BYTEZ_HEADER_" + "".join(c if c.isalnum() else "_" for c in name).upper()
                 secrets[f"default_headers.{name}"] = env
         return secrets

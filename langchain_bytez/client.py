@@ -23,7 +23,6 @@ URL only, and ``cache_key`` carries a fingerprint, never the key.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import threading
 import time
@@ -37,6 +36,7 @@ import tenacity
 from pydantic import SecretStr
 
 from langchain_bytez import protocol
+from langchain_bytez.clients.pools import close_on_its_loop, make_async_http
 from langchain_bytez.clients.redirects import AsyncRedirectGuard, RedirectGuard
 from langchain_bytez.clients.streams import AsyncTextStream, TextStream
 from langchain_bytez.errors import BytezError
@@ -87,52 +87,6 @@ def _sleep(seconds: float) -> None:
 
 async def _async_sleep(seconds: float) -> None:
     await asyncio.sleep(seconds)
-
-
-def make_async_http(
-    transport: Literal["httpx", "aiohttp"], headers: Mapping[str, str], timeout: httpx.Timeout
-) -> httpx.AsyncClient:
-    """A new pooled ``httpx.AsyncClient`` on the chosen transport, with ``DEFAULT_LIMITS``.
-
-    Args:
-        transport: What ``resolve_async_transport`` chose.
-        headers: Headers of every request.
-        timeout: The default timeout.
-
-    Returns:
-        The client (bound to the running loop once it connects).
-    """
-    if transport == "aiohttp":
-        from langchain_bytez.clients.transports import BytezAiohttpTransport  # noqa: PLC0415
-
-        return httpx.AsyncClient(
-            headers=headers, timeout=timeout, transport=BytezAiohttpTransport(limits=DEFAULT_LIMITS)
-        )
-    return httpx.AsyncClient(headers=headers, timeout=timeout, limits=DEFAULT_LIMITS)
-
-
-_closing: set[asyncio.Task[None]] = set()  # strong references until the closes finish
-
-
-def _close_on_its_loop(
-    http: httpx.AsyncClient, loop_ref: weakref.ref[asyncio.AbstractEventLoop]
-) -> None:
-    """Close a pooled ``httpx.AsyncClient`` on the loop that owns its connections.
-
-    Called by finalisers, from any thread: the close is scheduled on that loop. A loop
-    that is gone or closed already closed (or dropped) the client in its shutdown.
-    """
-    loop = loop_ref()
-    if loop is None or loop.is_closed() or http.is_closed:
-        return
-
-    def spawn() -> None:
-        task = loop.create_task(http.aclose())
-        _closing.add(task)
-        task.add_done_callback(_closing.discard)
-
-    with contextlib.suppress(RuntimeError):  # closed in the meantime
-        loop.call_soon_threadsafe(spawn)
 
 
 # ------------------------------------------------------------------------- the sync shell
@@ -644,7 +598,7 @@ class AsyncBytezClient(ClientCore):
             self._http_loop = weakref.ref(loop)
             # Closed when this loop shuts down, or when this client is collected.
             CLIENTS.track(http)
-            self._release = weakref.finalize(self, _close_on_its_loop, http, self._http_loop)
+            self._release = weakref.finalize(self, close_on_its_loop, http, self._http_loop)
         return http
 
     def _let_go(self) -> None:

@@ -34,6 +34,7 @@ from langchain_bytez.errors import (
     MissingAPIKeyError,
 )
 from langchain_bytez.types import ResponseMeta
+from langchain_bytez.wire import headers as wire_headers
 from langchain_bytez.wire.endpoints import Answer, Call
 from langchain_bytez.wire.retry import OnRetry, RetryLoop
 
@@ -293,7 +294,7 @@ class ClientCore:
         self._base_url = _resolve_base_url(base_url)
         self._timeout = _to_timeout(timeout)
         self._policy = protocol.RetryPolicy(max_retries=max_retries, max_wait=max_retry_wait)
-        extra = protocol.check_default_headers(default_headers)
+        extra = wire_headers.check_default_headers(default_headers)
         headers = protocol.build_headers(key, provider_key=provider, default_headers=extra)
         if not any(name.lower() == "content-type" for name in headers):
             # Case-insensitive: a caller's "content-type" must not become a second header.
@@ -304,9 +305,13 @@ class ClientCore:
         self._request_headers: dict[str, str] | None = headers if injected else None
         # Credentials in default_headers (X-Api-Key, Cookie...) are secrets like the key.
         # Very short secrets would redact ordinary words; they are not worth hiding.
-        candidates = [key, provider, *(v for n, v in extra.items() if protocol.is_secret_header(n))]
+        candidates = [
+            key,
+            provider,
+            *(v for n, v in extra.items() if wire_headers.is_secret_header(n)),
+        ]
         self._secrets = tuple(s for s in candidates if s is not None and len(s) >= 6)
-        self._secret_re = protocol.secret_pattern(self._secrets)
+        self._secret_re = wire_headers.secret_pattern(self._secrets)
         self._on_retry = on_retry
         self._cache_key = (self._base_url, hashlib.sha256(key.encode()).hexdigest()[:16])
         # Parsed request URLs by path (see _url): parsing costs more than the rest of
@@ -393,7 +398,7 @@ class ClientCore:
             msg = f"Exceeded maximum allowed redirects ({max_hops})."
             raise httpx.TooManyRedirects(msg, request=request)
         if not self._keeps_keys(request.url):
-            for name in [n for n in request.headers if protocol.is_secret_header(n)]:
+            for name in [n for n in request.headers if wire_headers.is_secret_header(n)]:
                 del request.headers[name]
         return request
 
@@ -401,7 +406,7 @@ class ClientCore:
     def _scrubbed(request: httpx.Request) -> httpx.Request:
         """A copy of a failed request without credential values (nor body) to keep."""
         headers = [
-            (name, "[redacted]" if protocol.is_secret_header(name) else value)
+            (name, "[redacted]" if wire_headers.is_secret_header(name) else value)
             for name, value in request.headers.items()
         ]
         return httpx.Request(request.method, request.url, headers=headers)
