@@ -28,6 +28,7 @@ from langchain_bytez.errors import (
     BytezResponseTooLargeError,
     BytezStreamError,
     BytezTimeoutError,
+    InvalidHeaderError,
     InvalidModelIdError,
     MissingAPIKeyError,
 )
@@ -85,6 +86,7 @@ __all__ = [
     "ChatBytez",
     "ClusterState",
     "ClusterStatus",
+    "InvalidHeaderError",
     "InvalidModelIdError",
     "LoadProgress",
     "MissingAPIKeyError",

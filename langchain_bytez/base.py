@@ -20,11 +20,13 @@
   [`gather_or_cancel`][langchain_bytez.base.gather_or_cancel] (concurrent batches that
   cancel the rest on the first failure).
 
-Lifetime of the shared clients: they live in a module-level registry for the life of the
-process and are closed at interpreter exit (``atexit``). Async clients are kept per event
-loop and dropped with their loop, because an ``httpx.AsyncClient``'s connections belong to
-the loop that opened them. Clients built on an injected ``http_client`` /
-``http_async_client`` are never shared and never close the injected client.
+Lifetime of the shared clients: each object holds the pooled clients it uses, and the
+registry keeps them while any object does, plus a few recently used configurations
+(see [`registry`][langchain_bytez.registry]); the rest are closed, and all at interpreter
+exit. Async clients are kept per event loop and closed while their loop shuts down,
+because an ``httpx.AsyncClient``'s connections belong to the loop that opened them.
+Clients built on an injected ``http_client`` / ``http_async_client`` are never shared
+and never close the injected client.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ import copy
 import difflib
 import hashlib
 import inspect
+import os
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -43,7 +46,16 @@ from typing import Any, ClassVar, TypeVar
 import httpx
 from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
 from langchain_core.utils import from_env, secret_from_env
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    SecretStr,
+    field_serializer,
+    field_validator,
+    model_validator,
+)
 from tenacity import RetryCallState
 from typing_extensions import Self
 
@@ -53,12 +65,24 @@ from langchain_bytez.client import (
     BASE_URL_ENV,
     DEFAULT_BASE_URL,
     AsyncBytezClient,
+    AsyncTransport,
     BytezClient,
 )
-from langchain_bytez.errors import BytezError, BytezNotFoundError, MissingAPIKeyError
+from langchain_bytez.errors import (
+    BytezError,
+    BytezNotFoundError,
+    InvalidHeaderError,
+    MissingAPIKeyError,
+)
 from langchain_bytez.manager import ModelManager
 from langchain_bytez.progress import alangchain_progress_dispatcher, langchain_progress_dispatcher
 from langchain_bytez.registry import CLIENTS
+from langchain_bytez.wire import headers as wire_headers
+from langchain_bytez.wire.config import (
+    plain_http_warned,
+    resolve_async_transport,
+    warn_if_plain_http,
+)
 
 __all__ = [
     "API_KEY_ENV",
@@ -70,13 +94,42 @@ __all__ = [
 ]
 
 _T = TypeVar("_T")
+_C = TypeVar("_C", BytezClient, AsyncBytezClient)
 
 PROVIDER_KEY_ENV = "BYTEZ_PROVIDER_KEY"
 """Environment variable read for ``provider_key`` when it is not passed."""
 
 # (base_url, key fingerprint, timeout, max_retries, max_retry_wait, headers,
-#  provider-key fingerprint)
-_ClientKey = tuple[str, str, float | None, int, float, tuple[tuple[str, str], ...], str]
+#  provider-key fingerprint, async transport)
+_ClientKey = tuple[str, str, float | None, int, float, tuple[tuple[str, str], ...], str, str]
+
+_MASK = "**********"  # what pydantic shows for a SecretStr
+
+
+def _secret_from_placeholder(name: str, value: Any) -> Any:
+    """The value of a header serialised as a secret placeholder, from its variable.
+
+    LangChain revives only top-level secrets: a header's placeholder comes back from
+    ``loads`` as the placeholder itself (``{"lc": 1, "type": "secret", "id": [VAR]}``).
+    """
+    if not (isinstance(value, dict) and value.get("type") == "secret" and value.get("id")):
+        return value
+    variable = str(value["id"][0])
+    secret = os.environ.get(variable)
+    if secret is None:
+        msg = (
+            f"default_headers[{name!r}] is a secret left out of the serialised object: "
+            f"set the {variable} environment variable, or pass default_headers again."
+        )
+        raise InvalidHeaderError(msg, header=name)
+    return secret
+
+
+def _masked(headers: dict[str, str] | None) -> dict[str, str] | None:
+    """``headers`` with credential-like values replaced by a mask."""
+    if not headers:
+        return headers
+    return {k: _MASK if wire_headers.is_secret_header(k) else v for k, v in headers.items()}
 
 
 def _fingerprint(secret: SecretStr | None) -> str:
@@ -101,6 +154,10 @@ class _RuntimeState:
     sync: BytezClient | None = None
     async_key: _ClientKey | None = None
     async_: AsyncBytezClient | None = None
+    # The pooled clients last used: held so that the shared pool (which holds clients
+    # weakly) keeps them while this object lives, and closes them once it is dropped.
+    pooled: BytezClient | None = None
+    apooled: AsyncBytezClient | None = None
     unpickled_without_key: bool = False
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -179,7 +236,23 @@ class BytezModelMixin(BaseModel):
     exponential backoff alike."""
 
     default_headers: dict[str, str] | None = None
-    """Extra HTTP headers sent with every request."""
+    """Extra HTTP headers sent with every request.
+
+    Checked at construction (names must be HTTP tokens, values ASCII text without line
+    breaks): a bad header raises ``InvalidHeaderError`` here, not at the first request.
+    Values of credential-like headers (names containing ``auth``, ``key``, ``token``,
+    ``secret``, ``cookie``, ``password``, ``session``...) are secrets: masked in ``repr``
+    and ``model_dump``, serialised by ``dumpd``/``dumps`` as secret placeholders (like
+    ``api_key``), removed from error messages, and dropped on a redirect to another
+    host."""
+
+    async_transport: AsyncTransport = "auto"
+    """Transport of the pooled async client (an injected ``http_async_client`` wins).
+
+    ``"aiohttp"``: ``httpx-aiohttp``'s transport (``pip install
+    'langchain-bytez[aiohttp]'``), flat under hundreds of concurrent ``astream``/
+    ``abatch`` calls; ``"httpx"``: httpx's own pool; ``"auto"``: aiohttp when installed
+    and no proxy variable is set, httpx otherwise."""
 
     http_client: httpx.Client | None = Field(default=None, exclude=True)
     """An ``httpx.Client`` to send sync requests with (proxies, custom TLS...).
@@ -267,6 +340,25 @@ class BytezModelMixin(BaseModel):
             message += " (model kwargs that are not fields go in params={...})"
         raise ValueError(message)
 
+    @field_validator("default_headers", mode="before")
+    @classmethod
+    def _check_default_headers(cls, value: Any) -> dict[str, str] | None:
+        # The clear error at construction, not a network-looking one at the first call.
+        if isinstance(value, dict):
+            value = {name: _secret_from_placeholder(name, v) for name, v in value.items()}
+        return None if value is None else wire_headers.check_default_headers(value)
+
+    @field_validator("async_transport")
+    @classmethod
+    def _check_async_transport(cls, value: AsyncTransport) -> AsyncTransport:
+        resolve_async_transport(value, DEFAULT_BASE_URL)  # ImportError now, not at a call
+        return value
+
+    @model_validator(mode="after")
+    def _warn_plain_http(self) -> Self:
+        warn_if_plain_http((self.base_url or DEFAULT_BASE_URL).strip())
+        return self
+
     @model_validator(mode="after")
     def _set_bytez_version(self) -> Self:
         # LangChain classes record package versions in metadata for tracing; the
@@ -280,8 +372,27 @@ class BytezModelMixin(BaseModel):
 
     @property
     def lc_secrets(self) -> dict[str, str]:
-        """Constructor arguments that are secrets, and their environment variables."""
-        return {"api_key": API_KEY_ENV, "provider_key": PROVIDER_KEY_ENV}
+        """Constructor arguments that are secrets, and their environment variables.
+
+        Credential-like ``default_headers`` values are secrets too: ``dumpd`` writes a
+        placeholder named ``BYTEZ_HEADER_<NAME>`` (upper case, ``-`` as ``_``), and
+        ``loads`` reads the value from that environment variable.
+        """
+        secrets = {"api_key": API_KEY_ENV, "provider_key": PROVIDER_KEY_ENV}
+        for name in self.default_headers or {}:
+            if wire_headers.is_secret_header(name):
+                env = "BYTEZ_HEADER_" + "".join(c if c.isalnum() else "_" for c in name).upper()
+                secrets[f"default_headers.{name}"] = env
+        return secrets
+
+    @field_serializer("default_headers")
+    def _mask_secret_headers(self, headers: dict[str, str] | None) -> dict[str, str] | None:
+        return _masked(headers)
+
+    def __repr_args__(self) -> Any:
+        """Fields for ``repr``, credential-like header values masked."""
+        for name, value in super().__repr_args__():
+            yield name, _masked(value) if name == "default_headers" else value
 
     @classmethod
     def is_lc_serializable(cls) -> bool:
@@ -400,6 +511,7 @@ class BytezModelMixin(BaseModel):
             self.max_retry_wait,
             headers,
             _fingerprint(self._provider_key_now()),
+            self.async_transport,
         )
 
     def _client_kwargs(self) -> dict[str, Any]:
@@ -424,12 +536,14 @@ class BytezModelMixin(BaseModel):
         """
         key = self._client_key()
         if self.http_client is None:
-            return _REGISTRY.sync_client(key, lambda: BytezClient(**self._client_kwargs()))
+            client = _REGISTRY.sync_client(key, lambda: self._new_client(BytezClient))
+            self._runtime.pooled = client
+            return client
         own = self._runtime
         with own.lock:
             # Rebuilt if a field changed since (fields are plain attributes).
             if own.sync is None or own.sync_key != key:
-                own.sync = BytezClient(**self._client_kwargs(), http_client=self.http_client)
+                own.sync = self._new_client(BytezClient, http_client=self.http_client)
                 own.sync_key = key
             return own.sync
 
@@ -444,16 +558,23 @@ class BytezModelMixin(BaseModel):
             given.
         """
         key = self._client_key()
+        transport = self.async_transport
         if self.http_async_client is None:
-            return _REGISTRY.async_client(key, lambda: AsyncBytezClient(**self._client_kwargs()))
+            aclient = _REGISTRY.async_client(
+                key, lambda: self._new_client(AsyncBytezClient, async_transport=transport)
+            )
+            self._runtime.apooled = aclient
+            return aclient
         own = self._runtime
         with own.lock:
             if own.async_ is None or own.async_key != key:
-                own.async_ = AsyncBytezClient(
-                    **self._client_kwargs(), http_client=self.http_async_client
-                )
+                own.async_ = self._new_client(AsyncBytezClient, http_client=self.http_async_client)
                 own.async_key = key
             return own.async_
+
+    def _new_client(self, cls: type[_C], **extra: Any) -> _C:
+        with plain_http_warned():  # this object warned at construction
+            return cls(**self._client_kwargs(), **extra)
 
     @staticmethod
     def _manager(client: BytezClient | AsyncBytezClient) -> ModelManager:

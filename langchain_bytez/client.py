@@ -36,9 +36,12 @@ import tenacity
 from pydantic import SecretStr
 from typing_extensions import Unpack
 
+from langchain_bytez.clients.pools import close_on_its_loop, make_async_http
+from langchain_bytez.clients.redirects import AsyncRedirectGuard, RedirectGuard
 from langchain_bytez.clients.streams import AsyncTextStream, TextStream
 from langchain_bytez.errors import BytezError
 from langchain_bytez.lifecycle.manager import AsyncModelHandle, ModelHandle
+from langchain_bytez.registry import CLIENTS
 from langchain_bytez.types import Capacity, ClusterStatus, ModelInfo, RunResult, check_options
 from langchain_bytez.wire import endpoints
 from langchain_bytez.wire.config import (
@@ -47,7 +50,9 @@ from langchain_bytez.wire.config import (
     DEFAULT_BASE_URL,
     DEFAULT_LIMITS,
     DEFAULT_TIMEOUT,
+    AsyncTransport,
     ClientCore,
+    resolve_async_transport,
 )
 from langchain_bytez.wire.endpoints import Answer, Call, Plan, PlanDriver
 from langchain_bytez.wire.retry import OnRetry
@@ -60,6 +65,7 @@ __all__ = [
     "DEFAULT_TIMEOUT",
     "AsyncBytezClient",
     "AsyncTextStream",
+    "AsyncTransport",
     "BytezClient",
     "ClusterCallOptions",
     "ClusterChanges",
@@ -218,12 +224,19 @@ class BytezClient(ClientCore):
             injected=http_client is not None,
         )
         self._injected = http_client
+        self._guard = RedirectGuard(http_client, self) if http_client is not None else None
         self._http: httpx.Client | None = http_client
+        self._release: weakref.finalize[Any, Any] | None = None
         self._lock = threading.Lock()
 
     # -- lifecycle --------------------------------------------------------------------
 
-    def _client(self) -> httpx.Client:
+    def _client(self) -> httpx.Client | RedirectGuard:
+        injected, guard = self._injected, self._guard
+        if injected is not None:
+            # Redirects an injected client would follow are followed by the guard,
+            # which keeps the keys off other hosts.
+            return guard if guard is not None and injected.follow_redirects else injected
         http = self._http
         if http is None:
             # Only creation is locked; requests never are.
@@ -232,6 +245,9 @@ class BytezClient(ClientCore):
                     self._http = httpx.Client(
                         headers=self._headers, timeout=self._timeout, limits=DEFAULT_LIMITS
                     )
+                    # Dropped without close() (or evicted from the shared pool): the
+                    # sockets are closed when the client is collected.
+                    self._release = weakref.finalize(self, self._http.close)
                 http = self._http
         return http
 
@@ -241,9 +257,10 @@ class BytezClient(ClientCore):
         The client stays usable: a new pool is opened on the next call.
         """
         with self._lock:
-            http, self._http = self._http, self._injected
-        if http is not None and http is not self._injected:
-            http.close()
+            self._http = self._injected
+            release, self._release = self._release, None
+        if release is not None:
+            release()  # closes http, once
 
     def __enter__(self) -> BytezClient:
         """Return the client itself."""
@@ -543,17 +560,37 @@ class AsyncBytezClient(ClientCore):
         provider_key: str | SecretStr | None = None,
         http_client: httpx.AsyncClient | None = None,
         on_retry: OnRetry | None = None,
+        async_transport: AsyncTransport = "auto",
     ) -> None:
         """Create a client; nothing is sent until the first call.
 
         The arguments are those of [`BytezClient`][langchain_bytez.client.BytezClient],
         except that ``http_client`` is an ``httpx.AsyncClient`` (left open by
-        [`aclose`][langchain_bytez.client.AsyncBytezClient.aclose]).
+        [`aclose`][langchain_bytez.client.AsyncBytezClient.aclose]), and
+        ``async_transport``.
+
+        Args:
+            api_key: See ``BytezClient``.
+            base_url: See ``BytezClient``.
+            timeout: See ``BytezClient``.
+            max_retries: See ``BytezClient``.
+            max_retry_wait: See ``BytezClient``.
+            default_headers: See ``BytezClient``.
+            provider_key: See ``BytezClient``.
+            http_client: An ``httpx.AsyncClient`` to use instead of our own.
+            on_retry: See ``BytezClient``.
+            async_transport: The transport of our own pool (an injected ``http_client``
+                is used as it is): ``"aiohttp"`` (``httpx-aiohttp``'s transport, from
+                ``pip install 'langchain-bytez[aiohttp]'``: flat under hundreds of
+                concurrent streams), ``"httpx"`` (httpx's default pool), or ``"auto"``:
+                aiohttp when installed and no proxy variable is set, else httpx. See
+                [`AsyncTransport`][langchain_bytez.wire.config.AsyncTransport].
 
         Raises:
             MissingAPIKeyError: If no key was given and ``BYTEZ_API_KEY`` is unset.
-            ValueError: If ``base_url`` or a retry setting is invalid.
+            ValueError: If ``base_url``, ``async_transport`` or a retry setting is invalid.
             TypeError: If ``http_client`` is not an ``httpx.AsyncClient``.
+            ImportError: If ``async_transport="aiohttp"`` and the extra is not installed.
         """
         self._check_http_client(http_client, httpx.AsyncClient)
         super().__init__(
@@ -567,25 +604,42 @@ class AsyncBytezClient(ClientCore):
             on_retry=on_retry,
             injected=http_client is not None,
         )
+        self._transport = resolve_async_transport(async_transport, self._base_url)
         self._injected = http_client
+        self._guard = AsyncRedirectGuard(http_client, self) if http_client is not None else None
         self._http: httpx.AsyncClient | None = http_client
         self._http_loop: weakref.ref[asyncio.AbstractEventLoop] | None = None
+        self._release: weakref.finalize[Any, Any] | None = None
 
     # -- lifecycle --------------------------------------------------------------------
 
-    def _client(self) -> httpx.AsyncClient:
-        if self._injected is not None:
-            return self._injected
+    @property
+    def transport(self) -> Literal["httpx", "aiohttp", "injected"]:
+        """The transport of the requests: our own ``"httpx"`` or ``"aiohttp"`` pool, or
+        ``"injected"`` (the ``http_client`` given)."""  # noqa: D205, D209 - one sentence
+        return "injected" if self._injected is not None else self._transport
+
+    def _client(self) -> httpx.AsyncClient | AsyncRedirectGuard:
+        injected, guard = self._injected, self._guard
+        if injected is not None:
+            return guard if guard is not None and injected.follow_redirects else injected
         loop = asyncio.get_running_loop()
         http = self._http
         if http is None or self._http_loop is None or self._http_loop() is not loop:
             # No await between the check and the assignment: no race within a loop.
-            http = httpx.AsyncClient(
-                headers=self._headers, timeout=self._timeout, limits=DEFAULT_LIMITS
-            )
+            self._let_go()  # a pool of another loop: closed on that loop, if it still runs
+            http = make_async_http(self._transport, self._headers, self._timeout)
             self._http = http
             self._http_loop = weakref.ref(loop)
+            # Closed when this loop shuts down, or when this client is collected.
+            CLIENTS.track(http)
+            self._release = weakref.finalize(self, close_on_its_loop, http, self._http_loop)
         return http
+
+    def _let_go(self) -> None:
+        release, self._release = self._release, None
+        if release is not None:
+            release()
 
     async def aclose(self) -> None:
         """Close our pooled connections (an injected ``http_client`` is left open).
@@ -598,9 +652,13 @@ class AsyncBytezClient(ClientCore):
         if http is None or http is self._injected:
             return
         if owner is asyncio.get_running_loop():
+            release, self._release = self._release, None
+            if release is not None:
+                release.detach()
             await http.aclose()
-        # A pool from another (likely closed) loop cannot be closed from here; its
-        # sockets are released when it is garbage-collected.
+        else:
+            # A pool of another loop is closed there (or with that loop's shutdown).
+            self._let_go()
 
     async def __aenter__(self) -> AsyncBytezClient:
         """Return the client itself."""

@@ -39,6 +39,7 @@ __all__ = [
     "BytezResponseTooLargeError",
     "BytezStreamError",
     "BytezTimeoutError",
+    "InvalidHeaderError",
     "InvalidModelIdError",
     "MissingAPIKeyError",
 ]
@@ -159,6 +160,17 @@ class BytezInvalidRequestError(BytezError, ModelInvalidRequestError):
 
 class InvalidModelIdError(BytezInvalidRequestError, ValueError):
     """A model id failed client-side validation; nothing was sent."""
+
+
+class InvalidHeaderError(BytezInvalidRequestError, ValueError):
+    """``default_headers`` cannot be sent as HTTP headers; raised at construction.
+
+    Attributes:
+        header: The name of the offending header (``""`` when the whole value is wrong).
+    """
+
+    _details = frozenset({"header"})
+    header: str = ""
 
 
 class BytezRateLimitError(BytezError, ModelRateLimitError):

@@ -222,19 +222,25 @@ def model_path(model_id: str) -> str:
 def is_loopback_host(host: str) -> bool:
     """Whether a URL host is this machine (``localhost``, 127.0.0.0/8 or ``::1``).
 
+    Only the exact name ``localhost`` counts: ``evil.localhost`` and
+    ``127.0.0.1.evil.com`` are ordinary names that DNS may send anywhere.
+
     Args:
         host: The host part of a URL (IPv6 with or without brackets).
 
     Returns:
         True for loopback hosts.
     """
-    host = host.strip("[]").lower().rstrip(".")
-    if host == "localhost" or host.endswith(".localhost"):
+    host = host.strip().removeprefix("[").removesuffix("]").lower().removesuffix(".")
+    if host == "localhost":
         return True
     try:
-        return ipaddress.ip_address(host).is_loopback
+        address = ipaddress.ip_address(host)
     except ValueError:
         return False
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped.is_loopback  # ::ffff:127.0.0.1
+    return address.is_loopback
 
 
 # ---------------------------------------------------------------------------------------

@@ -11,7 +11,9 @@ values. The client shells ([`langchain_bytez.client`][langchain_bytez.client],
 * [`retry`][langchain_bytez.wire.retry]: the retry loop as a state machine.
 * [`stream`][langchain_bytez.wire.stream]: one streamed run's state and rules.
 * [`config`][langchain_bytez.wire.config]: key, base URL, timeouts, headers, redaction,
-  transport-error mapping.
+  transport-error mapping, redirect rules, the async transport choice.
+* [`headers`][langchain_bytez.wire.headers]: ``default_headers`` checks, credential
+  headers, a secret's encoded echoes.
 * Beside them, and older: [`langchain_bytez.protocol`][langchain_bytez.protocol]
   (model ids, bodies, envelopes, error mapping, ``Retry-After``, the retry policy) and
   [`langchain_bytez.streaming`][langchain_bytez.streaming] (the stream decoder with the

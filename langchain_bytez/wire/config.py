@@ -9,14 +9,18 @@ parsed-URL cache. [`ClientCore`][langchain_bytez.wire.config.ClientCore] is the 
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import hashlib
 import logging
 import math
 import os
+import sys
 import time
+import urllib.request
 import warnings
-from collections.abc import Mapping
-from typing import Any, TypeVar
+from collections.abc import Iterator, Mapping
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 import httpx
 import tenacity
@@ -30,8 +34,12 @@ from langchain_bytez.errors import (
     MissingAPIKeyError,
 )
 from langchain_bytez.types import ResponseMeta
+from langchain_bytez.wire import headers as wire_headers
 from langchain_bytez.wire.endpoints import Answer, Call
 from langchain_bytez.wire.retry import OnRetry, RetryLoop
+
+if TYPE_CHECKING:
+    from langchain_bytez.clients.redirects import AsyncRedirectGuard, RedirectGuard
 
 __all__ = [
     "API_KEY_ENV",
@@ -39,7 +47,11 @@ __all__ = [
     "DEFAULT_BASE_URL",
     "DEFAULT_LIMITS",
     "DEFAULT_TIMEOUT",
+    "AsyncTransport",
     "ClientCore",
+    "plain_http_warned",
+    "resolve_async_transport",
+    "warn_if_plain_http",
 ]
 
 logger = logging.getLogger("langchain_bytez")
@@ -62,11 +74,118 @@ DEFAULT_TIMEOUT = httpx.Timeout(connect=10.0, read=600.0, write=60.0, pool=600.0
 Cold starts hold a run open for minutes; connecting should be quick. ``pool`` only
 matters with a connection cap (ours has none)."""
 
-DEFAULT_LIMITS = httpx.Limits(max_connections=None, max_keepalive_connections=100)
-"""Connection-pool limits: no cap on open connections, up to 100 idle ones kept.
+DEFAULT_LIMITS = httpx.Limits(
+    max_connections=400, max_keepalive_connections=32, keepalive_expiry=5.0
+)
+"""Connection-pool limits of the package's own clients: 400 open, 32 kept idle for 5 s.
 
-Bytez accounts allow up to 400 concurrent requests and the server answers 429 beyond
-that, so the client does not cap them itself."""
+400 is the largest concurrency a Bytez account allows (the server answers 429 beyond
+it), so the cap never queues a request the account could serve, while a runaway fan-out
+cannot open thousands of sockets. Few idle connections: httpcore's pool walks its idle
+connections on every request, and with 100 of them 128 concurrent streams took 5-8x one
+stream instead of about 2x (docs/performance.md)."""
+
+AsyncTransport = Literal["auto", "httpx", "aiohttp"]
+"""Which transport the package's own async clients use (``async_transport=``).
+
+``"aiohttp"``: ``httpx-aiohttp``'s ``AiohttpTransport`` (``pip install
+'langchain-bytez[aiohttp]'``), which stays flat under hundreds of concurrent streams;
+``"httpx"``: httpx's default pool; ``"auto"`` (default): aiohttp when it is installed and
+no proxy is configured in the environment (that transport ignores ``HTTP(S)_PROXY``),
+httpx otherwise. An injected ``http_async_client`` is always used as it is."""
+
+_ASYNC_TRANSPORTS = ("auto", "httpx", "aiohttp")
+
+
+def _aiohttp_available() -> bool:
+    try:
+        import httpx_aiohttp  # noqa: F401, PLC0415 - optional extra, imported on demand
+    except ImportError:
+        return False
+    return True
+
+
+def resolve_async_transport(choice: str, base_url: str) -> Literal["httpx", "aiohttp"]:
+    """The transport an async client of ``base_url`` uses for ``async_transport=choice``.
+
+    Args:
+        choice: ``"auto"``, ``"httpx"`` or ``"aiohttp"``.
+        base_url: The API root (its scheme decides which proxy variable matters).
+
+    Returns:
+        ``"httpx"`` or ``"aiohttp"``.
+
+    Raises:
+        ValueError: If ``choice`` is none of the three.
+        ImportError: If ``"aiohttp"`` was asked for and ``httpx-aiohttp`` is missing.
+    """
+    if choice not in _ASYNC_TRANSPORTS:
+        msg = f"async_transport must be one of {_ASYNC_TRANSPORTS}, got {choice!r}"
+        raise ValueError(msg)
+    if choice == "httpx":
+        return "httpx"
+    available = _aiohttp_available()
+    if choice == "aiohttp":
+        if not available:
+            msg = (
+                "async_transport='aiohttp' needs the httpx-aiohttp package: "
+                "pip install 'langchain-bytez[aiohttp]' (or use async_transport='httpx')"
+            )
+            raise ImportError(msg)
+        return "aiohttp"
+    proxies = urllib.request.getproxies()
+    scheme = httpx.URL(base_url).scheme
+    if proxies.get(scheme) or proxies.get("all"):
+        return "httpx"  # httpx honours the proxy variables; AiohttpTransport does not
+    return "aiohttp" if available else "httpx"
+
+
+# Set while a LangChain object builds its client: the object warned at construction.
+_PLAIN_HTTP_WARNED: contextvars.ContextVar[bool] = contextvars.ContextVar(
+    "langchain_bytez_plain_http_warned", default=False
+)
+
+
+@contextlib.contextmanager
+def plain_http_warned() -> Iterator[None]:
+    """Clients created inside do not repeat the plain-http warning (already given)."""
+    token = _PLAIN_HTTP_WARNED.set(True)
+    try:
+        yield
+    finally:
+        _PLAIN_HTTP_WARNED.reset(token)
+
+
+def _caller_stacklevel() -> int:
+    """The ``stacklevel`` of the first frame outside this package, pydantic and LangChain."""
+    frame = sys._getframe(1)  # the warning must point at the user's line
+    level = 1
+    internal = ("langchain_bytez", "pydantic", "langchain_core", "langchain.", "functools")
+    while frame is not None and frame.f_globals.get("__name__", "").startswith(internal):
+        frame = frame.f_back  # type: ignore[assignment]
+        level += 1
+    return level
+
+
+def warn_if_plain_http(base_url: str) -> None:
+    """Warn (once per call site) when the key would travel unencrypted to another host.
+
+    Args:
+        base_url: The resolved API root.
+    """
+    if _PLAIN_HTTP_WARNED.get():
+        return
+    try:
+        url = httpx.URL(base_url)
+    except httpx.InvalidURL:
+        return  # refused elsewhere with its own message
+    if url.scheme == "http" and not protocol.is_loopback_host(url.host):
+        warnings.warn(
+            f"Bytez base_url {base_url!r} uses plain http://: the API key would "
+            "travel unencrypted. Use https:// for anything but a local server.",
+            UserWarning,
+            stacklevel=_caller_stacklevel(),
+        )
 
 
 def _resolve_api_key(api_key: str | SecretStr | None) -> str:
@@ -175,9 +294,8 @@ class ClientCore:
         self._base_url = _resolve_base_url(base_url)
         self._timeout = _to_timeout(timeout)
         self._policy = protocol.RetryPolicy(max_retries=max_retries, max_wait=max_retry_wait)
-        headers = protocol.build_headers(
-            key, provider_key=provider, default_headers=default_headers
-        )
+        extra = wire_headers.check_default_headers(default_headers)
+        headers = protocol.build_headers(key, provider_key=provider, default_headers=extra)
         if not any(name.lower() == "content-type" for name in headers):
             # Case-insensitive: a caller's "content-type" must not become a second header.
             headers["Content-Type"] = "application/json"
@@ -185,21 +303,23 @@ class ClientCore:
         # Our own httpx client carries the headers itself; an injected one gets them per
         # request (its own default headers stay as the caller set them).
         self._request_headers: dict[str, str] | None = headers if injected else None
+        # Credentials in default_headers (X-Api-Key, Cookie...) are secrets like the key.
         # Very short secrets would redact ordinary words; they are not worth hiding.
-        self._secrets = tuple(s for s in (key, provider) if s is not None and len(s) >= 6)
+        candidates = [
+            key,
+            provider,
+            *(v for n, v in extra.items() if wire_headers.is_secret_header(n)),
+        ]
+        self._secrets = tuple(s for s in candidates if s is not None and len(s) >= 6)
+        self._secret_re = wire_headers.secret_pattern(self._secrets)
         self._on_retry = on_retry
         self._cache_key = (self._base_url, hashlib.sha256(key.encode()).hexdigest()[:16])
         # Parsed request URLs by path (see _url): parsing costs more than the rest of
         # building a request, and one client only ever uses a few paths.
         self._urls: dict[str, httpx.URL] = {}
         url = httpx.URL(self._base_url)
-        if url.scheme == "http" and not protocol.is_loopback_host(url.host):
-            warnings.warn(
-                f"Bytez base_url {self._base_url!r} uses plain http://: the API key would "
-                "travel unencrypted. Use https:// for anything but a local server.",
-                UserWarning,
-                stacklevel=3,
-            )
+        self._origin = (url.scheme, url.host, url.port)
+        warn_if_plain_http(self._base_url)
 
     @staticmethod
     def _check_http_client(candidate: object, expected: type) -> None:
@@ -244,10 +364,52 @@ class ClientCore:
     # -- helpers ----------------------------------------------------------------------
 
     def _redact(self, text: str) -> str:
-        for secret in self._secrets:
-            if secret in text:
-                text = text.replace(secret, "***")
-        return text
+        # The secrets and their encoded echoes (URL-encoded, JSON-escaped, base64).
+        return text if self._secret_re is None else self._secret_re.sub("***", text)
+
+    def _reveals(self, text: str) -> bool:
+        return self._secret_re is not None and self._secret_re.search(text) is not None
+
+    def _keeps_keys(self, url: httpx.URL) -> bool:
+        """Whether a redirect target is our own origin (or its https upgrade)."""
+        scheme, host, port = self._origin
+        if url.host != host:
+            return False
+        if url.scheme == scheme:
+            return url.port == port
+        return scheme == "http" and url.scheme == "https" and port is None and url.port is None
+
+    def _next_hop(
+        self, response: httpx.Response, follow: bool, hops: int, max_hops: int
+    ) -> httpx.Request | None:
+        """The redirect of an injected client to follow next, if any, keys removed off-host.
+
+        httpx itself keeps ``provider-key`` (and custom credential headers) on a
+        cross-origin redirect; here every credential header is dropped unless the target
+        is the configured origin.
+
+        Raises:
+            httpx.TooManyRedirects: After ``max_hops`` redirects.
+        """
+        request = response.next_request
+        if request is None or not follow:
+            return None
+        if hops >= max_hops:
+            msg = f"Exceeded maximum allowed redirects ({max_hops})."
+            raise httpx.TooManyRedirects(msg, request=request)
+        if not self._keeps_keys(request.url):
+            for name in [n for n in request.headers if wire_headers.is_secret_header(n)]:
+                del request.headers[name]
+        return request
+
+    @staticmethod
+    def _scrubbed(request: httpx.Request) -> httpx.Request:
+        """A copy of a failed request without credential values (nor body) to keep."""
+        headers = [
+            (name, "[redacted]" if wire_headers.is_secret_header(name) else value)
+            for name, value in request.headers.items()
+        ]
+        return httpx.Request(request.method, request.url, headers=headers)
 
     def _url(self, path: str) -> httpx.URL:
         url = self._urls.get(path)
@@ -286,8 +448,11 @@ class ClientCore:
         walkers (and ``format_exception`` callers ignoring ``__suppress_context__``)
         would find the unredacted text.
         """
-        text = str(exc)
-        if not any(secret in text for secret in self._secrets):
+        if not self._reveals(str(exc)):
+            # The failed request is still attached to the exception, with the keys in
+            # its headers: keep a scrubbed copy instead (exc.request raises when unset).
+            if isinstance(exc, httpx.HTTPError) and exc._request is not None:
+                exc.request = self._scrubbed(exc._request)
             if isinstance(error, BytezError):
                 error.cause = exc
             else:
@@ -296,7 +461,10 @@ class ClientCore:
         return error
 
     def _build_request(
-        self, http: httpx.Client | httpx.AsyncClient, call: Call[Any], timeout: httpx.Timeout
+        self,
+        http: httpx.Client | httpx.AsyncClient | RedirectGuard | AsyncRedirectGuard,
+        call: Call[Any],
+        timeout: httpx.Timeout,
     ) -> httpx.Request:
         return http.build_request(
             call.method,

@@ -44,7 +44,11 @@ def client(bytez_server: LocalBytezServer, bytez_api_key: str) -> Iterator[Bytez
 async def aclient(
     bytez_server: LocalBytezServer, bytez_api_key: str
 ) -> AsyncIterator[AsyncBytezClient]:
-    async with AsyncBytezClient(bytez_api_key, base_url=bytez_server.url, max_retry_wait=0.05) as c:
+    # httpx's own pool: these tests look into httpcore's connections (the aiohttp
+    # transport is tested in test_transport.py).
+    async with AsyncBytezClient(
+        bytez_api_key, base_url=bytez_server.url, max_retry_wait=0.05, async_transport="httpx"
+    ) as c:
         yield c
 
 

@@ -52,6 +52,7 @@ from langchain_bytez.errors import (
 from langchain_bytez.server import FaultKind, LocalBytezServer
 
 FAKE = "sk-bytez-FAKE-KEY-7f3a9c"
+HEADER_SECRET = "hdr-FAKE-SECRET-55aa91"
 LLM_MODEL = "openai-community/gpt2"
 CHAT_MODEL = "Qwen/Qwen2.5-0.5B-Instruct"
 EMBED_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
@@ -173,7 +174,13 @@ def test_models_calls_callbacks_tracers_and_serialisation(
     # Cluster routes on (one mode of the live service): auto-load then reports its
     # progress as custom callback events, whose payloads are checked too.
     server.cluster_routes = "on"
-    common = {"api_key": FAKE, "base_url": server.url, "provider_key": FAKE}
+    # A credential in default_headers is a secret like the keys.
+    common = {
+        "api_key": FAKE,
+        "base_url": server.url,
+        "provider_key": FAKE,
+        "default_headers": {"X-Api-Key": HEADER_SECRET, "X-Trace": "t1"},
+    }
     llm = BytezLLM(model=LLM_MODEL, max_new_tokens=4, temperature=0.5, **common)
     chat = ChatBytez(model=CHAT_MODEL, max_new_tokens=4, **common)
     emb = BytezEmbeddings(model=EMBED_MODEL, **common)
@@ -192,8 +199,14 @@ def test_models_calls_callbacks_tracers_and_serialisation(
     assert {"llm_start", "chat_start", "llm_end", "retry", "custom"} <= kinds
     assert len(tracer.runs) >= 6
     assert_clean(recorder.payloads, tracer.dump(), repr(tracer.runs))
+    shown = (recorder.payloads, tracer.dump(), repr(tracer.runs), debug_logs.text)
+    assert not any(HEADER_SECRET in (s if isinstance(s, str) else repr(s)) for s in shown)
 
     for model in (llm, chat, emb):
+        # The header secret: everywhere but the object's own attributes (vars()).
+        for text in (repr(model), str(model), dumps(model), model.model_dump_json()):
+            assert HEADER_SECRET not in text
+        assert HEADER_SECRET not in repr(getattr(model, "_identifying_params", {}))
         assert_clean(
             repr(model),
             str(model),
@@ -361,16 +374,20 @@ def test_plain_http_to_a_remote_host_warns_without_opening_a_socket(
         return httpx.Response(200, json={"error": None, "output": "Hi there"})
 
     with httpx.Client(transport=httpx.MockTransport(handler)) as http:
-        llm = BytezLLM(
-            model=LLM_MODEL,
-            api_key=FAKE,
-            base_url="http://example.invalid",
-            http_client=http,
-            auto_load=False,
-        )
+        # The warning comes when the object is made, before anything is sent.
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
+            llm = BytezLLM(
+                model=LLM_MODEL,
+                api_key=FAKE,
+                base_url="http://example.invalid",
+                http_client=http,
+                auto_load=False,
+            )
+        with warnings.catch_warnings(record=True) as later:
+            warnings.simplefilter("always")
             assert llm.invoke("Hi") == " there"
+    assert not [w for w in later if "plain http" in str(w.message)]  # not again per call
     messages = [str(w.message) for w in caught if issubclass(w.category, UserWarning)]
     assert any("plain http://" in m and "example.invalid" in m for m in messages)
     assert_clean(messages)

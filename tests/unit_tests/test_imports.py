@@ -28,6 +28,7 @@ EXPECTED_ALL = {
     "ChatBytez",
     "ClusterState",
     "ClusterStatus",
+    "InvalidHeaderError",
     "InvalidModelIdError",
     "LoadProgress",
     "MissingAPIKeyError",

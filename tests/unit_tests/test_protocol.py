@@ -111,7 +111,12 @@ def test_non_string_model_ids_are_refused(value: object) -> None:
     [
         ("localhost", True),
         ("LOCALHOST", True),
-        ("api.localhost", True),
+        ("localhost.", True),
+        ("::ffff:127.0.0.1", True),
+        # Only the exact name is this machine: DNS may send these anywhere.
+        ("api.localhost", False),
+        ("evil.localhost", False),
+        ("127.0.0.1.evil.com", False),
         ("127.0.0.1", True),
         ("127.5.6.7", True),
         ("::1", True),
