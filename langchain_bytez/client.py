@@ -39,6 +39,7 @@ from langchain_bytez import protocol
 from langchain_bytez.clients.streams import AsyncTextStream, TextStream
 from langchain_bytez.errors import BytezError
 from langchain_bytez.lifecycle.manager import AsyncModelHandle, ModelHandle
+from langchain_bytez.limiter import Slot
 from langchain_bytez.types import Capacity, ClusterStatus, ModelInfo, RunResult
 from langchain_bytez.wire import endpoints
 from langchain_bytez.wire.config import (
@@ -46,9 +47,13 @@ from langchain_bytez.wire.config import (
     BASE_URL_ENV,
     DEFAULT_BASE_URL,
     DEFAULT_LIMITS,
+    DEFAULT_MAX_RESPONSE_BYTES,
+    DEFAULT_STREAM_IDLE_TIMEOUT,
     DEFAULT_TIMEOUT,
     ClientCore,
+    ReadResponse,
 )
+from langchain_bytez.wire.deadline import Deadline
 from langchain_bytez.wire.endpoints import Answer, Call, Plan, PlanDriver
 from langchain_bytez.wire.retry import OnRetry
 
@@ -57,6 +62,8 @@ __all__ = [
     "BASE_URL_ENV",
     "DEFAULT_BASE_URL",
     "DEFAULT_LIMITS",
+    "DEFAULT_MAX_RESPONSE_BYTES",
+    "DEFAULT_STREAM_IDLE_TIMEOUT",
     "DEFAULT_TIMEOUT",
     "AsyncBytezClient",
     "AsyncTextStream",
@@ -117,6 +124,9 @@ class BytezClient(ClientCore):
         provider_key: str | SecretStr | None = None,
         http_client: httpx.Client | None = None,
         on_retry: OnRetry | None = None,
+        max_concurrent_requests: int | None = None,
+        max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
+        stream_idle_timeout: float | None = DEFAULT_STREAM_IDLE_TIMEOUT,
     ) -> None:
         """Create a client; nothing is sent until the first call.
 
@@ -125,11 +135,14 @@ class BytezClient(ClientCore):
                 variable.
             base_url: The API root; defaults to ``BYTEZ_BASE_URL``, then
                 ``https://api.bytez.com``.
-            timeout: Seconds, or an ``httpx.Timeout``, applied to every request (also on
-                an injected ``http_client``). A number ``t`` means connect within
-                ``min(10, t)`` s and wait up to ``t`` s per read/write. Defaults to
-                [`DEFAULT_TIMEOUT`][langchain_bytez.client.DEFAULT_TIMEOUT] (reads up to 10
-                minutes, for cold starts).
+            timeout: Each call's total deadline, in seconds, or an ``httpx.Timeout``
+                (also on an injected ``http_client``). A number ``t`` means the whole
+                call (waiting for a concurrency slot, connecting, the server's time,
+                reading the answer, waits between retries) ends within ``t`` s,
+                connecting within ``min(10, t)`` s. An ``httpx.Timeout`` keeps its
+                phases and its ``read`` value is the total. Defaults to
+                [`DEFAULT_TIMEOUT`][langchain_bytez.client.DEFAULT_TIMEOUT] (10 minutes,
+                for cold starts). A stream must end within it too.
             max_retries: Retries after the first attempt for retryable failures.
             max_retry_wait: Longest single wait between attempts, in seconds.
             default_headers: Extra headers sent with every request.
@@ -137,10 +150,21 @@ class BytezClient(ClientCore):
             http_client: An ``httpx.Client`` to use instead of our own; it is not closed
                 by [`close`][langchain_bytez.client.BytezClient.close].
             on_retry: Called with tenacity's ``RetryCallState`` before each retry.
+            max_concurrent_requests: Most model runs (and open streams) in flight to
+                the account at once. ``None`` (default) learns the account's limit:
+                one limiter per base URL and key is shared by every client, model,
+                thread and event loop of the process; it starts at 4, halves on a 429
+                and grows back on success. Set it to your account's concurrency (or
+                your share of it, when several processes use one account).
+            max_response_bytes: Largest answer read, in bytes after decompression
+                (default 64 MiB; a stream's total too); beyond it
+                ``BytezResponseTooLargeError``.
+            stream_idle_timeout: Longest wait in seconds for a stream's next chunk
+                (default 120; ``None``: only ``timeout``).
 
         Raises:
             MissingAPIKeyError: If no key was given and ``BYTEZ_API_KEY`` is unset.
-            ValueError: If ``base_url`` or a retry setting is invalid.
+            ValueError: If ``base_url``, a retry or a limit setting is invalid.
             TypeError: If ``http_client`` is not an ``httpx.Client``.
         """
         self._check_http_client(http_client, httpx.Client)
@@ -154,6 +178,9 @@ class BytezClient(ClientCore):
             provider_key=provider_key,
             on_retry=on_retry,
             injected=http_client is not None,
+            max_concurrent_requests=max_concurrent_requests,
+            max_response_bytes=max_response_bytes,
+            stream_idle_timeout=stream_idle_timeout,
         )
         self._injected = http_client
         self._http: httpx.Client | None = http_client
@@ -199,27 +226,54 @@ class BytezClient(ClientCore):
     # -- I/O --------------------------------------------------------------------------
 
     def _send(
-        self, call: Call[Any], timeout: httpx.Timeout, *, stream: bool = False
+        self, call: Call[Any], deadline: Deadline, idle: float | None = None
     ) -> httpx.Response:
+        """Send one request; the response's body is still to be read (and closed)."""
         http = self._client()
-        request = self._build_request(http, call, timeout)
+        request = self._request(http, call, deadline)
         started = self._clock()
         try:
-            response = http.send(request, stream=stream)
+            response = http.send(request, stream=True)
         except httpx.HTTPError as exc:
             failure = exc
         else:
             self._log_response(call, response.status_code, started)
+            deadline.body_timeouts(request, idle)
             return response
-        raise self._transport_error(failure, call.model_id)  # outside the except: see _caused_by
+        # Outside the except: see _caused_by.
+        raise self._read_failure(failure, deadline, call.model_id)
 
-    def _with_retries(self, attempt: Callable[[], _T], label: str, on_retry: OnRetry | None) -> _T:
+    def _read(
+        self, response: httpx.Response, deadline: Deadline, model_id: str | None
+    ) -> ReadResponse:
+        """Read and close a body within the call's deadline and ``max_response_bytes``."""
+        reader = self._body_reader(response, model_id)
+        with reader.reading():
+            try:
+                for chunk in response.iter_raw() if reader.raw else response.iter_bytes():
+                    reader.take(chunk, deadline)
+                reader.take(None, deadline)
+            finally:
+                response.close()
+        return self._body_read(response, reader, deadline)
+
+    def _acquire(self, call: Call[Any], deadline: Deadline, front: bool) -> Slot:
+        """A slot of the account's limiter, waiting at most the time left."""
+        wait = self._slot_wait(deadline)
+        slot = self._limiter.acquire(wait, cap=self._max_concurrent, front=front)
+        if slot is None:
+            raise self._no_slot(call, wait)
+        return slot
+
+    def _with_retries(
+        self, attempt: Callable[[], _T], label: str, on_retry: OnRetry | None, deadline: Deadline
+    ) -> _T:
         try:
             return attempt()
         except BytezError as exc:
             failure = exc
         loop = self._retry_loop(failure, label, on_retry, tenacity.Retrying)
-        while loop is not None and (wait := loop.after_failure(failure)) is not None:
+        while loop is not None and (wait := loop.after(failure, deadline)) is not None:
             _sleep(wait)
             try:
                 return attempt()
@@ -230,12 +284,22 @@ class BytezClient(ClientCore):
         raise failure.with_traceback(None)
 
     def _execute(self, call: Call[_T]) -> _T:
-        timeout = self._call_timeout(call.timeout)
+        deadline = self._deadline(call.timeout)
+        attempts = 0
 
         def attempt() -> Answer:
-            return self._answer(self._send(call, timeout), call.model_id)
+            nonlocal attempts
+            # A retry queues ahead of calls that have not waited yet.
+            slot = self._acquire(call, deadline, attempts > 0) if call.slot else None
+            attempts += 1
+            with self._holding(slot):
+                response = self._send(call, deadline)
+                return self._answer(self._read(response, deadline, call.model_id), call.model_id)
 
-        answer = self._with_retries(attempt, call.label, call.on_retry) if call.retry else attempt()
+        if call.retry:
+            answer = self._with_retries(attempt, call.label, call.on_retry, deadline)
+        else:
+            answer = attempt()
         return call.parse(answer, self._redact)
 
     def _drive(self, plan: Plan[_T]) -> _T:
@@ -508,6 +572,9 @@ class AsyncBytezClient(ClientCore):
         provider_key: str | SecretStr | None = None,
         http_client: httpx.AsyncClient | None = None,
         on_retry: OnRetry | None = None,
+        max_concurrent_requests: int | None = None,
+        max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
+        stream_idle_timeout: float | None = DEFAULT_STREAM_IDLE_TIMEOUT,
     ) -> None:
         """Create a client; nothing is sent until the first call.
 
@@ -531,6 +598,9 @@ class AsyncBytezClient(ClientCore):
             provider_key=provider_key,
             on_retry=on_retry,
             injected=http_client is not None,
+            max_concurrent_requests=max_concurrent_requests,
+            max_response_bytes=max_response_bytes,
+            stream_idle_timeout=stream_idle_timeout,
         )
         self._injected = http_client
         self._http: httpx.AsyncClient | None = http_client
@@ -583,29 +653,57 @@ class AsyncBytezClient(ClientCore):
     # -- I/O --------------------------------------------------------------------------
 
     async def _send(
-        self, call: Call[Any], timeout: httpx.Timeout, *, stream: bool = False
+        self, call: Call[Any], deadline: Deadline, idle: float | None = None
     ) -> httpx.Response:
+        """Send one request; the response's body is still to be read (and closed)."""
         http = self._client()
-        request = self._build_request(http, call, timeout)
+        request = self._request(http, call, deadline)
         started = self._clock()
         try:
-            response = await http.send(request, stream=stream)
+            response = await http.send(request, stream=True)
         except httpx.HTTPError as exc:
             failure = exc
         else:
             self._log_response(call, response.status_code, started)
+            deadline.body_timeouts(request, idle)
             return response
-        raise self._transport_error(failure, call.model_id)  # outside the except: see _caused_by
+        raise self._read_failure(failure, deadline, call.model_id)  # see BytezClient._send
+
+    async def _read(
+        self, response: httpx.Response, deadline: Deadline, model_id: str | None
+    ) -> ReadResponse:
+        """Async version of ``BytezClient._read``."""
+        reader = self._body_reader(response, model_id)
+        with reader.reading():
+            try:
+                async for piece in response.aiter_raw() if reader.raw else response.aiter_bytes():
+                    reader.take(piece, deadline)
+                reader.take(None, deadline)
+            finally:
+                await response.aclose()
+        return self._body_read(response, reader, deadline)
+
+    async def _acquire(self, call: Call[Any], deadline: Deadline, front: bool) -> Slot:
+        """Async version of ``BytezClient._acquire`` (any loop, any thread)."""
+        wait = self._slot_wait(deadline)
+        slot = await self._limiter.aacquire(wait, cap=self._max_concurrent, front=front)
+        if slot is None:
+            raise self._no_slot(call, wait)
+        return slot
 
     async def _with_retries(
-        self, attempt: Callable[[], Awaitable[_T]], label: str, on_retry: OnRetry | None
+        self,
+        attempt: Callable[[], Awaitable[_T]],
+        label: str,
+        on_retry: OnRetry | None,
+        deadline: Deadline,
     ) -> _T:
         try:
             return await attempt()
         except BytezError as exc:
             failure = exc
         loop = self._retry_loop(failure, label, on_retry, tenacity.AsyncRetrying)
-        while loop is not None and (wait := loop.after_failure(failure)) is not None:
+        while loop is not None and (wait := loop.after(failure, deadline)) is not None:
             await _async_sleep(wait)
             try:
                 return await attempt()
@@ -614,13 +712,20 @@ class AsyncBytezClient(ClientCore):
         raise failure.with_traceback(None)  # see BytezClient._with_retries
 
     async def _execute(self, call: Call[_T]) -> _T:
-        timeout = self._call_timeout(call.timeout)
+        deadline = self._deadline(call.timeout)
+        attempts = 0
 
         async def attempt() -> Answer:
-            return self._answer(await self._send(call, timeout), call.model_id)
+            nonlocal attempts
+            slot = await self._acquire(call, deadline, attempts > 0) if call.slot else None
+            attempts += 1
+            with self._holding(slot):
+                response = await self._send(call, deadline)
+                read = await self._read(response, deadline, call.model_id)
+                return self._answer(read, call.model_id)
 
         if call.retry:
-            answer = await self._with_retries(attempt, call.label, call.on_retry)
+            answer = await self._with_retries(attempt, call.label, call.on_retry, deadline)
         else:
             answer = await attempt()
         return call.parse(answer, self._redact)
