@@ -135,14 +135,10 @@ class BytezClient(ClientCore):
                 variable.
             base_url: The API root; defaults to ``BYTEZ_BASE_URL``, then
                 ``https://api.bytez.com``.
-            timeout: Each call's total deadline, in seconds, or an ``httpx.Timeout``
-                (also on an injected ``http_client``). A number ``t`` means the whole
-                call (waiting for a concurrency slot, connecting, the server's time,
-                reading the answer, waits between retries) ends within ``t`` s,
-                connecting within ``min(10, t)`` s. An ``httpx.Timeout`` keeps its
-                phases and its ``read`` value is the total. Defaults to
-                [`DEFAULT_TIMEOUT`][langchain_bytez.client.DEFAULT_TIMEOUT] (10 minutes,
-                for cold starts). A stream must end within it too.
+            timeout: Each call's total deadline (slot wait, connect, server, body,
+                retry waits; streams too), in seconds or an ``httpx.Timeout`` whose
+                ``read`` is the total. Defaults to
+                [`DEFAULT_TIMEOUT`][langchain_bytez.client.DEFAULT_TIMEOUT] (10 minutes).
             max_retries: Retries after the first attempt for retryable failures.
             max_retry_wait: Longest single wait between attempts, in seconds.
             default_headers: Extra headers sent with every request.
@@ -150,17 +146,11 @@ class BytezClient(ClientCore):
             http_client: An ``httpx.Client`` to use instead of our own; it is not closed
                 by [`close`][langchain_bytez.client.BytezClient.close].
             on_retry: Called with tenacity's ``RetryCallState`` before each retry.
-            max_concurrent_requests: Most model runs (and open streams) in flight to
-                the account at once. ``None`` (default) learns the account's limit:
-                one limiter per base URL and key is shared by every client, model,
-                thread and event loop of the process; it starts at 4, halves on a 429
-                and grows back on success. Set it to your account's concurrency (or
-                your share of it, when several processes use one account).
-            max_response_bytes: Largest answer read, in bytes after decompression
-                (default 64 MiB; a stream's total too); beyond it
-                ``BytezResponseTooLargeError``.
-            stream_idle_timeout: Longest wait in seconds for a stream's next chunk
-                (default 120; ``None``: only ``timeout``).
+            max_concurrent_requests: Most model runs and open streams in flight to the
+                account at once (``None``: learned from 429s by the limiter every
+                client of this base URL and key shares).
+            max_response_bytes: Largest answer read, after decompression (64 MiB).
+            stream_idle_timeout: Longest wait for a stream's next chunk (120 s).
 
         Raises:
             MissingAPIKeyError: If no key was given and ``BYTEZ_API_KEY`` is unset.

@@ -135,7 +135,9 @@ class Deadline:
             "connecting, the server's time and reading the answer all count); pass a "
             "larger timeout=... if the model needs longer (cold starts can take minutes)"
         )
-        return BytezTimeoutError(message, model_id=model_id, retryable=False)
+        # Retryable like any timeout: a retry loop finds no time left and stops, while a
+        # caller with a new call (a status poll) may try again.
+        return BytezTimeoutError(message, model_id=model_id)
 
     def stream_error(
         self, model_id: str, delivered: str, status: int, idle: float | None

@@ -308,15 +308,21 @@ async def test_a_stalled_stream_ends_at_the_idle_limit(raw_server: str) -> None:
 # --------------------------------------------------------------------- bounded memory
 
 _MEASURE = """
-import asyncio, json, resource, sys
+import asyncio, json, re, sys
 from langchain_bytez.client import AsyncBytezClient, BytezClient
 from langchain_bytez.errors import BytezResponseTooLargeError
 
 base_url, model, mode = sys.argv[1], sys.argv[2], sys.argv[3]
-limit = 8 * 1024 * 1024
+limit = int(sys.argv[4])
 
-def peak_kib():
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+def status_kib(field):
+    with open("/proc/self/status") as status:
+        return int(re.search(field + r":\\s+(\\d+)", status.read()).group(1))
+
+def reset_peak():
+    # Linux: writing 5 resets the peak RSS (VmHWM) to the current RSS.
+    with open("/proc/self/clear_refs", "w") as refs:
+        refs.write("5")
 
 async def arun():
     client = AsyncBytezClient("k", base_url=base_url, max_response_bytes=limit)
@@ -341,15 +347,39 @@ def run():
 
 # Warm up the imports and the loop so that only the answer counts.
 asyncio.run(asyncio.sleep(0))
-before = peak_kib()
+reset_peak()
+before = status_kib("VmRSS")
 try:
     asyncio.run(arun()) if mode.startswith("a") else run()
 except BytezResponseTooLargeError as exc:
     print(json.dumps({"error": type(exc).__name__, "limit": exc.limit,
-                      "received": exc.received, "growth_kib": peak_kib() - before}))
+                      "received": exc.received, "growth_kib": status_kib("VmHWM") - before}))
 else:
-    print(json.dumps({"error": None, "growth_kib": peak_kib() - before}))
+    print(json.dumps({"error": None, "growth_kib": status_kib("VmHWM") - before}))
 """
+
+
+def _measure(raw_server: str, model: str, mode: str, limit: int) -> dict[str, Any]:
+    # A fresh process whose peak RSS is reset just before the call: it measures this
+    # answer alone.
+    done = subprocess.run(  # noqa: S603 - our own interpreter and script
+        [sys.executable, "-c", _MEASURE, raw_server, model, mode, str(limit)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    return result
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/self/status")
+def test_the_memory_measure_sees_a_big_answer(raw_server: str) -> None:
+    # The measure can fail: with room for the 200 MB bomb, the answer is read whole and
+    # the peak grows by far more than the 16 MiB the tests below allow.
+    result = _measure(raw_server, "org/bomb", "run", 256 * MIB)
+    assert result["error"] is None
+    assert result["growth_kib"] * 1024 > 200 * 1000 * 1000
 
 
 @pytest.mark.parametrize(
@@ -363,19 +393,12 @@ else:
         ("org/endless-stream", "astream"),
     ],
 )
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/self/status")
 def test_a_bomb_or_an_endless_body_stops_at_the_size_limit(
     raw_server: str, model: str, mode: str
 ) -> None:
-    # A fresh process, so that its peak RSS measures this answer alone.
-    done = subprocess.run(  # noqa: S603 - our own interpreter and script
-        [sys.executable, "-c", _MEASURE, raw_server, model, mode],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=True,
-    )
-    result = json.loads(done.stdout.strip().splitlines()[-1])
-    assert result["error"] == "BytezResponseTooLargeError", done.stderr
+    result = _measure(raw_server, model, mode, 8 * MIB)
+    assert result["error"] == "BytezResponseTooLargeError", result
     assert result["limit"] == 8 * MIB
     assert result["received"] > 8 * MIB
     assert result["growth_kib"] * 1024 < 2 * 8 * MIB, result
