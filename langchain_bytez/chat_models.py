@@ -172,14 +172,8 @@ class ChatBytez(BytezGenerationMixin, BaseChatModel):
     """Bytez chat models: ``chat`` and ``image-``/``audio-``/``video-text-to-text`` tasks.
 
     Setup:
-        Install ``langchain-bytez`` from a clone of its repository (it supersedes Bytez's
-        own 0.0.x package of the same name on PyPI, which the first line removes) and set
-        the environment variable ``BYTEZ_API_KEY``.
-
-        ```bash
-        pip uninstall --yes langchain-bytez && pip install .
-        export BYTEZ_API_KEY="your-api-key"
-        ```
+        Install ``langchain-bytez`` and set ``BYTEZ_API_KEY`` as shown for
+        [`BytezLLM`][langchain_bytez.BytezLLM].
 
     Key init args — completion params:
         model: str
@@ -199,20 +193,9 @@ class ChatBytez(BytezGenerationMixin, BaseChatModel):
             Any other Hugging Face ``generate()`` kwargs (alias ``model_kwargs``).
 
     Key init args — client params:
-        api_key: SecretStr | None
-            Bytez API key; read from ``BYTEZ_API_KEY`` if not passed.
-        base_url: str | None
-            API root; read from ``BYTEZ_BASE_URL``; default ``https://api.bytez.com``.
-        timeout: float | None
-            Request timeout in seconds (default: sized for cold starts).
-        max_retries: int
-            Retries on 429 / 5xx / connection errors (default 2).
-        auto_load: bool
-            Load the model once before the first run (default ``True``).
-        concurrency: int
-            Instances to load and in-flight runs allowed from this process.
-        instance_timeout: int
-            Idle seconds before Bytez shuts the instances down.
+        ``api_key``, ``base_url``, ``timeout``, ``max_retries``, ``auto_load``,
+        ``concurrency`` and ``instance_timeout``, as for
+        [`BytezLLM`][langchain_bytez.BytezLLM].
 
     See the full list of init args and their descriptions in the params section.
 

@@ -29,18 +29,18 @@ import time
 import weakref
 from collections.abc import Awaitable, Callable, Mapping
 from types import TracebackType
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal, TypeAlias, TypedDict, TypeVar
 
 import httpx
 import tenacity
 from pydantic import SecretStr
+from typing_extensions import Unpack
 
-from langchain_bytez import protocol
 from langchain_bytez.clients.streams import AsyncTextStream, TextStream
 from langchain_bytez.errors import BytezError
 from langchain_bytez.lifecycle.manager import AsyncModelHandle, ModelHandle
 from langchain_bytez.limiter import Slot
-from langchain_bytez.types import Capacity, ClusterStatus, ModelInfo, RunResult
+from langchain_bytez.types import Capacity, ClusterStatus, ModelInfo, RunResult, check_options
 from langchain_bytez.wire import endpoints
 from langchain_bytez.wire.config import (
     API_KEY_ENV,
@@ -68,8 +68,12 @@ __all__ = [
     "AsyncBytezClient",
     "AsyncTextStream",
     "BytezClient",
+    "ClusterCallOptions",
+    "ClusterChanges",
     "OnRetry",
+    "RunOptions",
     "TextStream",
+    "TimeoutArg",
 ]
 
 logger = logging.getLogger("langchain_bytez")
@@ -79,6 +83,64 @@ Request timings go to ``DEBUG``, retries and other recovered problems to
 ``INFO``/``WARNING``."""
 
 _T = TypeVar("_T")
+
+TimeoutArg: TypeAlias = float | httpx.Timeout | None
+"""A call's timeout: seconds, an ``httpx.Timeout``, or ``None`` for the client's own."""
+
+
+class RunOptions(TypedDict, total=False):
+    """The keyword-only options of ``run`` and ``stream`` (both default to ``None``).
+
+    Attributes:
+        timeout: Overrides the client's timeout for this call.
+        on_retry: Called with tenacity's ``RetryCallState`` before each retry.
+    """
+
+    timeout: TimeoutArg
+    on_retry: OnRetry | None
+
+
+class ClusterCallOptions(TypedDict, total=False):
+    """The keyword-only options of ``create_cluster`` and ``get_cluster``.
+
+    Attributes:
+        timeout: Overrides the client's request timeout for this call (default ``None``).
+        retry: ``False`` sends the request once, without the client's retries (default
+            ``True``).
+    """
+
+    timeout: TimeoutArg
+    retry: bool
+
+
+class ClusterChanges(TypedDict, total=False):
+    """What ``update_cluster`` changes (keyword-only, each ``None`` by default: kept).
+
+    Attributes:
+        capacity: New instance counts.
+        timeout_minutes: New idle timeout (1 to 1440 minutes).
+        status: ``"on"`` or ``"off"``.
+    """
+
+    capacity: Capacity | None
+    timeout_minutes: int | None
+    status: Literal["on", "off"] | None
+
+
+def _stream_args(
+    client: ClientCore, model_id: str, payload: Mapping[str, Any], options: RunOptions
+) -> tuple[str, bytes, httpx.Timeout, OnRetry | None]:
+    """What both clients' streams are built from: path, body, timeout and ``on_retry``."""
+    check_options("stream", options, RunOptions)
+    path, content = endpoints.stream_body(model_id, payload)
+    return path, content, client._call_timeout(options.get("timeout")), options.get("on_retry")
+
+
+def _update_plan(model_id: str, changes: ClusterChanges) -> Plan[ClusterStatus]:
+    """The wire core's ``update_cluster`` plan for the given changes."""
+    check_options("update_cluster", changes, ClusterChanges)
+    capacity, minutes = changes.get("capacity"), changes.get("timeout_minutes")
+    return endpoints.update_cluster(model_id, capacity, minutes, changes.get("status"))
 
 
 # Module-level so tests (and callers who must not block) can patch the retry sleeps.
@@ -305,12 +367,7 @@ class BytezClient(ClientCore):
     # -- runs -------------------------------------------------------------------------
 
     def run(
-        self,
-        model_id: str,
-        payload: Mapping[str, Any],
-        *,
-        timeout: float | httpx.Timeout | None = None,
-        on_retry: OnRetry | None = None,
+        self, model_id: str, payload: Mapping[str, Any], **options: Unpack[RunOptions]
     ) -> RunResult:
         """Run a model once and return its whole output.
 
@@ -318,8 +375,9 @@ class BytezClient(ClientCore):
             model_id: The Bytez model id, such as ``"openai-community/gpt2"``.
             payload: ``{"text": ...}`` or ``{"messages": ...}``, plus optional ``params``;
                 ``None`` values are dropped.
-            timeout: Overrides the client's timeout for this call.
-            on_retry: Called with tenacity's ``RetryCallState`` before each retry.
+            **options: Keyword-only [`RunOptions`][langchain_bytez.client.RunOptions]:
+                ``timeout`` overrides the client's timeout for this call; ``on_retry`` is
+                called with tenacity's ``RetryCallState`` before each retry.
 
         Returns:
             The output, response metadata and provider info.
@@ -329,24 +387,18 @@ class BytezClient(ClientCore):
             ValueError: If the payload has unknown keys.
             BytezError: The typed error for the failure, after any retries.
         """
-        return self._execute(endpoints.run(model_id, payload, timeout=timeout, on_retry=on_retry))
+        return self._execute(endpoints.run(model_id, payload, **options))
 
     def stream(
-        self,
-        model_id: str,
-        payload: Mapping[str, Any],
-        *,
-        timeout: float | httpx.Timeout | None = None,
-        on_retry: OnRetry | None = None,
+        self, model_id: str, payload: Mapping[str, Any], **options: Unpack[RunOptions]
     ) -> TextStream:
         """Prepare a streamed run; the request is sent when the stream is entered.
 
         Args:
             model_id: The Bytez model id.
             payload: As for [`run`][langchain_bytez.client.BytezClient.run].
-            timeout: Overrides the client's timeout for this call (each read may
-                wait this long for the next chunk).
-            on_retry: Called with tenacity's ``RetryCallState`` before each retry.
+            **options: As for ``run``; the ``timeout`` bounds each wait for the next
+                chunk.
 
         Returns:
             A [`TextStream`][langchain_bytez.client.TextStream]; use
@@ -356,8 +408,7 @@ class BytezClient(ClientCore):
             InvalidModelIdError: If the model id is malformed (nothing is sent).
             ValueError: If the payload has unknown keys.
         """
-        path, content = endpoints.stream_body(model_id, payload)
-        return TextStream(self, model_id, path, content, self._call_timeout(timeout), on_retry)
+        return TextStream(self, model_id, *_stream_args(self, model_id, payload, options))
 
     # -- catalogue --------------------------------------------------------------------
 
@@ -414,9 +465,7 @@ class BytezClient(ClientCore):
         model_id: str,
         capacity: Capacity,
         timeout_minutes: int,
-        *,
-        timeout: float | httpx.Timeout | None = None,
-        retry: bool = True,
+        **options: Unpack[ClusterCallOptions],
     ) -> str:
         """Start loading a model's instance cluster.
 
@@ -424,8 +473,10 @@ class BytezClient(ClientCore):
             model_id: The Bytez model id.
             capacity: Instance counts (``Capacity.fixed(n)`` for ``n`` parallel runs).
             timeout_minutes: Idle minutes before the cluster shuts down (1 to 1440).
-            timeout: Overrides the client's request timeout for this call.
-            retry: ``False`` sends the request once, without the client's retries.
+            **options: Keyword-only
+                [`ClusterCallOptions`][langchain_bytez.client.ClusterCallOptions]:
+                ``timeout`` overrides the client's request timeout for this call;
+                ``retry=False`` sends the request once, without the client's retries.
 
         Returns:
             The server's answer, such as ``"Loading"``.
@@ -435,24 +486,16 @@ class BytezClient(ClientCore):
             ValueError: If ``timeout_minutes`` is out of range.
             BytezError: The typed error for the failure.
         """
-        call = endpoints.create_cluster(
-            model_id, capacity, timeout_minutes, timeout=timeout, retry=retry
+        return self._execute(
+            endpoints.create_cluster(model_id, capacity, timeout_minutes, **options)
         )
-        return self._execute(call)
 
-    def get_cluster(
-        self,
-        model_id: str,
-        *,
-        timeout: float | httpx.Timeout | None = None,
-        retry: bool = True,
-    ) -> ClusterStatus:
+    def get_cluster(self, model_id: str, **options: Unpack[ClusterCallOptions]) -> ClusterStatus:
         """Read a model's instance cluster.
 
         Args:
             model_id: The Bytez model id.
-            timeout: Overrides the client's request timeout for this call.
-            retry: ``False`` sends the request once, without the client's retries.
+            **options: As for [`create_cluster`][langchain_bytez.client.BytezClient.create_cluster].
 
         Returns:
             The cluster's status.
@@ -461,23 +504,16 @@ class BytezClient(ClientCore):
             BytezNotFoundError: If the model has no cluster.
             BytezError: The typed error for other failures.
         """
-        return self._execute(endpoints.get_cluster(model_id, timeout=timeout, retry=retry))
+        return self._execute(endpoints.get_cluster(model_id, **options))
 
-    def update_cluster(
-        self,
-        model_id: str,
-        *,
-        capacity: Capacity | None = None,
-        timeout_minutes: int | None = None,
-        status: Literal["on", "off"] | None = None,
-    ) -> ClusterStatus:
+    def update_cluster(self, model_id: str, **changes: Unpack[ClusterChanges]) -> ClusterStatus:
         """Change a model's cluster: capacity, idle timeout, or switch it on/off.
 
         Args:
             model_id: The Bytez model id.
-            capacity: New instance counts.
-            timeout_minutes: New idle timeout (1 to 1440 minutes).
-            status: ``"on"`` or ``"off"``.
+            **changes: Keyword-only [`ClusterChanges`][langchain_bytez.client.ClusterChanges]:
+                ``capacity`` (new instance counts), ``timeout_minutes`` (new idle timeout,
+                1 to 1440 minutes), ``status`` (``"on"`` or ``"off"``).
 
         Returns:
             The cluster's status after the change.
@@ -487,7 +523,7 @@ class BytezClient(ClientCore):
             BytezNotFoundError: If the model has no cluster.
             BytezError: The typed error for other failures.
         """
-        return self._drive(endpoints.update_cluster(model_id, capacity, timeout_minutes, status))
+        return self._drive(_update_plan(model_id, changes))
 
     def delete_cluster(self, model_id: str) -> None:
         """Stop and delete a model's instance cluster.
@@ -524,7 +560,6 @@ class BytezClient(ClientCore):
         Raises:
             InvalidModelIdError: If the model id is malformed.
         """
-        protocol.validate_model_id(model_id)
         return ModelHandle(self, model_id)
 
 
@@ -733,32 +768,20 @@ class AsyncBytezClient(ClientCore):
     # -- the API: each method is one call (or plan) of the wire core --------------------
 
     async def run(
-        self,
-        model_id: str,
-        payload: Mapping[str, Any],
-        *,
-        timeout: float | httpx.Timeout | None = None,
-        on_retry: OnRetry | None = None,
+        self, model_id: str, payload: Mapping[str, Any], **options: Unpack[RunOptions]
     ) -> RunResult:
         """Async version of [`run`][langchain_bytez.client.BytezClient.run]."""
-        call = endpoints.run(model_id, payload, timeout=timeout, on_retry=on_retry)
-        return await self._execute(call)
+        return await self._execute(endpoints.run(model_id, payload, **options))
 
     def stream(
-        self,
-        model_id: str,
-        payload: Mapping[str, Any],
-        *,
-        timeout: float | httpx.Timeout | None = None,
-        on_retry: OnRetry | None = None,
+        self, model_id: str, payload: Mapping[str, Any], **options: Unpack[RunOptions]
     ) -> AsyncTextStream:
         """Async version of [`stream`][langchain_bytez.client.BytezClient.stream].
 
         It returns an [`AsyncTextStream`][langchain_bytez.client.AsyncTextStream]: use
         ``async with client.stream(...) as s: async for t in s: ...``.
         """
-        path, content = endpoints.stream_body(model_id, payload)
-        return AsyncTextStream(self, model_id, path, content, self._call_timeout(timeout), on_retry)
+        return AsyncTextStream(self, model_id, *_stream_args(self, model_id, payload, options))
 
     async def list_models(
         self, task: str | None = None, *, model_id: str | None = None
@@ -779,37 +802,23 @@ class AsyncBytezClient(ClientCore):
         model_id: str,
         capacity: Capacity,
         timeout_minutes: int,
-        *,
-        timeout: float | httpx.Timeout | None = None,
-        retry: bool = True,
+        **options: Unpack[ClusterCallOptions],
     ) -> str:
         """Async version of [`create_cluster`][langchain_bytez.client.BytezClient.create_cluster]."""  # noqa: E501 - one cross-reference
-        call = endpoints.create_cluster(
-            model_id, capacity, timeout_minutes, timeout=timeout, retry=retry
-        )
+        call = endpoints.create_cluster(model_id, capacity, timeout_minutes, **options)
         return await self._execute(call)
 
     async def get_cluster(
-        self,
-        model_id: str,
-        *,
-        timeout: float | httpx.Timeout | None = None,
-        retry: bool = True,
+        self, model_id: str, **options: Unpack[ClusterCallOptions]
     ) -> ClusterStatus:
         """Async version of [`get_cluster`][langchain_bytez.client.BytezClient.get_cluster]."""
-        return await self._execute(endpoints.get_cluster(model_id, timeout=timeout, retry=retry))
+        return await self._execute(endpoints.get_cluster(model_id, **options))
 
     async def update_cluster(
-        self,
-        model_id: str,
-        *,
-        capacity: Capacity | None = None,
-        timeout_minutes: int | None = None,
-        status: Literal["on", "off"] | None = None,
+        self, model_id: str, **changes: Unpack[ClusterChanges]
     ) -> ClusterStatus:
         """Async version of [`update_cluster`][langchain_bytez.client.BytezClient.update_cluster]."""  # noqa: E501 - one cross-reference
-        plan = endpoints.update_cluster(model_id, capacity, timeout_minutes, status)
-        return await self._drive(plan)
+        return await self._drive(_update_plan(model_id, changes))
 
     async def delete_cluster(self, model_id: str) -> None:
         """Async version of [`delete_cluster`][langchain_bytez.client.BytezClient.delete_cluster]."""  # noqa: E501 - one cross-reference
@@ -824,5 +833,4 @@ class AsyncBytezClient(ClientCore):
 
         It returns an [`AsyncModelHandle`][langchain_bytez.manager.AsyncModelHandle].
         """
-        protocol.validate_model_id(model_id)
         return AsyncModelHandle(self, model_id)

@@ -59,14 +59,8 @@ class BytezEmbeddings(BytezModelMixin, Embeddings, Serializable):
     """Bytez embedding models (``feature-extraction`` and ``sentence-similarity`` tasks).
 
     Setup:
-        Install ``langchain-bytez`` from a clone of its repository (it supersedes Bytez's
-        own 0.0.x package of the same name on PyPI, which the first line removes) and set
-        the environment variable ``BYTEZ_API_KEY``.
-
-        ```bash
-        pip uninstall --yes langchain-bytez && pip install .
-        export BYTEZ_API_KEY="your-api-key"
-        ```
+        Install ``langchain-bytez`` and set ``BYTEZ_API_KEY`` as shown for
+        [`BytezLLM`][langchain_bytez.BytezLLM].
 
     Key init args — embedding params:
         model: str
@@ -77,16 +71,9 @@ class BytezEmbeddings(BytezModelMixin, Embeddings, Serializable):
             Requests in flight at once for one batch (default 8).
 
     Key init args — client params:
-        api_key: SecretStr | None
-            Bytez API key; read from ``BYTEZ_API_KEY`` if not passed.
-        base_url: str | None
-            API root; read from ``BYTEZ_BASE_URL``; default ``https://api.bytez.com``.
-        timeout: float | None
-            Request timeout in seconds (default: sized for cold starts).
-        max_retries: int
-            Retries on 429 / 5xx / connection errors (default 2).
-        concurrency: int
-            Instances to load, and the cap on this process's in-flight runs.
+        ``api_key``, ``base_url``, ``timeout`` and ``max_retries``, as for
+        [`BytezLLM`][langchain_bytez.BytezLLM]; ``concurrency``: instances to load,
+        and the cap on this process's in-flight runs.
 
     See the full list of init args and their descriptions in the params section.
 

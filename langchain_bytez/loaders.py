@@ -25,19 +25,22 @@ import asyncio
 import logging
 import math
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
-from typing import Any, TypeVar
+from typing import Any, Generic, TypedDict, TypeVar
 
 from langchain_core.document_loaders import BaseLoader
 from langchain_core.documents import Document
 from pydantic import SecretStr
+from typing_extensions import Unpack
 
 from langchain_bytez.client import AsyncBytezClient, BytezClient
 from langchain_bytez.errors import BytezError, BytezNotFoundError
-from langchain_bytez.types import ClusterState, ClusterStatus, ModelInfo
+from langchain_bytez.types import ClusterState, ClusterStatus, ModelInfo, check_options
 
 __all__ = [
     "BytezCatalogLoader",
     "BytezInstanceLoader",
+    "CatalogueQuery",
+    "Connection",
     "alist_instances",
     "alist_models",
     "alist_tasks",
@@ -54,34 +57,75 @@ logger = logging.getLogger("langchain_bytez")
 """The package logger, ``logging.getLogger("langchain_bytez")``."""
 
 _T = TypeVar("_T")
+_C = TypeVar("_C", BytezClient, AsyncBytezClient)
 
 
 # --------------------------------------------------------------------------- helpers
 
 
+class Connection(TypedDict, Generic[_C], total=False):
+    """The keyword-only connection options of the functions (each ``None`` by default).
+
+    Attributes:
+        client: Client to use (left open); by default one is built and closed.
+        api_key: API key for the built client (default ``BYTEZ_API_KEY``).
+        base_url: Endpoint for the built client (default ``BYTEZ_BASE_URL`` or Bytez).
+    """
+
+    client: _C | None
+    api_key: str | SecretStr | None
+    base_url: str | None
+
+
+class CatalogueQuery(Connection[_C], total=False):
+    """The keyword-only options of ``list_models``: a connection and the filters.
+
+    Attributes:
+        max_params: Only models with at most this many **billion** parameters (models of
+            unknown size are excluded when set).
+        max_ram: Only models needing at most this many GB of RAM (unknown excluded).
+        search: Case-insensitive substring the model id must contain.
+    """
+
+    max_params: float | None
+    max_ram: float | None
+    search: str | None
+
+
 def _with_client(
-    client: BytezClient | None,
-    api_key: str | SecretStr | None,
-    base_url: str | None,
-    call: Callable[[BytezClient], _T],
+    function: str, connection: Connection[BytezClient], call: Callable[[BytezClient], _T]
 ) -> _T:
+    check_options(function, connection, Connection)
+    client = connection.get("client")
     if client is not None:
         return call(client)
     # We made it, so we close it: no pooled sockets left behind by a one-off listing.
-    with BytezClient(api_key=api_key, base_url=base_url) as owned:
+    key, base_url = connection.get("api_key"), connection.get("base_url")
+    with BytezClient(api_key=key, base_url=base_url) as owned:
         return call(owned)
 
 
 async def _awith_client(
-    client: AsyncBytezClient | None,
-    api_key: str | SecretStr | None,
-    base_url: str | None,
+    function: str,
+    connection: Connection[AsyncBytezClient],
     call: Callable[[AsyncBytezClient], Awaitable[_T]],
 ) -> _T:
+    check_options(function, connection, Connection)
+    client = connection.get("client")
     if client is not None:
         return await call(client)
-    async with AsyncBytezClient(api_key=api_key, base_url=base_url) as owned:
+    key, base_url = connection.get("api_key"), connection.get("base_url")
+    async with AsyncBytezClient(api_key=key, base_url=base_url) as owned:
         return await call(owned)
+
+
+def _connection_of(query: CatalogueQuery[_C]) -> Connection[_C]:
+    """The connection options of a catalogue query (its filters left out)."""
+    return {
+        "client": query.get("client"),
+        "api_key": query.get("api_key"),
+        "base_url": query.get("base_url"),
+    }
 
 
 def _check_limit(name: str, value: float | None) -> float | None:
@@ -97,10 +141,12 @@ def _check_limit(name: str, value: float | None) -> float | None:
 
 
 def _model_filter(
-    task: str | None, max_params: float | None, max_ram: float | None, search: str | None
+    task: str | None, query: CatalogueQuery[Any], function: str = "list_models"
 ) -> Callable[[ModelInfo], bool]:
-    max_params = _check_limit("max_params", max_params)
-    max_ram = _check_limit("max_ram", max_ram)
+    check_options(function, query, CatalogueQuery)
+    max_params = _check_limit("max_params", query.get("max_params"))
+    max_ram = _check_limit("max_ram", query.get("max_ram"))
+    search = query.get("search")
     pattern: object = search  # typed callers can't pass anything else; untyped ones can
     if pattern is not None and not isinstance(pattern, str):
         msg = f"search must be a string, got {type(pattern).__name__}"
@@ -131,27 +177,17 @@ def _is_route_gone(error: BytezError) -> bool:
 
 
 def list_models(
-    task: str | None = None,
-    *,
-    client: BytezClient | None = None,
-    api_key: str | SecretStr | None = None,
-    base_url: str | None = None,
-    max_params: float | None = None,
-    max_ram: float | None = None,
-    search: str | None = None,
+    task: str | None = None, **query: Unpack[CatalogueQuery[BytezClient]]
 ) -> list[ModelInfo]:
     """List the Bytez catalogue, optionally filtered.
 
     Args:
         task: Only models of this task (``"chat"``, ``"summarization"``...); filtered by
             the server.
-        client: Client to use (left open); by default one is built and closed.
-        api_key: API key for the built client (default ``BYTEZ_API_KEY``).
-        base_url: Endpoint for the built client (default ``BYTEZ_BASE_URL`` or Bytez).
-        max_params: Only models with at most this many **billion** parameters (models of
-            unknown size are excluded when set).
-        max_ram: Only models needing at most this many GB of RAM (unknown excluded).
-        search: Case-insensitive substring the model id must contain.
+        **query: Keyword-only [`CatalogueQuery`][langchain_bytez.loaders.CatalogueQuery]:
+            the connection (``client``, ``api_key``, ``base_url``) and the filters
+            ``max_params`` (billions of parameters), ``max_ram`` (GB) and ``search``
+            (case-insensitive substring of the id).
 
     Returns:
         The matching catalogue entries, in the server's order.
@@ -167,54 +203,37 @@ def list_models(
         small_chat = list_models("chat", max_params=3, search="qwen")
         ```
     """
-    keep = _model_filter(task, max_params, max_ram, search)
-    models = _with_client(client, api_key, base_url, lambda c: c.list_models(task))
+    keep, connection = _model_filter(task, query), _connection_of(query)
+    models = _with_client("list_models", connection, lambda c: c.list_models(task))
     return [info for info in models if keep(info)]
 
 
 async def alist_models(
-    task: str | None = None,
-    *,
-    client: AsyncBytezClient | None = None,
-    api_key: str | SecretStr | None = None,
-    base_url: str | None = None,
-    max_params: float | None = None,
-    max_ram: float | None = None,
-    search: str | None = None,
+    task: str | None = None, **query: Unpack[CatalogueQuery[AsyncBytezClient]]
 ) -> list[ModelInfo]:
     """Async version of [`list_models`][langchain_bytez.loaders.list_models]."""
-    keep = _model_filter(task, max_params, max_ram, search)
-    models = await _awith_client(client, api_key, base_url, lambda c: c.list_models(task))
+    keep, connection = _model_filter(task, query, "alist_models"), _connection_of(query)
+    models = await _awith_client("alist_models", connection, lambda c: c.list_models(task))
     return [info for info in models if keep(info)]
 
 
-def list_tasks(
-    *,
-    client: BytezClient | None = None,
-    api_key: str | SecretStr | None = None,
-    base_url: str | None = None,
-) -> list[str]:
+def list_tasks(**connection: Unpack[Connection[BytezClient]]) -> list[str]:
     """List the task names Bytez serves (``"chat"``, ``"text-generation"``...).
 
     Args:
-        client: Client to use (left open); by default one is built and closed.
-        api_key: API key for the built client.
-        base_url: Endpoint for the built client.
+        **connection: Keyword-only [`Connection`][langchain_bytez.loaders.Connection]
+            options: ``client`` (left open; by default one is built and closed),
+            ``api_key`` and ``base_url`` for the built client.
 
     Returns:
         The task names.
     """
-    return _with_client(client, api_key, base_url, lambda c: c.list_tasks())
+    return _with_client("list_tasks", connection, lambda c: c.list_tasks())
 
 
-async def alist_tasks(
-    *,
-    client: AsyncBytezClient | None = None,
-    api_key: str | SecretStr | None = None,
-    base_url: str | None = None,
-) -> list[str]:
+async def alist_tasks(**connection: Unpack[Connection[AsyncBytezClient]]) -> list[str]:
     """Async version of [`list_tasks`][langchain_bytez.loaders.list_tasks]."""
-    return await _awith_client(client, api_key, base_url, lambda c: c.list_tasks())
+    return await _awith_client("alist_tasks", connection, lambda c: c.list_tasks())
 
 
 def _instances_or_empty(error: BytezError) -> list[ClusterStatus]:
@@ -229,18 +248,11 @@ def _instances_or_empty(error: BytezError) -> list[ClusterStatus]:
     return []
 
 
-def list_instances(
-    *,
-    client: BytezClient | None = None,
-    api_key: str | SecretStr | None = None,
-    base_url: str | None = None,
-) -> list[ClusterStatus]:
+def list_instances(**connection: Unpack[Connection[BytezClient]]) -> list[ClusterStatus]:
     """List your instance clusters.
 
     Args:
-        client: Client to use (left open); by default one is built and closed.
-        api_key: API key for the built client.
-        base_url: Endpoint for the built client.
+        **connection: As for [`list_tasks`][langchain_bytez.loaders.list_tasks].
 
     Returns:
         One status per cluster; empty when the endpoint has no cluster routes
@@ -253,14 +265,11 @@ def list_instances(
         except BytezError as exc:
             return _instances_or_empty(exc)
 
-    return _with_client(client, api_key, base_url, call)
+    return _with_client("list_instances", connection, call)
 
 
 async def alist_instances(
-    *,
-    client: AsyncBytezClient | None = None,
-    api_key: str | SecretStr | None = None,
-    base_url: str | None = None,
+    **connection: Unpack[Connection[AsyncBytezClient]],
 ) -> list[ClusterStatus]:
     """Async version of [`list_instances`][langchain_bytez.loaders.list_instances]."""
 
@@ -270,39 +279,25 @@ async def alist_instances(
         except BytezError as exc:
             return _instances_or_empty(exc)
 
-    return await _awith_client(client, api_key, base_url, call)
+    return await _awith_client("alist_instances", connection, call)
 
 
-def request_model(
-    model_id: str,
-    *,
-    client: BytezClient | None = None,
-    api_key: str | SecretStr | None = None,
-    base_url: str | None = None,
-) -> str:
+def request_model(model_id: str, **connection: Unpack[Connection[BytezClient]]) -> str:
     """Ask Bytez to add a Hugging Face model to its catalogue (Bytez's ``process``).
 
     Args:
         model_id: The Hugging Face model id (``org/name``).
-        client: Client to use (left open); by default one is built and closed.
-        api_key: API key for the built client.
-        base_url: Endpoint for the built client.
+        **connection: As for [`list_tasks`][langchain_bytez.loaders.list_tasks].
 
     Returns:
         The server's answer, e.g. ``"Job queued"``.
     """
-    return _with_client(client, api_key, base_url, lambda c: c.request_model(model_id))
+    return _with_client("request_model", connection, lambda c: c.request_model(model_id))
 
 
-async def arequest_model(
-    model_id: str,
-    *,
-    client: AsyncBytezClient | None = None,
-    api_key: str | SecretStr | None = None,
-    base_url: str | None = None,
-) -> str:
+async def arequest_model(model_id: str, **connection: Unpack[Connection[AsyncBytezClient]]) -> str:
     """Async version of [`request_model`][langchain_bytez.loaders.request_model]."""
-    return await _awith_client(client, api_key, base_url, lambda c: c.request_model(model_id))
+    return await _awith_client("arequest_model", connection, lambda c: c.request_model(model_id))
 
 
 # --------------------------------------------------------------------------- documents
@@ -410,6 +405,27 @@ class _BytezConnectionLoader(BaseLoader):
         state["api_key"] = None
         return state
 
+    def _fetch(self, fetch: Callable[..., _T], *args: Any, **filters: Any) -> _T:
+        """Call a listing function with the loader's sync connection."""
+        key, base_url = self.api_key, self.base_url
+        return fetch(*args, client=self.client, api_key=key, base_url=base_url, **filters)
+
+    async def _afetch(
+        self,
+        fetch: Callable[..., _T],
+        afetch: Callable[..., Awaitable[_T]],
+        *args: Any,
+        **filters: Any,
+    ) -> _T:
+        """Call a listing function's async twin with the loader's async connection."""
+        if self.async_client is None and self.client is not None:
+            # Only a sync client was given: use it off the loop rather than ignore it.
+            return await asyncio.to_thread(fetch, *args, client=self.client, **filters)
+        key, base_url = self.api_key, self.base_url
+        return await afetch(
+            *args, client=self.async_client, api_key=key, base_url=base_url, **filters
+        )
+
 
 class BytezCatalogLoader(_BytezConnectionLoader):
     """Load the Bytez model catalogue as documents, one per model.
@@ -465,7 +481,12 @@ class BytezCatalogLoader(_BytezConnectionLoader):
             max_ram: Only models needing at most this many GB of RAM.
             search: Case-insensitive substring the model id must contain.
         """
-        _model_filter(task, max_params, max_ram, search)  # fail fast on bad filters
+        query: CatalogueQuery[Any] = {
+            "max_params": max_params,
+            "max_ram": max_ram,
+            "search": search,
+        }
+        _model_filter(task, query)  # fail fast on bad filters
         super().__init__(client, async_client, api_key, base_url)
         self.task = task
         self.max_params = max_params
@@ -482,36 +503,12 @@ class BytezCatalogLoader(_BytezConnectionLoader):
         Yields:
             The documents, in the catalogue's order.
         """
-        models = list_models(
-            self.task,
-            client=self.client,
-            api_key=self.api_key,
-            base_url=self.base_url,
-            **self._filters(),
-        )
-        for info in models:
+        for info in self._fetch(list_models, self.task, **self._filters()):
             yield model_document(info)
 
     async def alazy_load(self) -> AsyncIterator[Document]:
-        """Yield one document per matching catalogue model, using the async client.
-
-        Yields:
-            The documents, in the catalogue's order.
-        """
-        if self.async_client is None and self.client is not None:
-            # Only a sync client was given: use it off the loop rather than ignore it.
-            models = await asyncio.to_thread(
-                list_models, self.task, client=self.client, **self._filters()
-            )
-        else:
-            models = await alist_models(
-                self.task,
-                client=self.async_client,
-                api_key=self.api_key,
-                base_url=self.base_url,
-                **self._filters(),
-            )
-        for info in models:
+        """Async version of ``lazy_load``, with ``async_client`` (or ``client`` in a thread)."""
+        for info in await self._afetch(list_models, alist_models, self.task, **self._filters()):
             yield model_document(info)
 
 
@@ -522,13 +519,8 @@ class BytezInstanceLoader(_BytezConnectionLoader):
     ``instances``, ``inferences``, ``idle_timeout_minutes``, times and ``reason``.
 
     Attributes:
-        client: Sync client used by ``load``/``lazy_load`` (left open), or ``None`` to
-            build one per load.
-        async_client: Async client used by ``aload``/``alazy_load`` (left open), or
-            ``None`` to build one per load.
-        api_key: API key for built clients (``None``: ``BYTEZ_API_KEY``).
-        base_url: Endpoint for built clients (``None``: ``BYTEZ_BASE_URL`` or the
-            default).
+        client: As for [`BytezCatalogLoader`][langchain_bytez.loaders.BytezCatalogLoader],
+            like ``async_client``, ``api_key`` and ``base_url``.
         states: The cluster states kept, as a frozenset of ``ClusterState``, or ``None``
             for every listed cluster.
 
@@ -553,11 +545,11 @@ class BytezInstanceLoader(_BytezConnectionLoader):
         """Create the loader.
 
         Args:
-            client: Sync client to use (left open); by default one is built per load.
-            async_client: Async client for ``alazy_load`` (left open); by default one is
-                built per load.
-            api_key: API key for built clients (default ``BYTEZ_API_KEY``).
-            base_url: Endpoint for built clients.
+            client: As for ``BytezCatalogLoader``, like ``async_client``, ``api_key`` and
+                ``base_url``.
+            async_client: The async client.
+            api_key: The API key.
+            base_url: The endpoint.
             states: Only clusters in these states, or in this one state (default: every
                 listed cluster).
 
@@ -580,20 +572,9 @@ class BytezInstanceLoader(_BytezConnectionLoader):
         Yields:
             The documents.
         """
-        clusters = list_instances(client=self.client, api_key=self.api_key, base_url=self.base_url)
-        yield from self._documents(clusters)
+        yield from self._documents(self._fetch(list_instances))
 
     async def alazy_load(self) -> AsyncIterator[Document]:
-        """Yield one document per cluster, using the async client.
-
-        Yields:
-            The documents.
-        """
-        if self.async_client is None and self.client is not None:
-            clusters = await asyncio.to_thread(list_instances, client=self.client)
-        else:
-            clusters = await alist_instances(
-                client=self.async_client, api_key=self.api_key, base_url=self.base_url
-            )
-        for document in self._documents(clusters):
+        """Async version of ``lazy_load``, with ``async_client`` (or ``client`` in a thread)."""
+        for document in self._documents(await self._afetch(list_instances, alist_instances)):
             yield document

@@ -46,7 +46,14 @@ import types
 from typing import Any
 
 from langchain_bytez.lifecycle import settings as _settings
-from langchain_bytez.lifecycle.manager import AsyncModelHandle, ModelHandle, ModelManager
+from langchain_bytez.lifecycle.coordinator import AutoLoadOptions
+from langchain_bytez.lifecycle.manager import (
+    AsyncModelHandle,
+    LoadOptions,
+    ModelHandle,
+    ModelManager,
+    SizedLoadOptions,
+)
 from langchain_bytez.lifecycle.progress import (
     AsyncProgressCallback,
     AsyncProgressOption,
@@ -79,12 +86,15 @@ __all__ = [
     "AsyncModelHandle",
     "AsyncProgressCallback",
     "AsyncProgressOption",
+    "AutoLoadOptions",
     "ConsoleProgressReporter",
+    "LoadOptions",
     "LoadProgress",
     "ModelHandle",
     "ModelManager",
     "ProgressCallback",
     "ProgressOption",
+    "SizedLoadOptions",
     "alangchain_progress_dispatcher",
     "langchain_progress_dispatcher",
     "timeout_to_minutes",

@@ -37,6 +37,28 @@ _PRICE_RE = re.compile(
 )
 
 
+def check_options(function: str, options: Mapping[str, object], known: Any) -> None:
+    """Refuse keyword options a typed-dict ``**options`` signature does not name.
+
+    Python refuses an unknown keyword argument on its own; a function that takes
+    ``**options: Unpack[SomeOptions]`` must do it itself, with the same message.
+
+    Args:
+        function: The public function's name, for the message.
+        options: The keyword arguments it was given.
+        known: The ``TypedDict`` class of its options.
+
+    Raises:
+        TypeError: On the first unknown name, as ``f() got an unexpected keyword
+            argument 'x'``.
+    """
+    names: frozenset[str] = known.__required_keys__ | known.__optional_keys__
+    for name in options:
+        if name not in names:
+            msg = f"{function}() got an unexpected keyword argument {name!r}"
+            raise TypeError(msg)
+
+
 def parse_price(raw: Any) -> tuple[float | None, str | None]:
     """Read a price as the service writes it: ``"0.0006478333 / sec"`` or a plain number.
 

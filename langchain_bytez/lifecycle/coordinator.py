@@ -13,14 +13,17 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import functools
 import logging
 import threading
 import time
 import warnings
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Generic, NamedTuple, TypedDict, TypeVar
+
+from typing_extensions import Unpack
 
 from langchain_bytez.errors import (
     BytezAuthenticationError,
@@ -28,7 +31,7 @@ from langchain_bytez.errors import (
     BytezPaymentRequiredError,
 )
 from langchain_bytez.lifecycle import plans, settings
-from langchain_bytez.lifecycle.drivers import adrive, drive
+from langchain_bytez.lifecycle.drivers import PlanRun, adrive, drive
 from langchain_bytez.lifecycle.flight import Flight, LeaderGone, loop_running_here
 from langchain_bytez.lifecycle.plans import Plan, Polling, is_route_gone
 from langchain_bytez.lifecycle.progress import (
@@ -48,18 +51,51 @@ from langchain_bytez.lifecycle.settings import (
 )
 from langchain_bytez.limiter import InFlightLimiter
 from langchain_bytez.protocol import is_closed_source, validate_model_id
-from langchain_bytez.types import ClusterState, ClusterStatus
+from langchain_bytez.types import ClusterState, ClusterStatus, check_options
 
 if TYPE_CHECKING:
     from langchain_bytez.client import AsyncBytezClient, BytezClient
 
-__all__ = ["LoadCoordinator"]
+__all__ = ["AutoLoadOptions", "LoadCoordinator", "LoadRequest"]
 
 logger = logging.getLogger("langchain_bytez")
 
 # (model id, base URL) pairs already warned about a skipped implicit auto-load.
 _IMPLICIT_WARNED: set[tuple[str, str]] = set()
 _IMPLICIT_WARNED_LOCK = threading.Lock()
+
+
+_P = TypeVar("_P")
+
+
+class AutoLoadOptions(TypedDict, Generic[_P], total=False):
+    """The keyword-only settings of an implicit auto-load (``ensure_available``).
+
+    Attributes:
+        concurrency: Instances of a cluster created here (default 1).
+        timeout: Idle seconds of a cluster created here (default 300).
+        progress: ``True``, a callable (the async method also takes an async one), or
+            ``False``/``None`` (the default).
+        deadline: Longest wait for a loading cluster; past it the run is sent (default
+            15 minutes).
+    """
+
+    concurrency: int
+    timeout: float
+    progress: _P
+    deadline: float
+
+
+class LoadRequest(NamedTuple):
+    """One load asked for: the model, its checked settings, and whether it is implicit."""
+
+    model_id: str
+    spec: LoadSpec
+    implicit: bool = False
+
+
+Callback = AnyProgressCallback | None
+_Settle = Callable[[ClusterStatus | None], None]
 
 
 @dataclass(frozen=True)
@@ -220,7 +256,7 @@ class LoadCoordinator:
                 "status() reports raw_status='serverless'."
             )
             logger.info(msg)  # as above: the warning is the one place it is said
-            warnings.warn(msg, UserWarning, stacklevel=4)
+            warnings.warn(msg, UserWarning, stacklevel=5)
 
     def _join(
         self, model_id: str, spec: LoadSpec, printer: bool, *, implicit: bool = False
@@ -283,32 +319,33 @@ class LoadCoordinator:
             )
         return self._load_plan(model_id, spec, wait=True)
 
-    def _load_sync(
-        self,
-        client: BytezClient,
-        model_id: str,
-        spec: LoadSpec,
-        progress: ProgressOption,
-        *,
-        use_cache: bool,
-        implicit: bool = False,
-    ) -> ClusterStatus | None:
+    def _known(
+        self, model_id: str, spec: LoadSpec, *, use_cache: bool
+    ) -> tuple[ClusterStatus | None] | None:
+        """The answer of a load that needs no request (serverless, or remembered), if any."""
         if self._serverless:
-            return None
+            return (None,)
         if use_cache and (cached := self._cached(model_id, spec)) is not None:
-            return cached
-        own = resolve_progress(progress)
-        printer = progress is True
+            return (cached,)
+        return None
+
+    def _load_sync(
+        self, client: BytezClient, load: LoadRequest, progress: ProgressOption, *, use_cache: bool
+    ) -> ClusterStatus | None:
+        model_id, spec, implicit = load
+        if (known := self._known(model_id, spec, use_cache=use_cache)) is not None:
+            return known[0]
+        own, printer = resolve_progress(progress), progress is True
         while True:
             flight, leader = self._join(model_id, spec, printer, implicit=implicit)
             if leader:
-                return self._lead_sync(client, model_id, spec, flight, own, implicit=implicit)
+                return self._lead_sync(client, load, flight, own)
             if loop_running_here():
                 # Blocking this thread on a load led by a task of our own event loop
                 # would deadlock it: load independently (a racing PUT is answered 409,
                 # which the plan handles).
                 plan = self._plan_for(model_id, spec, implicit=implicit)
-                result = drive(plan, client, model_id, own, self, implicit=implicit)
+                result = drive(plan, client, PlanRun(model_id, own, self, implicit))
                 self._remember(model_id, spec, result)
                 return result
             if not implicit and flight.key != spec.key:
@@ -324,52 +361,46 @@ class LoadCoordinator:
             except LeaderGone:
                 continue
 
+    @contextmanager
+    def _leading(self, load: LoadRequest, flight: Flight) -> Iterator[_Settle]:
+        """Lead a flight: yields how to settle it with the result; a failure settles it too."""
+        model_id, spec, _ = load
+        try:
+            yield functools.partial(self._finish, model_id, spec, flight)
+        except BaseException as exc:
+            self._finish(model_id, spec, flight, error=exc)
+            raise
+
     def _lead_sync(
-        self,
-        client: BytezClient,
-        model_id: str,
-        spec: LoadSpec,
-        flight: Flight,
-        own: AnyProgressCallback | None,
-        *,
-        implicit: bool = False,
+        self, client: BytezClient, load: LoadRequest, flight: Flight, own: Callback
     ) -> ClusterStatus | None:
         def emit(event: LoadProgress) -> None:
             if own is not None:
                 call_sync(own, event)
             flight.broadcast(event)
 
-        try:
-            plan = self._plan_for(model_id, spec, implicit=implicit)
-            result = drive(plan, client, model_id, emit, self, implicit=implicit)
-        except BaseException as exc:
-            self._finish(model_id, spec, flight, error=exc)
-            raise
-        self._finish(model_id, spec, flight, result)
+        with self._leading(load, flight) as settle:
+            plan = self._plan_for(load.model_id, load.spec, implicit=load.implicit)
+            result = drive(plan, client, PlanRun(load.model_id, emit, self, load.implicit))
+            settle(result)
         return result
 
     async def _load_async(
         self,
         client: AsyncBytezClient,
-        model_id: str,
-        spec: LoadSpec,
+        load: LoadRequest,
         progress: AsyncProgressOption,
         *,
         use_cache: bool,
-        implicit: bool = False,
     ) -> ClusterStatus | None:
-        if self._serverless:
-            return None
-        if use_cache and (cached := self._cached(model_id, spec)) is not None:
-            return cached
-        own = resolve_progress(progress)
-        printer = progress is True
+        model_id, spec, implicit = load
+        if (known := self._known(model_id, spec, use_cache=use_cache)) is not None:
+            return known[0]
+        own, printer = resolve_progress(progress), progress is True
         while True:
             flight, leader = self._join(model_id, spec, printer, implicit=implicit)
             if leader:
-                return await self._lead_async(
-                    client, model_id, spec, flight, own, implicit=implicit
-                )
+                return await self._lead_async(client, load, flight, own)
             if not implicit and flight.key != spec.key:
                 # Another settings' load is under way (see _load_sync): wait, then retry.
                 with contextlib.suppress(Exception):
@@ -381,27 +412,17 @@ class LoadCoordinator:
                 continue
 
     async def _lead_async(
-        self,
-        client: AsyncBytezClient,
-        model_id: str,
-        spec: LoadSpec,
-        flight: Flight,
-        own: AnyProgressCallback | None,
-        *,
-        implicit: bool = False,
+        self, client: AsyncBytezClient, load: LoadRequest, flight: Flight, own: Callback
     ) -> ClusterStatus | None:
         async def emit(event: LoadProgress) -> None:
             flight.broadcast(event)
             if own is not None:
                 await call_async(own, event)
 
-        try:
-            plan = self._plan_for(model_id, spec, implicit=implicit)
-            result = await adrive(plan, client, model_id, emit, self, implicit=implicit)
-        except BaseException as exc:
-            self._finish(model_id, spec, flight, error=exc)
-            raise
-        self._finish(model_id, spec, flight, result)
+        with self._leading(load, flight) as settle:
+            plan = self._plan_for(load.model_id, load.spec, implicit=load.implicit)
+            result = await adrive(plan, client, PlanRun(load.model_id, emit, self, load.implicit))
+            settle(result)
         return result
 
     async def _follow_async(
@@ -446,15 +467,31 @@ class LoadCoordinator:
             self._serverless or is_closed_source(model_id) or self._implicit_skipped(model_id)
         )
 
+    def _implicit_start(
+        self, model_id: str, options: AutoLoadOptions[Any]
+    ) -> tuple[LoadRequest | None, ClusterStatus | None]:
+        """Check an implicit auto-load's settings and id, and whether it must send anything.
+
+        Returns:
+            The load to run, or ``None`` when no cluster call is to be made, with then
+            the remembered status (or ``None``: send the run).
+        """
+        check_options("ensure_available", options, AutoLoadOptions)
+        spec = LoadSpec.build(
+            options.get("concurrency", 1),
+            options.get("timeout", DEFAULT_TIMEOUT_SECONDS),
+            None,
+            options.get("deadline", DEFAULT_DEADLINE_SECONDS),
+        )
+        model_id = validate_model_id(model_id)
+        if not self._implicit_wanted(model_id):
+            return None, None
+        if (cached := self._cached(model_id, None)) is not None:
+            return None, cached
+        return LoadRequest(model_id, spec, implicit=True), None
+
     def ensure_available(
-        self,
-        client: BytezClient,
-        model_id: str,
-        *,
-        concurrency: int = 1,
-        timeout: float = DEFAULT_TIMEOUT_SECONDS,
-        progress: ProgressOption = None,
-        deadline: float = DEFAULT_DEADLINE_SECONDS,
+        self, client: BytezClient, model_id: str, **options: Unpack[AutoLoadOptions[ProgressOption]]
     ) -> ClusterStatus | None:
         """Implicit auto-load before a run: best effort, never breaks or alters anything.
 
@@ -477,10 +514,9 @@ class LoadCoordinator:
         Args:
             client: The sync client to use.
             model_id: The Bytez model id.
-            concurrency: Instances of a cluster created here.
-            timeout: Idle seconds of a cluster created here.
-            progress: ``True``, a callable, or ``False``/``None``.
-            deadline: Longest wait for a loading cluster; past it the run is sent.
+            **options: Keyword-only
+                [`AutoLoadOptions`][langchain_bytez.manager.AutoLoadOptions]
+                (``concurrency``, ``timeout``, ``progress``, ``deadline``).
 
         Returns:
             The running cluster's status, or ``None`` when the run is to be sent as is.
@@ -490,41 +526,30 @@ class LoadCoordinator:
             BytezAuthenticationError: On 401 (the run would fail the same way).
             BytezPaymentRequiredError: On 402.
         """
-        spec = LoadSpec.build(concurrency, timeout, None, deadline)
-        model_id = validate_model_id(model_id)
-        if not self._implicit_wanted(model_id):
-            return None
-        if (cached := self._cached(model_id, None)) is not None:
-            return cached
+        load, known = self._implicit_start(model_id, options)
+        if load is None:
+            return known
         try:
-            return self._load_sync(client, model_id, spec, progress, use_cache=False, implicit=True)
+            return self._load_sync(client, load, options.get("progress"), use_cache=False)
         except BytezError as error:
-            self._implicit_fallback(client.cache_key[0], model_id, error)
+            self._implicit_fallback(client.cache_key[0], load.model_id, error)
             return None
 
     async def aensure_available(
         self,
         client: AsyncBytezClient,
         model_id: str,
-        *,
-        concurrency: int = 1,
-        timeout: float = DEFAULT_TIMEOUT_SECONDS,
-        progress: AsyncProgressOption = None,
-        deadline: float = DEFAULT_DEADLINE_SECONDS,
+        **options: Unpack[AutoLoadOptions[AsyncProgressOption]],
     ) -> ClusterStatus | None:
         """Async version of ``ensure_available``; ``progress`` may be an async callable."""
-        spec = LoadSpec.build(concurrency, timeout, None, deadline)
-        model_id = validate_model_id(model_id)
-        if not self._implicit_wanted(model_id):
-            return None
-        if (cached := self._cached(model_id, None)) is not None:
-            return cached
+        load, known = self._implicit_start(model_id, options)
+        if load is None:
+            return known
+        running = self._load_async(client, load, options.get("progress"), use_cache=False)
         try:
-            return await self._load_async(
-                client, model_id, spec, progress, use_cache=False, implicit=True
-            )
+            return await running
         except BytezError as error:
-            self._implicit_fallback(client.cache_key[0], model_id, error)
+            self._implicit_fallback(client.cache_key[0], load.model_id, error)
             return None
 
     # ------------------------------------------------------------------ limits

@@ -9,7 +9,10 @@ both; they differ only in ``await``. Notes about state (``Forget``, ``EnterServe
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
+from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from langchain_bytez.errors import BytezError
@@ -31,9 +34,9 @@ from langchain_bytez.lifecycle.progress import AnyProgressCallback, call_async, 
 from langchain_bytez.wire.endpoints import PlanDriver
 
 if TYPE_CHECKING:
-    from langchain_bytez.client import AsyncBytezClient, BytezClient
+    from langchain_bytez.client import AsyncBytezClient, BytezClient, ClusterCallOptions
 
-__all__ = ["PlanState", "adrive", "drive"]
+__all__ = ["PlanRun", "PlanState", "adrive", "drive"]
 
 _T = TypeVar("_T")
 
@@ -51,41 +54,60 @@ class PlanState(Protocol):
         """Skip the model's implicit auto-load for a while."""
 
 
-def _call_options(implicit: bool) -> dict[str, Any]:
-    # Implicit calls are bounded: one attempt each, a short timeout. Read at each call so
-    # the module constant can be tuned (tests shorten it).
-    if not implicit:
-        return {}
-    return {"timeout": settings.IMPLICIT_CALL_TIMEOUT, "retry": False}
+@dataclass(frozen=True)
+class PlanRun:
+    """Who a plan is driven for: its model, where its events and notes go, how it calls.
+
+    Attributes:
+        model_id: The model the plan is about.
+        emit: Receiver of the plan's progress events (sync, or async with ``adrive``),
+            or ``None``.
+        state: Receiver of the plan's state notes, or ``None``.
+        implicit: Send each call once with a short timeout (implicit auto-load).
+    """
+
+    model_id: str
+    emit: AnyProgressCallback | None = None
+    state: PlanState | None = None
+    implicit: bool = False
+
+    def call_options(self) -> ClusterCallOptions:
+        """The options of the cluster calls (read at each call: tests shorten them)."""
+        if not self.implicit:
+            return {}
+        return {"timeout": settings.IMPLICIT_CALL_TIMEOUT, "retry": False}
+
+    def io_steps(self, driver: PlanDriver[Step, Any]) -> Iterator[_IoStep]:
+        """The plan's steps that need I/O; its state notes are applied on the way."""
+        while (step := driver.next_call()) is not None:
+            if isinstance(step, _IO_STEPS):
+                yield step
+            else:
+                _note(step, self.state, self.model_id)
+                driver.reply(None)
 
 
-def _note(step: Step, state: PlanState | None, model_id: str) -> bool:
-    """Apply a state note; returns whether ``step`` was one."""
+def _note(step: Step, state: PlanState | None, model_id: str) -> None:
+    """Apply a state note."""
+    if state is None:
+        return
     if isinstance(step, Forget):
-        if state is not None:
-            state.forget(model_id)
+        state.forget(model_id)
     elif isinstance(step, EnterServerless):
-        if state is not None:
-            state._enter_serverless(step.error)
+        state._enter_serverless(step.error)
     elif isinstance(step, SkipImplicit):
-        if state is not None:
-            state._skip_implicit(model_id, step.seconds)
-    else:
-        return False
-    return True
+        state._skip_implicit(model_id, step.seconds)
 
 
 def _request(
-    step: Get | Put | Patch | Delete,
-    client: BytezClient | AsyncBytezClient,
-    model_id: str,
-    call: dict[str, Any],
+    step: Get | Put | Patch | Delete, client: BytezClient | AsyncBytezClient, run: PlanRun
 ) -> Any:
     """Start the client call a cluster step asks for.
 
     Returns:
         The call's result with a sync client, an awaitable of it with an async one.
     """
+    model_id, call = run.model_id, run.call_options()
     if isinstance(step, Get):
         return client.get_cluster(model_id, **call)
     if isinstance(step, Put):
@@ -97,87 +119,67 @@ def _request(
     return client.delete_cluster(model_id)
 
 
-_REQUESTS = (Get, Put, Patch, Delete)
+_IoStep = Get | Put | Patch | Delete | Sleep | Emit
+_IO_STEPS = (Get, Put, Patch, Delete, Sleep, Emit)
 
 
-def drive(
-    plan: Plan[_T],
-    client: BytezClient,
-    model_id: str,
-    emit: AnyProgressCallback | None,
-    state: PlanState | None = None,
-    *,
-    implicit: bool = False,
-) -> _T:
+def _perform(step: _IoStep, client: BytezClient, run: PlanRun) -> Any:
+    if isinstance(step, Sleep):
+        time.sleep(step.seconds)
+    elif isinstance(step, Emit):
+        if run.emit is not None:
+            call_sync(run.emit, step.event)
+    else:
+        return _request(step, client, run)
+    return None
+
+
+async def _aperform(step: _IoStep, client: AsyncBytezClient, run: PlanRun) -> Any:
+    if isinstance(step, Sleep):
+        await asyncio.sleep(step.seconds)
+    elif isinstance(step, Emit):
+        if run.emit is not None:
+            await call_async(run.emit, step.event)
+    else:
+        return await _request(step, client, run)
+    return None
+
+
+def drive(plan: Plan[_T], client: BytezClient, run: PlanRun) -> _T:
     """Run a plan with a sync client.
 
     Args:
-        plan: The plan generator.
+        plan: The plan generator (closed when the run ends, however it ends).
         client: The sync client that sends the cluster calls.
-        model_id: The model the plan is about.
-        emit: Receiver of the plan's progress events, or ``None``.
-        state: Receiver of the plan's state notes, or ``None``.
-        implicit: Send each call once with a short timeout (implicit auto-load).
+        run: The model, the receivers and the call options.
 
     Returns:
         The plan's result.
     """
-    call = _call_options(implicit)
     driver = PlanDriver(plan)
-    try:
-        while (step := driver.next_call()) is not None:
-            value = None
+    with contextlib.closing(plan):
+        for step in run.io_steps(driver):
             try:
-                if isinstance(step, _REQUESTS):
-                    value = _request(step, client, model_id, call)
-                elif isinstance(step, Sleep):
-                    time.sleep(step.seconds)
-                elif isinstance(step, Emit):
-                    if emit is not None:
-                        call_sync(emit, step.event)
-                else:
-                    _note(step, state, model_id)
-            except BytezError as exc:
+                value = _perform(step, client, run)
+            except BytezError as exc:  # noqa: PERF203 - the plan decides what a failure means
                 driver.fail(exc)
             else:
                 driver.reply(value)
         return driver.result
-    finally:
-        plan.close()
 
 
-async def adrive(
-    plan: Plan[_T],
-    client: AsyncBytezClient,
-    model_id: str,
-    emit: AnyProgressCallback | None,
-    state: PlanState | None = None,
-    *,
-    implicit: bool = False,
-) -> _T:
+async def adrive(plan: Plan[_T], client: AsyncBytezClient, run: PlanRun) -> _T:
     """Async version of [`drive`][langchain_bytez.lifecycle.drivers.drive].
 
-    ``client`` is an async client and ``emit`` may be an async callable.
+    ``client`` is an async client and ``run.emit`` may be an async callable.
     """
-    call = _call_options(implicit)
     driver = PlanDriver(plan)
-    try:
-        while (step := driver.next_call()) is not None:
-            value = None
+    with contextlib.closing(plan):
+        for step in run.io_steps(driver):
             try:
-                if isinstance(step, _REQUESTS):
-                    value = await _request(step, client, model_id, call)
-                elif isinstance(step, Sleep):
-                    await asyncio.sleep(step.seconds)
-                elif isinstance(step, Emit):
-                    if emit is not None:
-                        await call_async(emit, step.event)
-                else:
-                    _note(step, state, model_id)
-            except BytezError as exc:
+                value = await _aperform(step, client, run)
+            except BytezError as exc:  # noqa: PERF203 - the plan decides what a failure means
                 driver.fail(exc)
             else:
                 driver.reply(value)
         return driver.result
-    finally:
-        plan.close()

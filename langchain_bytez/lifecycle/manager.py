@@ -18,10 +18,12 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from contextlib import asynccontextmanager, contextmanager
-from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypedDict, TypeVar
 
-from langchain_bytez.lifecycle.coordinator import LoadCoordinator
-from langchain_bytez.lifecycle.drivers import adrive, drive
+from typing_extensions import Unpack
+
+from langchain_bytez.lifecycle.coordinator import LoadCoordinator, LoadRequest
+from langchain_bytez.lifecycle.drivers import PlanRun, adrive, drive
 from langchain_bytez.lifecycle.plans import Plan
 from langchain_bytez.lifecycle.progress import AsyncProgressOption, ProgressOption
 from langchain_bytez.lifecycle.settings import (
@@ -32,7 +34,7 @@ from langchain_bytez.lifecycle.settings import (
 )
 from langchain_bytez.protocol import validate_model_id
 from langchain_bytez.registry import SharedInstances
-from langchain_bytez.types import Capacity, ClusterStatus, RunResult
+from langchain_bytez.types import Capacity, ClusterStatus, RunResult, check_options
 
 if TYPE_CHECKING:
     from langchain_bytez.client import (
@@ -42,9 +44,63 @@ if TYPE_CHECKING:
         TextStream,
     )
 
-__all__ = ["AsyncModelHandle", "ModelHandle", "ModelManager"]
+__all__ = [
+    "AsyncModelHandle",
+    "LoadOptions",
+    "ModelHandle",
+    "ModelManager",
+    "SizedLoadOptions",
+]
 
 logger = logging.getLogger("langchain_bytez")
+
+_P = TypeVar("_P")
+
+
+class LoadOptions(TypedDict, Generic[_P], total=False):
+    """The keyword-only settings of an explicit load, besides its sizes.
+
+    Attributes:
+        capacity: Full capacity (``Capacity`` or ``{"min", "desired", "max"}``) for
+            autoscaling; when given it overrides ``concurrency``.
+        progress: ``True`` prints progress to stderr (the default, but for
+            ``ensure_loaded``: silent); a callable receives
+            [`LoadProgress`][langchain_bytez.manager.LoadProgress] events (the async
+            methods also take an async callable); ``False``/``None`` is silent.
+        deadline: Seconds to wait overall before giving up (default 15 min).
+    """
+
+    capacity: Capacity | Mapping[str, int] | None
+    progress: _P
+    deadline: float
+
+
+class SizedLoadOptions(LoadOptions[_P], total=False):
+    """[`LoadOptions`][langchain_bytez.manager.LoadOptions] and the sizes (``None`` by default).
+
+    Attributes:
+        concurrency: Instances to run (``min = desired = max``); ``None`` keeps an
+            existing cluster's capacity (a new one gets 1).
+        timeout: Idle seconds before shutdown (whole minutes, rounded up, 1-1440);
+            ``None`` keeps an existing cluster's timeout (a new one gets 300 s).
+    """
+
+    concurrency: int | None
+    timeout: float | None
+
+
+# Short names for the signatures below.
+_SyncLoad = SizedLoadOptions[ProgressOption]
+_AsyncLoad = SizedLoadOptions[AsyncProgressOption]
+
+
+def _spec(
+    concurrency: int | None, timeout: float | None, options: LoadOptions[Any], function: str
+) -> LoadSpec:
+    """Check a load's settings into its spec (``function`` names the caller in errors)."""
+    check_options(function, options, LoadOptions)
+    deadline = options.get("deadline", DEFAULT_DEADLINE_SECONDS)
+    return LoadSpec.build(concurrency, timeout, options.get("capacity"), deadline)
 
 
 class ModelManager(LoadCoordinator):
@@ -123,9 +179,7 @@ class ModelManager(LoadCoordinator):
         *,
         concurrency: int = 1,
         timeout: float = DEFAULT_TIMEOUT_SECONDS,
-        capacity: Capacity | Mapping[str, int] | None = None,
-        progress: ProgressOption = None,
-        deadline: float = DEFAULT_DEADLINE_SECONDS,
+        **options: Unpack[LoadOptions[ProgressOption]],
     ) -> ClusterStatus | None:
         """Make sure a model's cluster is running, loading it if needed (single-flight).
 
@@ -135,11 +189,8 @@ class ModelManager(LoadCoordinator):
             concurrency: Instances to run (``min = desired = max``).
             timeout: Idle seconds before the cluster shuts down; sent as whole minutes,
                 rounded up, 1 to 1440.
-            capacity: Full capacity (``Capacity`` or dict with ``min``, ``desired``,
-                ``max``) for autoscaling; overrides ``concurrency``.
-            progress: ``True`` for the console reporter, a callable for events,
-                ``False``/``None`` for silence.
-            deadline: Seconds to wait for the cluster to run before giving up.
+            **options: Keyword-only [`LoadOptions`][langchain_bytez.manager.LoadOptions]
+                (``capacity``, ``progress``: silent by default, ``deadline``).
 
         Returns:
             The running cluster's status, or ``None`` in serverless mode.
@@ -149,9 +200,10 @@ class ModelManager(LoadCoordinator):
             BytezModelLoadError: If the load fails or misses the deadline.
             BytezError: On other service errors (unknown model, bad key...).
         """
-        spec = LoadSpec.build(concurrency, timeout, capacity, deadline)
+        spec = _spec(concurrency, timeout, options, "ensure_loaded")
         model_id = validate_model_id(model_id)
-        return self._load_sync(client, model_id, spec, progress, use_cache=True)
+        load, progress = LoadRequest(model_id, spec), options.get("progress")
+        return self._load_sync(client, load, progress, use_cache=True)
 
     async def aensure_loaded(
         self,
@@ -160,70 +212,45 @@ class ModelManager(LoadCoordinator):
         *,
         concurrency: int = 1,
         timeout: float = DEFAULT_TIMEOUT_SECONDS,
-        capacity: Capacity | Mapping[str, int] | None = None,
-        progress: AsyncProgressOption = None,
-        deadline: float = DEFAULT_DEADLINE_SECONDS,
+        **options: Unpack[LoadOptions[AsyncProgressOption]],
     ) -> ClusterStatus | None:
         """Async version of [`ensure_loaded`][langchain_bytez.manager.ModelManager.ensure_loaded].
 
         It shares the single flight with sync callers; ``progress`` may also be an async
         callable.
         """
-        spec = LoadSpec.build(concurrency, timeout, capacity, deadline)
+        spec = _spec(concurrency, timeout, options, "aensure_loaded")
         model_id = validate_model_id(model_id)
-        return await self._load_async(client, model_id, spec, progress, use_cache=True)
+        progress = options.get("progress")
+        return await self._load_async(client, LoadRequest(model_id, spec), progress, use_cache=True)
 
     # ------------------------------------------------------------------ conveniences
 
     def load(
-        self,
-        model_id: str,
-        *,
-        client: BytezClient,
-        concurrency: int | None = None,
-        timeout: float | None = None,
-        capacity: Capacity | Mapping[str, int] | None = None,
-        progress: ProgressOption = True,
-        deadline: float = DEFAULT_DEADLINE_SECONDS,
+        self, model_id: str, *, client: BytezClient, **options: Unpack[_SyncLoad]
     ) -> ClusterStatus | None:
         """Shortcut for ``ModelHandle(client, model_id, manager=self).load(...)``.
 
         Args:
             model_id: The Bytez model id.
             client: The sync client to use.
-            concurrency: Instances to run; ``None`` keeps an existing cluster's capacity
-                (a new one gets 1).
-            timeout: Idle seconds before shutdown (whole minutes, rounded up, 1-1440);
-                ``None`` keeps an existing cluster's timeout (a new one gets 300 s).
-            capacity: Full capacity for autoscaling; overrides ``concurrency``.
-            progress: ``True``, ``False``/``None`` or a callable.
-            deadline: Seconds to wait for the cluster to run.
+            **options: Keyword-only
+                [`SizedLoadOptions`][langchain_bytez.manager.SizedLoadOptions]:
+                ``concurrency``, ``timeout``, ``capacity``, ``progress``, ``deadline``.
 
         Returns:
             The running cluster's status, or ``None`` in serverless mode.
         """
-        return ModelHandle(client, model_id, manager=self).load(
-            concurrency, timeout, capacity=capacity, progress=progress, deadline=deadline
-        )
+        return ModelHandle(client, model_id, manager=self).load(**options)
 
     async def aload(
-        self,
-        model_id: str,
-        *,
-        client: AsyncBytezClient,
-        concurrency: int | None = None,
-        timeout: float | None = None,
-        capacity: Capacity | Mapping[str, int] | None = None,
-        progress: AsyncProgressOption = True,
-        deadline: float = DEFAULT_DEADLINE_SECONDS,
+        self, model_id: str, *, client: AsyncBytezClient, **options: Unpack[_AsyncLoad]
     ) -> ClusterStatus | None:
         """Async version of [`load`][langchain_bytez.manager.ModelManager.load].
 
         ``progress`` may also be an async callable.
         """
-        return await AsyncModelHandle(client, model_id, manager=self).load(
-            concurrency, timeout, capacity=capacity, progress=progress, deadline=deadline
-        )
+        return await AsyncModelHandle(client, model_id, manager=self).load(**options)
 
     def status(self, model_id: str, *, client: BytezClient) -> ClusterStatus:
         """Shortcut for ``ModelHandle(client, model_id, manager=self).status()``.
@@ -256,15 +283,7 @@ class ModelManager(LoadCoordinator):
 
     @contextmanager
     def session(
-        self,
-        model_id: str,
-        *,
-        client: BytezClient,
-        concurrency: int | None = None,
-        timeout: float | None = None,
-        capacity: Capacity | Mapping[str, int] | None = None,
-        progress: ProgressOption = True,
-        deadline: float = DEFAULT_DEADLINE_SECONDS,
+        self, model_id: str, *, client: BytezClient, **options: Unpack[_SyncLoad]
     ) -> Iterator[ModelHandle]:
         """Load a model for the duration of a ``with`` block, then stop it.
 
@@ -277,29 +296,17 @@ class ModelManager(LoadCoordinator):
         """
         handle = ModelHandle(client, model_id, manager=self)
         try:
-            handle.load(
-                concurrency, timeout, capacity=capacity, progress=progress, deadline=deadline
-            )
+            handle.load(**options)
             yield handle
         except BaseException:
-            try:
+            with _stop_failure_logged(model_id):
                 handle.stop()
-            except Exception:  # noqa: BLE001 - keep the original error, log this one
-                logger.warning("Bytez model %s: stop after error failed", model_id, exc_info=True)
             raise
         handle.stop()
 
     @asynccontextmanager
     async def asession(
-        self,
-        model_id: str,
-        *,
-        client: AsyncBytezClient,
-        concurrency: int | None = None,
-        timeout: float | None = None,
-        capacity: Capacity | Mapping[str, int] | None = None,
-        progress: AsyncProgressOption = True,
-        deadline: float = DEFAULT_DEADLINE_SECONDS,
+        self, model_id: str, *, client: AsyncBytezClient, **options: Unpack[_AsyncLoad]
     ) -> AsyncIterator[AsyncModelHandle]:
         """Async version of [`session`][langchain_bytez.manager.ModelManager.session].
 
@@ -307,17 +314,22 @@ class ModelManager(LoadCoordinator):
         """
         handle = AsyncModelHandle(client, model_id, manager=self)
         try:
-            await handle.load(
-                concurrency, timeout, capacity=capacity, progress=progress, deadline=deadline
-            )
+            await handle.load(**options)
             yield handle
         except BaseException:
-            try:
+            with _stop_failure_logged(model_id):
                 await handle.stop()
-            except Exception:  # noqa: BLE001 - keep the original error, log this one
-                logger.warning("Bytez model %s: stop after error failed", model_id, exc_info=True)
             raise
         await handle.stop()
+
+
+@contextmanager
+def _stop_failure_logged(model_id: str) -> Iterator[None]:
+    """Keep a session's original error: a failure to stop the model is logged only."""
+    try:
+        yield
+    except Exception:  # noqa: BLE001 - keep the original error, log this one
+        logger.warning("Bytez model %s: stop after error failed", model_id, exc_info=True)
 
 
 # --------------------------------------------------------------------------- handles
@@ -385,10 +397,7 @@ class ModelHandle(_ModelHandleBase["BytezClient"]):
         self,
         concurrency: int | None = None,
         timeout: float | None = None,
-        *,
-        capacity: Capacity | Mapping[str, int] | None = None,
-        progress: ProgressOption = True,
-        deadline: float = DEFAULT_DEADLINE_SECONDS,
+        **options: Unpack[LoadOptions[ProgressOption]],
     ) -> ClusterStatus | None:
         """Create (or update) the model's cluster and wait until it is running.
 
@@ -403,12 +412,9 @@ class ModelHandle(_ModelHandleBase["BytezClient"]):
                 existing cluster's, a new one gets 300 s); Bytez counts whole
                 minutes, so this is rounded **up** to minutes and must be 1..1440
                 minutes (at most 86400 s).
-            capacity: Full capacity (``Capacity`` or ``{"min", "desired", "max"}``) for
-                autoscaling; when given it overrides ``concurrency``.
-            progress: ``True`` (default) prints progress to stderr; a callable receives
-                [`LoadProgress`][langchain_bytez.manager.LoadProgress] events; ``False``/``None`` is
-                silent.
-            deadline: Seconds to wait overall before giving up (default 15 min).
+            **options: Keyword-only [`LoadOptions`][langchain_bytez.manager.LoadOptions]:
+                ``capacity`` (autoscaling; overrides ``concurrency``), ``progress``
+                (``True``, the default, prints to stderr), ``deadline`` (default 15 min).
 
         Returns:
             The running cluster's status, or ``None`` in serverless mode (cluster
@@ -420,13 +426,12 @@ class ModelHandle(_ModelHandleBase["BytezClient"]):
                 or is not running by the deadline (message has the last status).
             BytezError: On other service errors (unknown model, bad key...).
         """
-        spec = LoadSpec.build(concurrency, timeout, capacity, deadline)
-        return self._manager._load_sync(
-            self._client, self._model_id, spec, progress, use_cache=False
-        )
+        spec, progress = _spec(concurrency, timeout, options, "load"), options.get("progress", True)
+        load = LoadRequest(self._model_id, spec)
+        return self._manager._load_sync(self._client, load, progress, use_cache=False)
 
     def _drive(self, plan: Plan[_T]) -> _T:
-        return drive(plan, self._client, self._model_id, None, self._manager)
+        return drive(plan, self._client, PlanRun(self._model_id, state=self._manager))
 
     def start(
         self,
@@ -521,22 +526,18 @@ class AsyncModelHandle(_ModelHandleBase["AsyncBytezClient"]):
         self,
         concurrency: int | None = None,
         timeout: float | None = None,
-        *,
-        capacity: Capacity | Mapping[str, int] | None = None,
-        progress: AsyncProgressOption = True,
-        deadline: float = DEFAULT_DEADLINE_SECONDS,
+        **options: Unpack[LoadOptions[AsyncProgressOption]],
     ) -> ClusterStatus | None:
         """Async version of [`ModelHandle.load`][langchain_bytez.manager.ModelHandle.load].
 
         ``progress`` may also be an async callable.
         """
-        spec = LoadSpec.build(concurrency, timeout, capacity, deadline)
-        return await self._manager._load_async(
-            self._client, self._model_id, spec, progress, use_cache=False
-        )
+        spec, progress = _spec(concurrency, timeout, options, "load"), options.get("progress", True)
+        load = LoadRequest(self._model_id, spec)
+        return await self._manager._load_async(self._client, load, progress, use_cache=False)
 
     async def _drive(self, plan: Plan[_T]) -> _T:
-        return await adrive(plan, self._client, self._model_id, None, self._manager)
+        return await adrive(plan, self._client, PlanRun(self._model_id, state=self._manager))
 
     async def start(
         self,

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from types import TracebackType
 from typing import Any
 
 from langchain_bytez.testing.server import LocalBytezServer
@@ -58,12 +57,7 @@ class Endpoint:
         """
         return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         """Stop the local server, if any."""
         self.close()
 

@@ -18,7 +18,6 @@ import contextlib
 import dataclasses
 import threading
 from collections.abc import Iterable, Sequence
-from types import TracebackType
 from typing import Any
 
 from langchain_bytez.testing.catalogue import ROWS, CatalogueRow
@@ -357,12 +356,7 @@ class LocalBytezServer:
         """
         return self.start()
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         """Stop the server."""
         self.stop()
 

@@ -6,7 +6,10 @@ handler, sync (``fake.sync``) and async (``fake.async_``), that answers like Byt
 * runs (``POST /models/v2/{model}``): the envelope ``{"error", "output"}`` with Bytez's
   metadata headers, or a plain-text stream when the body says ``"stream": true``;
 * clusters (``GET``/``PUT``/``PATCH``/``DELETE /models/v2/{model}``) over an in-memory
-  cluster table that turns ``on`` after ``polls_to_run`` reads;
+  cluster table that turns ``on`` (or ``failed``, for a model in ``fail_next``) after
+  ``polls_to_run`` reads; unknown models, cluster routes that are gone (``routes_gone``,
+  ``get_405``) and a slow ``PUT`` (``put_delay``) can be scripted, and ``cluster_hook``
+  may answer a cluster call in the fake's place;
 * the list routes (``/models/v2/list/{models,tasks,clusters}``) and ``request/``.
 
 Answers are scripted (``output``, ``chunks``, ``statuses``, ``delay``); every request is
@@ -20,6 +23,7 @@ import asyncio
 import json
 import threading
 import time
+import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
@@ -37,6 +41,11 @@ HEADERS = {
     "inference-time": "0.5",
     "inference-cost": "0.00005",
 }
+
+
+UNKNOWN_MODEL = "Model does not exist or has yet to be added to the Bytez catalog"
+# Keys of a cluster-table entry that the service would not show.
+_INTERNAL = frozenset({"reads", "fail"})
 
 
 def _echo_world(body: dict[str, Any]) -> Any:
@@ -64,6 +73,14 @@ class FakeBytez:
         tasks: What ``list/tasks`` answers.
         failures: ``(status, error)`` to answer a non-run route with, by its path after
             ``/models/v2/`` (``"list/clusters"``, a model id for its cluster calls...).
+        fail_next: Per model, the reason its next created cluster fails to boot with.
+        unknown: Model ids the catalogue does not know (their cluster calls get 404).
+        routes_gone: The cluster routes are gone (404, and 405 for ``PUT``).
+        get_405: ``GET`` of a cluster answers 405.
+        put_delay: Seconds before a ``PUT`` is answered.
+        cluster_hook: Called with ``(method, model_id)`` before a cluster call is
+            answered; a response it returns is the answer.
+        cluster_bodies: ``(method, model_id, JSON body)`` of every cluster call.
     """
 
     def __init__(self) -> None:
@@ -84,7 +101,16 @@ class FakeBytez:
         self.catalogue: list[dict[str, Any]] = []
         self.tasks: list[str] = []
         self.failures: dict[str, tuple[int, str]] = {}
+        self.fail_next: dict[str, str] = {}
+        self.unknown: set[str] = set()
+        self.routes_gone = False
+        self.get_405 = False
+        self.put_delay = 0.0
+        self.cluster_hook: Callable[[str, str], httpx.Response | None] | None = None
+        self.cluster_bodies: list[tuple[str, str, dict[str, Any]]] = []
         self.lock = threading.Lock()
+        # A key of its own: clients of two fakes never share a ModelManager.
+        self.api_key = f"{FAKE_KEY}-{uuid.uuid4().hex[:12]}"
 
     # ------------------------------------------------------------------ wiring
 
@@ -98,7 +124,25 @@ class FakeBytez:
     def add_cluster(self, model_id: str, status: str, **extra: Any) -> None:
         """Put a cluster in the table (``extra``: capacity, timeout, instances...)."""
         with self.lock:
-            self.clusters[model_id] = {"status": status, "reads": 0, "extra": extra}
+            self.clusters[model_id] = {"status": status, "reads": 0, **extra}
+
+    @property
+    def calls(self) -> list[tuple[str, str]]:
+        """``(method, model_id)`` of every cluster call (runs and list routes left out)."""
+        with self.lock:
+            log = list(self.log)
+        prefix = PREFIX + "/"
+        return [
+            (method, path[len(prefix) :])
+            for method, path in log
+            if method != "POST"
+            and path.startswith(prefix)
+            and not path[len(prefix) :].startswith(("list/", "request/"))
+        ]
+
+    def count(self, method: str) -> int:
+        """How many cluster calls of this method were made."""
+        return sum(1 for m, _ in self.calls if m == method)
 
     def texts(self) -> list[str]:
         """The ``text`` of every run sent (embedding and text-generation runs)."""
@@ -134,30 +178,58 @@ class FakeBytez:
 
     def _cluster_json(self, model_id: str) -> dict[str, Any]:
         cluster = self.clusters[model_id]
-        return {"modelId": model_id, "status": cluster["status"], **cluster.get("extra", {})}
+        shown = {k: v for k, v in cluster.items() if k not in _INTERNAL}
+        return {"modelId": model_id, **shown}
 
     def _cluster(self, method: str, model_id: str, request: httpx.Request) -> httpx.Response:
+        body: dict[str, Any] = json.loads(request.content or b"{}")
         with self.lock:
-            cluster = self.clusters.get(model_id)
-            if method == "PUT":
-                if cluster is not None:
-                    return self._json(409, None, "Cluster already exists")
-                self.clusters[model_id] = {"status": "loading", "reads": 0}
-                return self._json(200, "loading")
-            if cluster is None:
-                return self._json(404, None, "Cluster not found")
-            if method == "DELETE":
-                del self.clusters[model_id]
-                return self._json(200, None)
-            if method == "PATCH":
-                body = json.loads(request.content or b"{}")
-                if body.get("status"):
-                    cluster["status"] = body["status"]
-                return self._json(200, self._cluster_json(model_id))
-            cluster["reads"] += 1
-            if cluster["status"] == "loading" and cluster["reads"] >= self.polls_to_run:
-                cluster["status"] = "on"
+            self.cluster_bodies.append((method, model_id, body))
+        if self.cluster_hook is not None and (answer := self.cluster_hook(method, model_id)):
+            return answer
+        if self.get_405 and method == "GET":
+            return self._json(405, None, "Method Not Allowed")
+        if self.routes_gone:
+            return self._json(405 if method == "PUT" else 404, None, "Not Found")
+        if model_id in self.unknown:
+            return self._json(404, None, UNKNOWN_MODEL)
+        with self.lock:
+            return self._cluster_answer(method, model_id, body)
+
+    def _cluster_answer(self, method: str, model_id: str, body: dict[str, Any]) -> httpx.Response:
+        cluster = self.clusters.get(model_id)
+        if method == "PUT":
+            if cluster is not None:
+                return self._json(409, None, "Cluster already exists")
+            self.clusters[model_id] = {
+                "status": "loading",
+                "reads": 0,
+                "capacity": body.get("capacity"),
+                "timeout": body.get("timeout"),
+                "fail": self.fail_next.pop(model_id, None),
+            }
+            return self._json(202, "Loading")  # as the service answers a create
+        if cluster is None:
+            return self._json(404, None, "Cluster not found")
+        if method == "DELETE":
+            del self.clusters[model_id]
+            return self._json(200, None)
+        if method == "PATCH":
+            for field in ("capacity", "timeout"):
+                if body.get(field) is not None:
+                    cluster[field] = body[field]
+            if body.get("status") == "on" and cluster["status"] in ("off", "failed"):
+                cluster["status"], cluster["reads"] = "loading", 0  # boots again
+            elif body.get("status"):
+                cluster["status"] = body["status"]
             return self._json(200, self._cluster_json(model_id))
+        cluster["reads"] += 1
+        if cluster["status"] == "loading" and cluster["reads"] >= self.polls_to_run:
+            if cluster.get("fail"):
+                cluster["status"], cluster["reason"] = "failed", cluster["fail"]
+            else:
+                cluster["status"] = "on"
+        return self._json(200, self._cluster_json(model_id))
 
     def _run(self, request: httpx.Request) -> tuple[dict[str, Any], httpx.Response | None, float]:
         body: dict[str, Any] = json.loads(request.content)
@@ -190,6 +262,8 @@ class FakeBytez:
 
     def sync(self, request: httpx.Request) -> httpx.Response:
         """The ``httpx.MockTransport`` handler of sync clients."""
+        if request.method == "PUT" and self.put_delay:
+            time.sleep(self.put_delay)
         answered = self._route(request)
         if answered is not None:
             return answered
@@ -212,6 +286,8 @@ class FakeBytez:
 
     async def async_(self, request: httpx.Request) -> httpx.Response:
         """The ``httpx.MockTransport`` handler of async clients."""
+        if request.method == "PUT" and self.put_delay:
+            await asyncio.sleep(self.put_delay)
         answered = self._route(request)
         if answered is not None:
             return answered

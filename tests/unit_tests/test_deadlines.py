@@ -40,7 +40,7 @@ def test_an_expired_deadline_refuses_the_next_request() -> None:
     deadline = Deadline(httpx.Timeout(1.0), clock=time.monotonic() - 5)
     assert deadline.expired
     assert deadline.remaining() == 0.0
-    with pytest.raises(BytezTimeoutError, match="timeout of 1 s") as info:
+    with pytest.raises(BytezTimeoutError, match="timeout of 1 s"):
         deadline.timeout("m/x")
     with pytest.raises(BytezTimeoutError):
         deadline.check("m/x")

@@ -1,4 +1,4 @@
-"""Unit tests of langchain_bytez.manager against small in-memory fakes of the clients."""
+"""Unit tests of langchain_bytez.manager: real clients over the shared fake of the Bytez API."""
 
 from __future__ import annotations
 
@@ -13,12 +13,12 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 from uuid import uuid4
 
+import httpx
 import pytest
 
 from langchain_bytez import progress as progress_mod
 from langchain_bytez.client import AsyncBytezClient, BytezClient
 from langchain_bytez.errors import (
-    BytezInvalidRequestError,
     BytezModelLoadError,
     BytezNotFoundError,
     InvalidModelIdError,
@@ -35,210 +35,45 @@ from langchain_bytez.manager import (
     langchain_progress_dispatcher,
     timeout_to_minutes,
 )
-from langchain_bytez.types import Capacity, ClusterState, ClusterStatus, RunResult
+from langchain_bytez.types import Capacity, ClusterState, ClusterStatus
 from tests.unit_tests.fake_bytez import FAKE_KEY, URL, FakeBytez
 
 MODEL = "openai-community/gpt2"
-_CATALOG_404 = "Model does not exist or has yet to be added to the Bytez catalog"
 
 
 # --------------------------------------------------------------------------- fakes
+# Real clients over the shared fake of the Bytez API (tests/unit_tests/fake_bytez.py):
+# the lifecycle is tested through the clients' wire mapping, as it runs.
 
 
-class FakeBackend:
-    """Cluster state shared by a sync and an async fake client."""
-
-    def __init__(
-        self,
-        *,
-        polls_to_run: int = 2,
-        routes_gone: bool = False,
-        put_delay: float = 0.0,
-        run_delay: float = 0.0,
-    ) -> None:
-        self.lock = threading.Lock()
-        self.clusters: dict[str, dict[str, Any]] = {}
-        self.calls: list[tuple[str, str]] = []
-        self.polls_to_run = polls_to_run
-        self.routes_gone = routes_gone
-        self.get_405 = False
-        self.put_delay = put_delay
-        self.run_delay = run_delay
-        self.fail_next: dict[str, str] = {}
-        self.unknown: set[str] = set()
-        self.payloads: list[dict[str, Any]] = []
-        self.in_flight = 0
-        self.peak = 0
-        self.cache_key = ("http://fake.invalid", uuid4().hex)
-
-    def count(self, method: str) -> int:
-        with self.lock:
-            return sum(1 for m, _ in self.calls if m == method)
-
-    def _record(self, method: str, model_id: str) -> None:
-        with self.lock:
-            self.calls.append((method, model_id))
-
-    def _check_model(self, model_id: str) -> None:
-        if model_id in self.unknown:
-            raise BytezNotFoundError(_CATALOG_404, status_code=404, model_id=model_id)
-
-    def get(self, model_id: str) -> ClusterStatus:
-        self._record("GET", model_id)
-        if self.get_405:
-            raise BytezInvalidRequestError("Method Not Allowed", status_code=405)
-        if self.routes_gone:
-            raise BytezNotFoundError("Not Found", status_code=404)
-        self._check_model(model_id)
-        with self.lock:
-            cluster = self.clusters.get(model_id)
-            if cluster is None:
-                raise BytezNotFoundError("Cluster not found", status_code=404, model_id=model_id)
-            if cluster["status"] == "loading":
-                cluster["polls"] += 1
-                if cluster["polls"] >= self.polls_to_run:
-                    if cluster["fail"]:
-                        cluster["status"] = "failed"
-                        cluster["reason"] = cluster["fail"]
-                    else:
-                        cluster["status"] = "on"
-            return ClusterStatus.from_api(dict(cluster), model_id)
-
-    def put_check(self, model_id: str, capacity: Capacity, minutes: int) -> str:
-        self._record("PUT", model_id)
-        if self.routes_gone:
-            raise BytezInvalidRequestError("Method Not Allowed", status_code=405)
-        self._check_model(model_id)
-        with self.lock:
-            existing = self.clusters.get(model_id)
-            if existing is not None and existing["status"] not in ("off", "failed"):
-                raise BytezInvalidRequestError(
-                    "Cluster already exists", status_code=409, model_id=model_id
-                )
-            self.clusters[model_id] = {
-                "modelId": model_id,
-                "status": "loading",
-                "capacity": capacity.model_dump(),
-                "timeout": minutes,
-                "polls": 0,
-                "fail": self.fail_next.pop(model_id, None),
-            }
-        return "Loading"
-
-    def patch(
-        self, model_id: str, capacity: Capacity | None, minutes: int | None, status: str | None
-    ) -> ClusterStatus:
-        self._record("PATCH", model_id)
-        with self.lock:
-            cluster = self.clusters[model_id]
-            if capacity is not None:
-                cluster["capacity"] = capacity.model_dump()
-            if minutes is not None:
-                cluster["timeout"] = minutes
-            if status == "on" and cluster["status"] in ("off", "failed"):
-                cluster["status"] = "loading"
-                cluster["polls"] = 0
-            return ClusterStatus.from_api(dict(cluster), model_id)
-
-    def delete(self, model_id: str) -> None:
-        self._record("DELETE", model_id)
-        if self.routes_gone:
-            raise BytezNotFoundError("Not Found", status_code=404)
-        with self.lock:
-            if self.clusters.pop(model_id, None) is None:
-                raise BytezNotFoundError("Cluster not found", status_code=404, model_id=model_id)
-
-    def enter_run(self, payload: dict[str, Any]) -> None:
-        with self.lock:
-            self.payloads.append(payload)
-            self.in_flight += 1
-            self.peak = max(self.peak, self.in_flight)
-
-    def exit_run(self) -> None:
-        with self.lock:
-            self.in_flight -= 1
+def new_backend(
+    *, polls_to_run: int = 2, put_delay: float = 0.0, run_delay: float = 0.0
+) -> FakeBytez:
+    """A fake whose clusters run after two reads and whose runs answer ``"ok"``."""
+    fake = FakeBytez()
+    fake.polls_to_run = polls_to_run
+    fake.put_delay = put_delay
+    fake.delay = run_delay
+    fake.output = "ok"
+    return fake
 
 
-class FakeClient:
-    def __init__(self, backend: FakeBackend) -> None:
+class Client(BytezClient):
+    """A real sync client answered by ``backend`` (no retries: the fake is exact)."""
+
+    def __init__(self, backend: FakeBytez) -> None:
+        http = httpx.Client(transport=httpx.MockTransport(backend.sync))
+        super().__init__(backend.api_key, base_url=URL, http_client=http, max_retries=0)
         self.backend = backend
-        self.cache_key = backend.cache_key
-
-    def get_cluster(self, model_id: str, **call: Any) -> ClusterStatus:
-        return self.backend.get(model_id)
-
-    def create_cluster(
-        self, model_id: str, capacity: Capacity, timeout_minutes: int, **call: Any
-    ) -> str:
-        if self.backend.put_delay:
-            time.sleep(self.backend.put_delay)
-        return self.backend.put_check(model_id, capacity, timeout_minutes)
-
-    def update_cluster(
-        self,
-        model_id: str,
-        *,
-        capacity: Capacity | None = None,
-        timeout_minutes: int | None = None,
-        status: str | None = None,
-    ) -> ClusterStatus:
-        return self.backend.patch(model_id, capacity, timeout_minutes, status)
-
-    def delete_cluster(self, model_id: str) -> None:
-        self.backend.delete(model_id)
-
-    def run(self, model_id: str, payload: dict[str, Any]) -> RunResult:
-        self.backend.enter_run(payload)
-        try:
-            time.sleep(self.backend.run_delay)
-        finally:
-            self.backend.exit_run()
-        return RunResult(model_id=model_id, output="ok")
-
-    def stream(self, model_id: str, payload: dict[str, Any]) -> Any:
-        self.backend.enter_run(payload)
-        self.backend.exit_run()
-        return ("stream", model_id, payload)
 
 
-class AsyncFakeClient:
-    def __init__(self, backend: FakeBackend) -> None:
+class AsyncClient(AsyncBytezClient):
+    """A real async client answered by ``backend``."""
+
+    def __init__(self, backend: FakeBytez) -> None:
+        http = httpx.AsyncClient(transport=httpx.MockTransport(backend.async_))
+        super().__init__(backend.api_key, base_url=URL, http_client=http, max_retries=0)
         self.backend = backend
-        self.cache_key = backend.cache_key
-
-    async def get_cluster(self, model_id: str, **call: Any) -> ClusterStatus:
-        await asyncio.sleep(0)
-        return self.backend.get(model_id)
-
-    async def create_cluster(
-        self, model_id: str, capacity: Capacity, timeout_minutes: int, **call: Any
-    ) -> str:
-        await asyncio.sleep(self.backend.put_delay)
-        return self.backend.put_check(model_id, capacity, timeout_minutes)
-
-    async def update_cluster(
-        self,
-        model_id: str,
-        *,
-        capacity: Capacity | None = None,
-        timeout_minutes: int | None = None,
-        status: str | None = None,
-    ) -> ClusterStatus:
-        return self.backend.patch(model_id, capacity, timeout_minutes, status)
-
-    async def delete_cluster(self, model_id: str) -> None:
-        self.backend.delete(model_id)
-
-    async def run(self, model_id: str, payload: dict[str, Any]) -> RunResult:
-        self.backend.enter_run(payload)
-        try:
-            await asyncio.sleep(self.backend.run_delay)
-        finally:
-            self.backend.exit_run()
-        return RunResult(model_id=model_id, output="ok")
-
-    def stream(self, model_id: str, payload: dict[str, Any]) -> Any:
-        return ("astream", model_id, payload)
 
 
 def fresh_manager(**kwargs: Any) -> ModelManager:
@@ -248,18 +83,18 @@ def fresh_manager(**kwargs: Any) -> ModelManager:
 
 
 @pytest.fixture
-def backend() -> FakeBackend:
-    return FakeBackend()
+def backend() -> FakeBytez:
+    return new_backend()
 
 
 @pytest.fixture
-def client(backend: FakeBackend) -> FakeClient:
-    return FakeClient(backend)
+def client(backend: FakeBytez) -> Client:
+    return Client(backend)
 
 
 @pytest.fixture
-def aclient(backend: FakeBackend) -> AsyncFakeClient:
-    return AsyncFakeClient(backend)
+def aclient(backend: FakeBytez) -> AsyncClient:
+    return AsyncClient(backend)
 
 
 @pytest.fixture
@@ -304,7 +139,7 @@ def test_timeout_rejects_bad_values(bad: Any) -> None:
 
 
 @pytest.mark.parametrize("bad", [0, -2, True, False, 1.5, "2"])
-def test_concurrency_rejects_bad_values(client: FakeClient, mgr: ModelManager, bad: Any) -> None:
+def test_concurrency_rejects_bad_values(client: Client, mgr: ModelManager, bad: Any) -> None:
     with pytest.raises(ValueError, match="concurrency"):
         handle(client, mgr).load(bad, progress=False)
     with pytest.raises(ValueError, match="concurrency"):
@@ -326,20 +161,20 @@ def test_concurrency_rejects_bad_values(client: FakeClient, mgr: ModelManager, b
         3,
     ],
 )
-def test_capacity_rejects_bad_values(client: FakeClient, mgr: ModelManager, bad: Any) -> None:
+def test_capacity_rejects_bad_values(client: Client, mgr: ModelManager, bad: Any) -> None:
     with pytest.raises(ValueError, match="capacity"):
         handle(client, mgr).load(capacity=bad, progress=False)
     assert client.backend.calls == []
 
 
 @pytest.mark.parametrize("bad", [0, -1, float("nan"), True, "9"])
-def test_deadline_rejects_bad_values(client: FakeClient, mgr: ModelManager, bad: Any) -> None:
+def test_deadline_rejects_bad_values(client: Client, mgr: ModelManager, bad: Any) -> None:
     with pytest.raises(ValueError, match="deadline"):
         handle(client, mgr).load(deadline=bad, progress=False)
 
 
 def test_huge_integer_deadline_is_accepted_not_an_overflow(
-    client: FakeClient, mgr: ModelManager
+    client: Client, mgr: ModelManager
 ) -> None:
     # float(10**400) overflows; a huge deadline simply means "no deadline".
     status = handle(client, mgr).load(deadline=10**400, progress=False)
@@ -347,14 +182,12 @@ def test_huge_integer_deadline_is_accepted_not_an_overflow(
     assert status.state is ClusterState.RUNNING
 
 
-def test_progress_rejects_non_callables(client: FakeClient, mgr: ModelManager) -> None:
+def test_progress_rejects_non_callables(client: Client, mgr: ModelManager) -> None:
     with pytest.raises(ValueError, match="progress"):
         handle(client, mgr).load(progress="yes")  # type: ignore[arg-type]
 
 
-def test_invalid_model_id_is_refused_before_any_request(
-    client: FakeClient, mgr: ModelManager
-) -> None:
+def test_invalid_model_id_is_refused_before_any_request(client: Client, mgr: ModelManager) -> None:
     with pytest.raises(InvalidModelIdError):
         ModelHandle(client, "../etc/passwd", manager=mgr)  # type: ignore[arg-type]
     with pytest.raises(InvalidModelIdError):
@@ -365,7 +198,7 @@ def test_invalid_model_id_is_refused_before_any_request(
 # --------------------------------------------------------------------------- load
 
 
-def test_load_creates_cluster_and_reports_progress(client: FakeClient, mgr: ModelManager) -> None:
+def test_load_creates_cluster_and_reports_progress(client: Client, mgr: ModelManager) -> None:
     events: list[LoadProgress] = []
     status = handle(client, mgr).load(2, 90, progress=events.append)
     assert status is not None
@@ -384,7 +217,7 @@ def test_load_creates_cluster_and_reports_progress(client: FakeClient, mgr: Mode
     assert "running" in events[-1].message
 
 
-def test_load_with_autoscaling_capacity(client: FakeClient, mgr: ModelManager) -> None:
+def test_load_with_autoscaling_capacity(client: Client, mgr: ModelManager) -> None:
     handle(client, mgr).load(capacity={"min": 0, "desired": 1, "max": 4}, progress=False)
     assert client.backend.clusters[MODEL]["capacity"] == {"min": 0, "desired": 1, "max": 4}
     handle(client, mgr).load(capacity=Capacity(min=1, desired=2, max=3), progress=False)
@@ -392,7 +225,7 @@ def test_load_with_autoscaling_capacity(client: FakeClient, mgr: ModelManager) -
     assert client.backend.count("PATCH") == 1
 
 
-def test_load_of_running_model_costs_one_get(client: FakeClient, mgr: ModelManager) -> None:
+def test_load_of_running_model_costs_one_get(client: Client, mgr: ModelManager) -> None:
     handle(client, mgr).load(progress=False)
     before = len(client.backend.calls)
     events: list[LoadProgress] = []
@@ -404,7 +237,7 @@ def test_load_of_running_model_costs_one_get(client: FakeClient, mgr: ModelManag
     assert events[0].done
 
 
-def test_load_updates_cluster_when_settings_differ(client: FakeClient, mgr: ModelManager) -> None:
+def test_load_updates_cluster_when_settings_differ(client: Client, mgr: ModelManager) -> None:
     handle(client, mgr).load(1, 300, progress=False)
     handle(client, mgr).load(3, 600, progress=False)
     assert client.backend.count("PUT") == 1
@@ -415,7 +248,7 @@ def test_load_updates_cluster_when_settings_differ(client: FakeClient, mgr: Mode
 
 
 def test_load_without_sizes_keeps_an_existing_clusters_settings(
-    client: FakeClient, mgr: ModelManager
+    client: Client, mgr: ModelManager
 ) -> None:
     handle(client, mgr).load(4, 3600, progress=False)
     handle(client, fresh_manager()).load(progress=False)  # no sizes: nothing to change
@@ -434,22 +267,15 @@ def test_load_without_sizes_keeps_an_existing_clusters_settings(
 
 
 def test_load_without_sizes_turns_an_off_cluster_on_keeping_its_settings(
-    client: FakeClient, mgr: ModelManager
+    client: Client, mgr: ModelManager
 ) -> None:
     handle(client, mgr).load(3, 1200, progress=False)
     client.backend.clusters[MODEL]["status"] = "off"
-    patches: list[tuple[Any, Any, Any]] = []
-    real_patch = client.backend.patch
-
-    def spy(model_id: str, capacity: Any, minutes: Any, status: Any) -> ClusterStatus:
-        patches.append((capacity, minutes, status))
-        return real_patch(model_id, capacity, minutes, status)
-
-    client.backend.patch = spy  # type: ignore[method-assign]
     status = handle(client, fresh_manager()).load(progress=False)
     assert status is not None
     assert status.state is ClusterState.RUNNING
-    assert patches == [(None, None, "on")]
+    patches = [body for method, _, body in client.backend.cluster_bodies if method == "PATCH"]
+    assert patches == [{"status": "on"}]  # neither capacity nor timeout sent
     assert client.backend.clusters[MODEL]["capacity"]["desired"] == 3
 
 
@@ -457,7 +283,7 @@ def test_load_without_sizes_turns_an_off_cluster_on_keeping_its_settings(
 
 
 def test_implicit_auto_load_creates_only_when_no_cluster_exists(
-    client: FakeClient, mgr: ModelManager
+    client: Client, mgr: ModelManager
 ) -> None:
     status = mgr.ensure_available(client, MODEL, concurrency=2, timeout=600)  # type: ignore[arg-type]
     assert status is not None
@@ -475,7 +301,7 @@ def test_implicit_auto_load_creates_only_when_no_cluster_exists(
 
 @pytest.mark.parametrize("state", ["off", "failed"])
 def test_implicit_auto_load_leaves_an_off_or_failed_cluster_alone(
-    client: FakeClient, mgr: ModelManager, state: str
+    client: Client, mgr: ModelManager, state: str
 ) -> None:
     handle(client, mgr).load(2, progress=False)
     client.backend.clusters[MODEL]["status"] = state
@@ -485,7 +311,7 @@ def test_implicit_auto_load_leaves_an_off_or_failed_cluster_alone(
 
 
 def test_implicit_auto_load_failure_falls_back_once_and_is_not_retried_each_call(
-    client: FakeClient, mgr: ModelManager
+    client: Client, mgr: ModelManager
 ) -> None:
     client.backend.fail_next[MODEL] = "boot failed"
     with warnings.catch_warnings(record=True) as record:
@@ -500,7 +326,7 @@ def test_implicit_auto_load_failure_falls_back_once_and_is_not_retried_each_call
 
 
 def test_implicit_auto_load_never_calls_closed_source_models(
-    client: FakeClient, mgr: ModelManager
+    client: Client, mgr: ModelManager
 ) -> None:
     for model in ("openai/gpt-4o", "anthropic/claude-3-haiku", "google/gemini-1.5-flash"):
         assert mgr.ensure_available(client, model) is None  # type: ignore[arg-type]
@@ -510,8 +336,8 @@ def test_implicit_auto_load_never_calls_closed_source_models(
 
 
 def test_implicit_followers_share_the_implicit_flight(mgr: ModelManager) -> None:
-    backend = FakeBackend(put_delay=0.05)
-    client = FakeClient(backend)
+    backend = new_backend(put_delay=0.05)
+    client = Client(backend)
     with ThreadPoolExecutor(4) as pool:
         results = list(
             pool.map(
@@ -524,7 +350,7 @@ def test_implicit_followers_share_the_implicit_flight(mgr: ModelManager) -> None
     assert backend.count("PATCH") == 0
 
 
-def test_load_turns_a_stopped_cluster_back_on(client: FakeClient, mgr: ModelManager) -> None:
+def test_load_turns_a_stopped_cluster_back_on(client: Client, mgr: ModelManager) -> None:
     handle(client, mgr).load(progress=False)
     client.backend.clusters[MODEL]["status"] = "off"
     status = handle(client, mgr).load(progress=False)
@@ -533,32 +359,29 @@ def test_load_turns_a_stopped_cluster_back_on(client: FakeClient, mgr: ModelMana
     assert client.backend.count("PATCH") == 1
 
 
-def test_put_conflict_reads_and_updates(client: FakeClient, mgr: ModelManager) -> None:
+def test_put_conflict_reads_and_updates(client: Client, mgr: ModelManager) -> None:
     # GET says no cluster, but by the time of our PUT someone else created one.
     backend = client.backend
-    real_get = backend.get
     first = [True]
 
-    def racing_get(model_id: str) -> ClusterStatus:
-        if first[0]:
-            first[0] = False
-            backend._record("GET", model_id)
-            backend.put_check(model_id, Capacity.fixed(1), 5)
-            raise BytezNotFoundError("Cluster not found", status_code=404)
-        return real_get(model_id)
+    def racing_get(method: str, model_id: str) -> httpx.Response | None:
+        if method != "GET" or not first[0]:
+            return None
+        first[0] = False
+        capacity = Capacity.fixed(1).model_dump()
+        backend.add_cluster(model_id, "loading", capacity=capacity, timeout=5)
+        return httpx.Response(404, json={"error": "Cluster not found", "output": None})
 
-    backend.get = racing_get  # type: ignore[method-assign]
+    backend.cluster_hook = racing_get
     status = handle(client, mgr).load(2, 300, progress=False)
     assert status is not None
     assert status.state is ClusterState.RUNNING
-    assert backend.count("PUT") == 2  # theirs (simulated) and ours, answered 409
+    assert backend.count("PUT") == 1  # ours, answered 409 (theirs was made behind the fake)
     assert backend.count("PATCH") == 1  # capacity differed: 1 -> 2
     assert backend.clusters[MODEL]["capacity"]["desired"] == 2
 
 
-def test_failed_load_raises_with_reason_and_last_status(
-    client: FakeClient, mgr: ModelManager
-) -> None:
+def test_failed_load_raises_with_reason_and_last_status(client: Client, mgr: ModelManager) -> None:
     client.backend.fail_next[MODEL] = "Instance failed to boot: out of memory"
     events: list[LoadProgress] = []
     with pytest.raises(BytezModelLoadError) as info:
@@ -573,9 +396,7 @@ def test_failed_load_raises_with_reason_and_last_status(
     assert events[-1].state is ClusterState.FAILED
 
 
-def test_load_after_failure_replaces_the_failed_cluster(
-    client: FakeClient, mgr: ModelManager
-) -> None:
+def test_load_after_failure_replaces_the_failed_cluster(client: Client, mgr: ModelManager) -> None:
     client.backend.fail_next[MODEL] = "boom"
     with pytest.raises(BytezModelLoadError):
         handle(client, mgr).load(progress=False)
@@ -586,7 +407,7 @@ def test_load_after_failure_replaces_the_failed_cluster(
     assert client.backend.count("PUT") == 2
 
 
-def test_deadline_raises_with_last_status(client: FakeClient, mgr: ModelManager) -> None:
+def test_deadline_raises_with_last_status(client: Client, mgr: ModelManager) -> None:
     client.backend.polls_to_run = 10**9
     started = time.monotonic()
     with pytest.raises(BytezModelLoadError) as info:
@@ -599,9 +420,7 @@ def test_deadline_raises_with_last_status(client: FakeClient, mgr: ModelManager)
     assert info.value.last_status.state is ClusterState.DEPLOYING
 
 
-def test_polling_backs_off_exponentially(
-    client: FakeClient, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_polling_backs_off_exponentially(client: Client, monkeypatch: pytest.MonkeyPatch) -> None:
     client.backend.polls_to_run = 9
     sleeps: list[float] = []
     monkeypatch.setattr(drivers_mod.time, "sleep", sleeps.append)
@@ -611,14 +430,14 @@ def test_polling_backs_off_exponentially(
     assert all(b >= a for a, b in itertools.pairwise(sleeps))
 
 
-def test_unknown_model_raises_not_found(client: FakeClient, mgr: ModelManager) -> None:
+def test_unknown_model_raises_not_found(client: Client, mgr: ModelManager) -> None:
     client.backend.unknown.add(MODEL)
     with pytest.raises(BytezNotFoundError, match="catalog"):
         handle(client, mgr).load(progress=False)
     assert not mgr.serverless
 
 
-def test_start_does_not_wait(client: FakeClient, mgr: ModelManager) -> None:
+def test_start_does_not_wait(client: Client, mgr: ModelManager) -> None:
     status = handle(client, mgr).start(1, 60)
     assert status is not None
     assert status.state is ClusterState.DEPLOYING
@@ -628,7 +447,7 @@ def test_start_does_not_wait(client: FakeClient, mgr: ModelManager) -> None:
 # --------------------------------------------------------------------------- status/stop
 
 
-def test_status_and_stop(client: FakeClient, mgr: ModelManager) -> None:
+def test_status_and_stop(client: Client, mgr: ModelManager) -> None:
     h = handle(client, mgr)
     assert h.status().state is ClusterState.STOPPED  # no cluster: 404 -> stopped
     h.load(progress=False)
@@ -639,7 +458,7 @@ def test_status_and_stop(client: FakeClient, mgr: ModelManager) -> None:
     assert client.backend.count("DELETE") == 2
 
 
-def test_stop_forgets_the_cached_running_state(client: FakeClient, mgr: ModelManager) -> None:
+def test_stop_forgets_the_cached_running_state(client: Client, mgr: ModelManager) -> None:
     mgr.ensure_loaded(client, MODEL)
     handle(client, mgr).stop()
     puts = client.backend.count("PUT")
@@ -650,7 +469,7 @@ def test_stop_forgets_the_cached_running_state(client: FakeClient, mgr: ModelMan
 # --------------------------------------------------------------------------- serverless
 
 
-def test_serverless_fallback_warns_once(client: FakeClient, mgr: ModelManager) -> None:
+def test_serverless_fallback_warns_once(client: Client, mgr: ModelManager) -> None:
     client.backend.routes_gone = True
     events: list[LoadProgress] = []
     with warnings.catch_warnings(record=True) as caught:
@@ -674,7 +493,7 @@ def test_serverless_fallback_warns_once(client: FakeClient, mgr: ModelManager) -
     assert handle(client, mgr).run("hi").output == "ok"
 
 
-def test_get_405_means_serverless(client: FakeClient, mgr: ModelManager) -> None:
+def test_get_405_means_serverless(client: Client, mgr: ModelManager) -> None:
     client.backend.get_405 = True
     with pytest.warns(UserWarning, match="serverless"):
         assert handle(client, mgr).load(progress=False) is None
@@ -682,7 +501,7 @@ def test_get_405_means_serverless(client: FakeClient, mgr: ModelManager) -> None
 
 
 def test_missing_cluster_is_not_mistaken_for_missing_routes(
-    client: FakeClient, mgr: ModelManager
+    client: Client, mgr: ModelManager
 ) -> None:
     # GET answers 404 "Cluster not found": the PUT decides, and it works.
     with warnings.catch_warnings():
@@ -695,16 +514,19 @@ def test_missing_cluster_is_not_mistaken_for_missing_routes(
 # --------------------------------------------------------------------------- run / stream
 
 
-def test_run_and_stream_payloads(client: FakeClient, mgr: ModelManager) -> None:
+def test_run_and_stream_payloads(client: Client, mgr: ModelManager) -> None:
     h = handle(client, mgr)
     messages = [{"role": "user", "content": "Hi"}]
     assert h.run("Once", {"max_new_tokens": 3}).output == "ok"
     h.run(messages)
-    h.stream("Tell", None)
-    assert client.backend.payloads == [
+    stream = h.stream("Tell", None)
+    assert len(client.backend.requests) == 2  # a stream is sent when entered
+    with stream as chunks:
+        assert "".join(chunks) == " hello world"
+    assert client.backend.requests == [
         {"text": "Once", "params": {"max_new_tokens": 3}},
         {"messages": messages},
-        {"text": "Tell"},
+        {"text": "Tell", "stream": True},
     ]
     with pytest.raises(TypeError):
         h.run(42)  # type: ignore[arg-type]
@@ -714,7 +536,7 @@ def test_run_and_stream_payloads(client: FakeClient, mgr: ModelManager) -> None:
         h.run("x", params=[1])  # type: ignore[arg-type]
 
 
-async def test_async_handle_lifecycle(aclient: AsyncFakeClient, mgr: ModelManager) -> None:
+async def test_async_handle_lifecycle(aclient: AsyncClient, mgr: ModelManager) -> None:
     h = AsyncModelHandle(aclient, MODEL, manager=mgr)
     received: list[LoadProgress] = []
 
@@ -727,7 +549,9 @@ async def test_async_handle_lifecycle(aclient: AsyncFakeClient, mgr: ModelManage
     assert status.state is ClusterState.RUNNING
     assert received[-1].done
     assert (await h.run([{"role": "user", "content": "Hi"}])).output == "ok"
-    assert h.stream("x") == ("astream", MODEL, {"text": "x"})
+    async with h.stream("x") as stream:
+        assert "".join([text async for text in stream]) == " hello world"
+    assert aclient.backend.requests[-1] == {"text": "x", "stream": True}
     await h.stop()
     await h.stop()
     assert (await h.status()).state is ClusterState.STOPPED
@@ -737,22 +561,22 @@ async def test_async_handle_lifecycle(aclient: AsyncFakeClient, mgr: ModelManage
 # --------------------------------------------------------------------------- manager
 
 
-def test_for_client_shares_per_cache_key(backend: FakeBackend) -> None:
-    a, b = FakeClient(backend), AsyncFakeClient(backend)
-    other = FakeClient(FakeBackend())
+def test_for_client_shares_per_cache_key(backend: FakeBytez) -> None:
+    a, b = Client(backend), AsyncClient(backend)
+    other = Client(new_backend())
     assert ModelManager.for_client(a) is ModelManager.for_client(b)  # type: ignore[arg-type]
     assert ModelManager.for_client(a) is not ModelManager.for_client(other)  # type: ignore[arg-type]
     assert ModelHandle(a, MODEL).manager is ModelManager.for_client(a)  # type: ignore[arg-type]
 
 
 def test_for_client_is_thread_safe() -> None:
-    backend = FakeBackend()
+    backend = new_backend()
     with ThreadPoolExecutor(16) as pool:
-        managers = list(pool.map(lambda _: ModelManager.for_client(FakeClient(backend)), range(64)))
+        managers = list(pool.map(lambda _: ModelManager.for_client(Client(backend)), range(64)))
     assert len({id(m) for m in managers}) == 1
 
 
-def test_ensure_loaded_caches_running(client: FakeClient, mgr: ModelManager) -> None:
+def test_ensure_loaded_caches_running(client: Client, mgr: ModelManager) -> None:
     assert mgr.ensure_loaded(client, MODEL) is not None
     calls = len(client.backend.calls)
     for _ in range(5):
@@ -763,7 +587,7 @@ def test_ensure_loaded_caches_running(client: FakeClient, mgr: ModelManager) -> 
     assert client.backend.calls[calls:] == [("GET", MODEL)]
 
 
-def test_cache_expires(client: FakeClient) -> None:
+def test_cache_expires(client: Client) -> None:
     mgr = fresh_manager(running_ttl=0.05)
     mgr.ensure_loaded(client, MODEL)
     calls = len(client.backend.calls)
@@ -772,13 +596,13 @@ def test_cache_expires(client: FakeClient) -> None:
     assert client.backend.calls[calls:] == [("GET", MODEL)]
 
 
-def test_cache_is_per_settings(client: FakeClient, mgr: ModelManager) -> None:
+def test_cache_is_per_settings(client: Client, mgr: ModelManager) -> None:
     mgr.ensure_loaded(client, MODEL, concurrency=1)
     mgr.ensure_loaded(client, MODEL, concurrency=2)
     assert client.backend.count("PATCH") == 1
 
 
-def test_first_call_on_running_model_costs_one_get(client: FakeClient) -> None:
+def test_first_call_on_running_model_costs_one_get(client: Client) -> None:
     handle(client, fresh_manager()).load(progress=False)
     calls = len(client.backend.calls)
     mgr = fresh_manager()
@@ -788,8 +612,8 @@ def test_first_call_on_running_model_costs_one_get(client: FakeClient) -> None:
 
 
 def test_threads_single_flight(mgr: ModelManager) -> None:
-    backend = FakeBackend(put_delay=0.05, polls_to_run=3)
-    client = FakeClient(backend)
+    backend = new_backend(put_delay=0.05, polls_to_run=3)
+    client = Client(backend)
     seen: list[LoadProgress] = []
     barrier = threading.Barrier(50)
 
@@ -806,8 +630,8 @@ def test_threads_single_flight(mgr: ModelManager) -> None:
 
 
 async def test_tasks_single_flight(mgr: ModelManager) -> None:
-    backend = FakeBackend(put_delay=0.05, polls_to_run=3)
-    client = AsyncFakeClient(backend)
+    backend = new_backend(put_delay=0.05, polls_to_run=3)
+    client = AsyncClient(backend)
     done_events: list[LoadProgress] = []
 
     async def on_event(event: LoadProgress) -> None:
@@ -823,8 +647,8 @@ async def test_tasks_single_flight(mgr: ModelManager) -> None:
 
 
 def test_single_flight_across_threads_and_event_loops(mgr: ModelManager) -> None:
-    backend = FakeBackend(put_delay=0.05, polls_to_run=3)
-    sync_client, async_client = FakeClient(backend), AsyncFakeClient(backend)
+    backend = new_backend(put_delay=0.05, polls_to_run=3)
+    sync_client, async_client = Client(backend), AsyncClient(backend)
     barrier = threading.Barrier(6)
 
     def in_loop() -> None:
@@ -849,9 +673,9 @@ def test_single_flight_across_threads_and_event_loops(mgr: ModelManager) -> None
 
 
 def test_leader_failure_reaches_followers_and_next_call_retries(mgr: ModelManager) -> None:
-    backend = FakeBackend(put_delay=0.05)
+    backend = new_backend(put_delay=0.05)
     backend.fail_next[MODEL] = "bad weights"
-    client = FakeClient(backend)
+    client = Client(backend)
     barrier = threading.Barrier(8)
 
     def call(_: int) -> str:
@@ -870,8 +694,8 @@ def test_leader_failure_reaches_followers_and_next_call_retries(mgr: ModelManage
 
 
 async def test_cancelled_leader_hands_over(mgr: ModelManager) -> None:
-    backend = FakeBackend(put_delay=0.1)
-    client = AsyncFakeClient(backend)
+    backend = new_backend(put_delay=0.1)
+    client = AsyncClient(backend)
     leader = asyncio.create_task(mgr.aensure_loaded(client, MODEL))
     await asyncio.sleep(0.01)
     follower = asyncio.create_task(mgr.aensure_loaded(client, MODEL))
@@ -885,8 +709,8 @@ async def test_cancelled_leader_hands_over(mgr: ModelManager) -> None:
 
 
 async def test_cancelled_follower_does_not_cancel_the_load(mgr: ModelManager) -> None:
-    backend = FakeBackend(put_delay=0.05)
-    client = AsyncFakeClient(backend)
+    backend = new_backend(put_delay=0.05)
+    client = AsyncClient(backend)
     leader = asyncio.create_task(mgr.aensure_loaded(client, MODEL))
     await asyncio.sleep(0.01)
     follower = asyncio.create_task(mgr.aensure_loaded(client, MODEL))
@@ -897,7 +721,7 @@ async def test_cancelled_follower_does_not_cancel_the_load(mgr: ModelManager) ->
     assert status.state is ClusterState.RUNNING
 
 
-def _wait_for_first_get(backend: FakeBackend) -> None:
+def _wait_for_first_get(backend: FakeBytez) -> None:
     # A load's first request is its GET, sent once it has registered its flight.
     deadline = time.monotonic() + 5
     while not backend.count("GET"):
@@ -908,8 +732,8 @@ def _wait_for_first_get(backend: FakeBackend) -> None:
 def test_concurrent_load_with_other_settings_still_applies_them(mgr: ModelManager) -> None:
     # A load for concurrency=2 arriving while one for concurrency=1 is in flight must
     # not take that load's result as its own: the cluster must end up with 2.
-    backend = FakeBackend(put_delay=0.1, polls_to_run=2)
-    client = FakeClient(backend)
+    backend = new_backend(put_delay=0.1, polls_to_run=2)
+    client = Client(backend)
     first = threading.Thread(target=mgr.ensure_loaded, args=(client, MODEL))
     first.start()
     _wait_for_first_get(backend)  # the first load is in flight (its PUT takes 0.1 s)
@@ -925,8 +749,8 @@ def test_concurrent_load_with_other_settings_still_applies_them(mgr: ModelManage
 async def test_async_concurrent_load_with_other_settings_still_applies_them(
     mgr: ModelManager,
 ) -> None:
-    backend = FakeBackend(put_delay=0.1, polls_to_run=2)
-    client = AsyncFakeClient(backend)
+    backend = new_backend(put_delay=0.1, polls_to_run=2)
+    client = AsyncClient(backend)
     first = asyncio.create_task(mgr.aensure_loaded(client, MODEL))
     while not backend.count("GET"):
         await asyncio.sleep(0.001)
@@ -945,8 +769,8 @@ def test_cancelled_async_follower_stops_listening(
     # A follower cancelled inside an asyncio.run whose loop is then closed must not stay
     # subscribed: forwarding the leader's later events to a closed loop would fail and
     # log a "progress callback failed" warning for each of them.
-    backend = FakeBackend(polls_to_run=8)
-    client = FakeClient(backend)
+    backend = new_backend(polls_to_run=8)
+    client = Client(backend)
     leader = threading.Thread(
         target=mgr.ensure_loaded, args=(client, MODEL), kwargs={"progress": lambda _e: None}
     )
@@ -956,7 +780,7 @@ def test_cancelled_async_follower_stops_listening(
     async def follow() -> None:
         with contextlib.suppress(asyncio.TimeoutError):
             await asyncio.wait_for(
-                mgr.aensure_loaded(AsyncFakeClient(backend), MODEL, progress=lambda _e: None),
+                mgr.aensure_loaded(AsyncClient(backend), MODEL, progress=lambda _e: None),
                 0.01,
             )
 
@@ -993,8 +817,8 @@ def test_late_subscriber_gets_the_replay_before_any_newer_event() -> None:
 
 
 def test_limit_caps_threads(mgr: ModelManager) -> None:
-    backend = FakeBackend(run_delay=0.02)
-    client = FakeClient(backend)
+    backend = new_backend(run_delay=0.02)
+    client = Client(backend)
 
     def work(_: int) -> None:
         with mgr.limit(MODEL, 3):
@@ -1002,20 +826,20 @@ def test_limit_caps_threads(mgr: ModelManager) -> None:
 
     with ThreadPoolExecutor(20) as pool:
         list(pool.map(work, range(40)))
-    assert backend.peak == 3
-    assert len(backend.payloads) == 40
+    assert backend.peak_in_flight == 3
+    assert len(backend.requests) == 40
 
 
 async def test_alimit_caps_tasks(mgr: ModelManager) -> None:
-    backend = FakeBackend(run_delay=0.01)
-    client = AsyncFakeClient(backend)
+    backend = new_backend(run_delay=0.01)
+    client = AsyncClient(backend)
 
     async def work() -> None:
         async with mgr.alimit(MODEL, 2):
             await client.run(MODEL, {"text": "x"})
 
     await asyncio.gather(*(work() for _ in range(20)))
-    assert backend.peak == 2
+    assert backend.peak_in_flight == 2
 
 
 async def test_alimit_is_fifo(mgr: ModelManager) -> None:
@@ -1046,8 +870,8 @@ async def test_alimit_does_not_serialise_when_concurrency_is_high(mgr: ModelMana
 
 
 def test_limit_shared_by_threads_and_loops(mgr: ModelManager) -> None:
-    backend = FakeBackend(run_delay=0.01)
-    sync_client, async_client = FakeClient(backend), AsyncFakeClient(backend)
+    backend = new_backend(run_delay=0.01)
+    sync_client, async_client = Client(backend), AsyncClient(backend)
 
     def loop_worker() -> None:
         async def main() -> None:
@@ -1070,8 +894,8 @@ def test_limit_shared_by_threads_and_loops(mgr: ModelManager) -> None:
         t.start()
     for t in threads:
         t.join(20)
-    assert len(backend.payloads) == 45
-    assert backend.peak <= 2
+    assert len(backend.requests) == 45
+    assert backend.peak_in_flight <= 2
 
 
 async def test_cancelled_waiter_does_not_leak_a_slot(mgr: ModelManager) -> None:
@@ -1119,14 +943,14 @@ def test_limit_rejects_bad_concurrency(mgr: ModelManager) -> None:
 # --------------------------------------------------------------------------- sessions
 
 
-def test_session_loads_and_stops(client: FakeClient, mgr: ModelManager) -> None:
+def test_session_loads_and_stops(client: Client, mgr: ModelManager) -> None:
     with mgr.session(MODEL, client=client, progress=False) as h:  # type: ignore[arg-type]
         assert isinstance(h, ModelHandle)
         assert h.status().state is ClusterState.RUNNING
     assert MODEL not in client.backend.clusters
 
 
-def test_session_stops_on_error(client: FakeClient, mgr: ModelManager) -> None:
+def test_session_stops_on_error(client: Client, mgr: ModelManager) -> None:
     with (
         pytest.raises(KeyError),
         mgr.session(MODEL, client=client, progress=False),  # type: ignore[arg-type]
@@ -1136,7 +960,7 @@ def test_session_stops_on_error(client: FakeClient, mgr: ModelManager) -> None:
     assert client.backend.count("DELETE") == 1
 
 
-def test_session_stops_when_load_fails(client: FakeClient, mgr: ModelManager) -> None:
+def test_session_stops_when_load_fails(client: Client, mgr: ModelManager) -> None:
     client.backend.polls_to_run = 10**9
     with (
         pytest.raises(BytezModelLoadError),
@@ -1146,7 +970,7 @@ def test_session_stops_when_load_fails(client: FakeClient, mgr: ModelManager) ->
     assert MODEL not in client.backend.clusters
 
 
-async def test_asession(aclient: AsyncFakeClient, mgr: ModelManager) -> None:
+async def test_asession(aclient: AsyncClient, mgr: ModelManager) -> None:
     seen: list[ClusterState] = []
 
     async def body() -> None:
@@ -1161,7 +985,7 @@ async def test_asession(aclient: AsyncFakeClient, mgr: ModelManager) -> None:
     assert MODEL not in aclient.backend.clusters
 
 
-def test_manager_shortcuts(client: FakeClient, aclient: AsyncFakeClient, mgr: ModelManager) -> None:
+def test_manager_shortcuts(client: Client, aclient: AsyncClient, mgr: ModelManager) -> None:
     status = mgr.load(MODEL, client=client, progress=False)  # type: ignore[arg-type]
     assert status is not None
     assert mgr.status(MODEL, client=client).state is ClusterState.RUNNING  # type: ignore[arg-type]
@@ -1226,7 +1050,7 @@ def test_console_reporter_tty_updates_one_line_and_clears_it() -> None:
 
 
 def test_default_reporter_writes_to_stderr(
-    client: FakeClient, mgr: ModelManager, capsys: pytest.CaptureFixture[str]
+    client: Client, mgr: ModelManager, capsys: pytest.CaptureFixture[str]
 ) -> None:
     handle(client, mgr).load()
     err = capsys.readouterr().err
@@ -1235,7 +1059,7 @@ def test_default_reporter_writes_to_stderr(
 
 
 def test_progress_false_is_silent(
-    client: FakeClient, mgr: ModelManager, capsys: pytest.CaptureFixture[str]
+    client: Client, mgr: ModelManager, capsys: pytest.CaptureFixture[str]
 ) -> None:
     handle(client, mgr).load(progress=False)
     handle(client, mgr).stop()
@@ -1243,7 +1067,7 @@ def test_progress_false_is_silent(
     assert capsys.readouterr().err == ""
 
 
-def test_failing_callback_does_not_break_the_load(client: FakeClient, mgr: ModelManager) -> None:
+def test_failing_callback_does_not_break_the_load(client: Client, mgr: ModelManager) -> None:
     def broken(event: LoadProgress) -> None:
         raise RuntimeError("reporter bug")
 
@@ -1351,7 +1175,7 @@ async def test_async_dispatchers_send_custom_events() -> None:
     assert received == ["deploying", "deploying", "running"]
 
 
-async def test_astream_events_shows_loading_events_with_fake_client(backend: FakeBackend) -> None:
+async def test_astream_events_shows_loading_events_with_fake_client(backend: FakeBytez) -> None:
     from langchain_core.callbacks.manager import (
         AsyncCallbackManagerForLLMRun,
         CallbackManagerForLLMRun,
@@ -1359,7 +1183,7 @@ async def test_astream_events_shows_loading_events_with_fake_client(backend: Fak
     from langchain_core.language_models.llms import LLM
 
     mgr = fresh_manager()
-    sync_client, async_client = FakeClient(backend), AsyncFakeClient(backend)
+    sync_client, async_client = Client(backend), AsyncClient(backend)
 
     class TinyLLM(LLM):
         @property
@@ -1397,7 +1221,7 @@ async def test_astream_events_shows_loading_events_with_fake_client(backend: Fak
     assert custom[-1]["data"]["done"] is True
 
 
-def test_handle_repr_has_no_secrets(client: FakeClient, mgr: ModelManager) -> None:
+def test_handle_repr_has_no_secrets(client: Client, mgr: ModelManager) -> None:
     assert repr(handle(client, mgr)) == f"ModelHandle(model_id={MODEL!r})"
     assert "fake" not in repr(mgr)
 
@@ -1405,11 +1229,11 @@ def test_handle_repr_has_no_secrets(client: FakeClient, mgr: ModelManager) -> No
 async def test_sync_call_inside_the_loop_does_not_deadlock_on_an_async_leader(
     mgr: ModelManager,
 ) -> None:
-    backend = FakeBackend(put_delay=0.05)
-    leader = asyncio.create_task(mgr.aensure_loaded(AsyncFakeClient(backend), MODEL))
+    backend = new_backend(put_delay=0.05)
+    leader = asyncio.create_task(mgr.aensure_loaded(AsyncClient(backend), MODEL))
     await asyncio.sleep(0.01)
     # A sync call made on the loop thread (e.g. llm.invoke inside async code).
-    status = mgr.ensure_loaded(FakeClient(backend), MODEL)
+    status = mgr.ensure_loaded(Client(backend), MODEL)
     assert status is not None
     assert status.state is ClusterState.RUNNING
     assert await asyncio.wait_for(leader, 5) is not None
@@ -1459,7 +1283,7 @@ def test_implicit_budgets_set_on_the_manager_module_reach_the_lifecycle(
 
     monkeypatch.setattr(facade, "IMPLICIT_CALL_TIMEOUT", 0.5)
     assert settings.IMPLICIT_CALL_TIMEOUT == 0.5
-    assert drivers._call_options(implicit=True) == {"timeout": 0.5, "retry": False}
+    assert drivers.PlanRun(MODEL, implicit=True).call_options() == {"timeout": 0.5, "retry": False}
     monkeypatch.setattr(facade, "IMPLICIT_RETRY_AFTER", 7.0)
     assert settings.IMPLICIT_RETRY_AFTER == 7.0
     monkeypatch.undo()
