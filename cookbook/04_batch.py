@@ -3,9 +3,9 @@
 #
 # Three hundred prompts through one model, with:
 #
-# * **bounded concurrency**: `concurrency=8` loads eight instances and never lets
-#   more than eight runs of the model be in flight from this process; LangChain's
-#   `max_concurrency` bounds the worker threads;
+# * **bounded concurrency**: `concurrency=8` loads eight instances, and
+#   `max_concurrent_requests=8` never lets more than eight runs be in flight to the
+#   account from this process; LangChain's `max_concurrency` bounds the worker threads;
 # * a **progress bar** (`tqdm`) fed by `batch_as_completed`, which yields each result
 #   as soon as it is ready;
 # * **rate limits survived**: against the local server we inject HTTP 429 answers.
@@ -63,6 +63,7 @@ llm = BytezLLM(
     base_url=BASE_URL,
     max_new_tokens=8,
     concurrency=CONCURRENCY,
+    max_concurrent_requests=CONCURRENCY,
     max_retries=6,
 )
 prompts = [f"Fact {i}: the number {i} is" for i in range(PROMPT_COUNT)]

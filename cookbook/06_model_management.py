@@ -8,8 +8,9 @@
 # * a text-generation model with **2** instances (two runs at once);
 # * a chat model with **1** instance.
 #
-# LangChain classes created with `auto_load=False` reuse the loaded models, and
-# their `concurrency` field caps this process's in-flight runs per model.
+# LangChain classes created with `auto_load=False` reuse the loaded models; their
+# `max_concurrent_requests` caps the runs in flight to the account (one limiter per
+# account, shared by both models): 2 for the text model's runs, 1 for the chat model's.
 #
 # With `BYTEZ_API_KEY` unset it runs against the local Bytez-compatible server with its
 # cluster routes on (`cluster_routes="on"`: one of the modes the live service may be
@@ -72,7 +73,7 @@ with ExitStack() as stack:
         status = handle.status()
         if status.raw_status == "serverless":
             # No cluster routes at this endpoint: nothing was loaded; runs go serverless
-            # and `concurrency` still caps this process's in-flight runs.
+            # and `max_concurrent_requests` still caps this process's in-flight runs.
             print(
                 f"Session open: {handle.model_id}: cluster routes unavailable at "
                 f"{BASE_URL}; serverless mode (the first run starts the model)"
@@ -94,7 +95,7 @@ with ExitStack() as stack:
         api_key=API_KEY,
         base_url=BASE_URL,
         auto_load=False,
-        concurrency=2,
+        max_concurrent_requests=2,
         max_new_tokens=6,
     )
     chat = ChatBytez(
@@ -102,7 +103,7 @@ with ExitStack() as stack:
         api_key=API_KEY,
         base_url=BASE_URL,
         auto_load=False,
-        concurrency=1,
+        max_concurrent_requests=1,
         max_tokens=12,
     )
     texts = llm.batch([f"Item {i} of the batch is" for i in range(6)])
@@ -110,8 +111,8 @@ with ExitStack() as stack:
     print(f"Text batch: {len(texts)} results; chat batch: {len(replies)} replies")
     print(f"First chat reply: {replies[0].text!r}")
     if server is not None:
-        # Requests the server saw at once, queued ones included: the client-side cap
-        # kept them at the concurrency of each model, so none was refused with 429.
+        # Requests the server saw at once, queued ones included: the client-side,
+        # account-wide cap kept them within each object's max_concurrent_requests.
         print(f"Peak runs in flight: {TEXT_MODEL}={server.peak_in_flight(TEXT_MODEL)}")
         print(f"Peak runs in flight: {CHAT_MODEL}={server.peak_in_flight(CHAT_MODEL)}")
 

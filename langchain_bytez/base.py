@@ -11,7 +11,8 @@
   configuration,
   shared by every instance with the same configuration and created on first use;
 * the run preparation: auto-load through the shared
-  [`ModelManager`][langchain_bytez.manager.ModelManager] and the per-model in-flight cap;
+  [`ModelManager`][langchain_bytez.manager.ModelManager] (the account-wide in-flight
+  limit is the clients' own, see ``max_concurrent_requests``);
 * safe copying and pickling: clients are never copied (they are looked up again), and
   pickles never carry the API key;
 * two async helpers every class needs:
@@ -100,8 +101,21 @@ PROVIDER_KEY_ENV = "BYTEZ_PROVIDER_KEY"
 """Environment variable read for ``provider_key`` when it is not passed."""
 
 # (base_url, key fingerprint, timeout, max_retries, max_retry_wait, headers,
-#  provider-key fingerprint, async transport)
-_ClientKey = tuple[str, str, float | None, int, float, tuple[tuple[str, str], ...], str, str]
+#  provider-key fingerprint, max_concurrent_requests, max_response_bytes,
+#  stream_idle_timeout, async transport)
+_ClientKey = tuple[
+    str,
+    str,
+    float | None,
+    int,
+    float,
+    tuple[tuple[str, str], ...],
+    str,
+    int | None,
+    int,
+    float | None,
+    str,
+]
 
 _MASK = "**********"  # what pydantic shows for a SecretStr
 
@@ -219,10 +233,36 @@ class BytezModelMixin(BaseModel):
     accepted too and means the same root."""
 
     timeout: float | None = Field(default=None, gt=0)
-    """Per-request timeout in seconds.
+    """Each call's total deadline in seconds.
 
-    ``None`` (default) uses the client's timeouts, sized for cold starts: Bytez holds a
-    request open while a model loads, which can take minutes."""
+    Everything counts: waiting for a concurrency slot, connecting, the server's time,
+    reading the answer and the waits between retries; a stream must end within it too.
+    ``None`` (default) allows 10 minutes, sized for cold starts: Bytez holds a request
+    open while a model loads, which can take minutes."""
+
+    max_concurrent_requests: int | None = Field(default=None, ge=1)
+    """Most model runs (open streams included) in flight to the Bytez account at once.
+
+    Bytez limits concurrent requests per account, across all its models (free tier 1,
+    paid 4 to 400), and answers 429 beyond it. One limiter per base URL and key is
+    shared by every object, model, thread and event loop of the process. ``None``
+    (default) learns the limit: it starts at 4, halves on each 429 and grows back by
+    one as runs succeed while it is full. Set it to your account's limit to skip the
+    learning, or to your share of it when several processes use one account (each
+    process learns on its own from the 429s it gets, so they end up splitting the
+    limit, with retries on the way). A call that finds no free slot before its
+    ``timeout`` fails with ``BytezConcurrencyTimeoutError``."""
+
+    max_response_bytes: int = Field(default=64 * 1024 * 1024, ge=1)
+    """Largest answer read, in bytes counted after decompression (default 64 MiB).
+
+    A stream stops at the same total. Beyond it: ``BytezResponseTooLargeError``."""
+
+    stream_idle_timeout: float | None = Field(default=120.0, gt=0)
+    """Longest wait in seconds for a stream's next chunk (``None``: only ``timeout``).
+
+    Beyond it the stream ends with ``BytezStreamTimeoutError`` (its ``delivered_text``
+    holds what arrived)."""
 
     max_retries: int = Field(default=2, ge=0)
     """Retries on rate limits (429), gateway errors (5xx) and connection failures.
@@ -282,12 +322,11 @@ class BytezModelMixin(BaseModel):
     the first run (serverless behaviour)."""
 
     concurrency: int = Field(default=1, ge=1)
-    """Parallel inferences: in-flight runs allowed per model, and the size of a new cluster.
+    """Instances of a cluster auto-load creates (Bytez's ``load({concurrency})``).
 
-    Caps this process's in-flight runs against the model (extra calls wait client-side
-    instead of being refused with 429). Auto-load uses it only when it *creates* a
-    cluster; an existing cluster keeps its own capacity. To resize one, call
-    ``client.model(id).load(concurrency=...)``."""
+    Auto-load uses it only when it *creates* a cluster; an existing cluster keeps its
+    own capacity. To resize one, call ``client.model(id).load(concurrency=...)``. How
+    many runs are in flight at once is ``max_concurrent_requests``' business."""
 
     instance_timeout: int = Field(default=300, ge=60, le=86_400)
     """Idle seconds before Bytez shuts a cluster that auto-load *creates* down.
@@ -511,6 +550,9 @@ class BytezModelMixin(BaseModel):
             self.max_retry_wait,
             headers,
             _fingerprint(self._provider_key_now()),
+            self.max_concurrent_requests,
+            self.max_response_bytes,
+            self.stream_idle_timeout,
             self.async_transport,
         )
 
@@ -523,6 +565,9 @@ class BytezModelMixin(BaseModel):
             "max_retry_wait": self.max_retry_wait,
             "default_headers": self.default_headers,
             "provider_key": self._provider_key_now(),
+            "max_concurrent_requests": self.max_concurrent_requests,
+            "max_response_bytes": self.max_response_bytes,
+            "stream_idle_timeout": self.stream_idle_timeout,
         }
 
     def _sync_client(self) -> BytezClient:
@@ -597,7 +642,7 @@ class BytezModelMixin(BaseModel):
         model_id: str,
         run_manager: CallbackManagerForLLMRun | None = None,
     ) -> Iterator[None]:
-        """Wrap one run: auto-load the model, then hold a slot of its in-flight cap.
+        """Wrap one run: auto-load the model; forget it if the run says it is not loaded.
 
         Auto-load is implicit here: see ``auto_load`` and
         [`ensure_available`][langchain_bytez.manager.ModelManager.ensure_available] (it
@@ -630,8 +675,7 @@ class BytezModelMixin(BaseModel):
                 ),
             )
         try:
-            with manager.limit(model_id, self.concurrency):
-                yield
+            yield  # the client takes the account's concurrency slot for the run
         except BytezError as error:
             if _means_not_loaded(error):
                 manager.forget(model_id)
@@ -659,8 +703,7 @@ class BytezModelMixin(BaseModel):
                 ),
             )
         try:
-            async with manager.alimit(model_id, self.concurrency):
-                yield
+            yield  # the client takes the account's concurrency slot for the run
         except BytezError as error:
             if _means_not_loaded(error):
                 manager.forget(model_id)

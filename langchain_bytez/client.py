@@ -41,6 +41,7 @@ from langchain_bytez.clients.redirects import AsyncRedirectGuard, RedirectGuard
 from langchain_bytez.clients.streams import AsyncTextStream, TextStream
 from langchain_bytez.errors import BytezError
 from langchain_bytez.lifecycle.manager import AsyncModelHandle, ModelHandle
+from langchain_bytez.limiter import Slot
 from langchain_bytez.registry import CLIENTS
 from langchain_bytez.types import Capacity, ClusterStatus, ModelInfo, RunResult, check_options
 from langchain_bytez.wire import endpoints
@@ -49,11 +50,15 @@ from langchain_bytez.wire.config import (
     BASE_URL_ENV,
     DEFAULT_BASE_URL,
     DEFAULT_LIMITS,
+    DEFAULT_MAX_RESPONSE_BYTES,
+    DEFAULT_STREAM_IDLE_TIMEOUT,
     DEFAULT_TIMEOUT,
     AsyncTransport,
     ClientCore,
+    ReadResponse,
     resolve_async_transport,
 )
+from langchain_bytez.wire.deadline import Deadline
 from langchain_bytez.wire.endpoints import Answer, Call, Plan, PlanDriver
 from langchain_bytez.wire.retry import OnRetry
 
@@ -62,6 +67,8 @@ __all__ = [
     "BASE_URL_ENV",
     "DEFAULT_BASE_URL",
     "DEFAULT_LIMITS",
+    "DEFAULT_MAX_RESPONSE_BYTES",
+    "DEFAULT_STREAM_IDLE_TIMEOUT",
     "DEFAULT_TIMEOUT",
     "AsyncBytezClient",
     "AsyncTextStream",
@@ -185,6 +192,9 @@ class BytezClient(ClientCore):
         provider_key: str | SecretStr | None = None,
         http_client: httpx.Client | None = None,
         on_retry: OnRetry | None = None,
+        max_concurrent_requests: int | None = None,
+        max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
+        stream_idle_timeout: float | None = DEFAULT_STREAM_IDLE_TIMEOUT,
     ) -> None:
         """Create a client; nothing is sent until the first call.
 
@@ -193,11 +203,10 @@ class BytezClient(ClientCore):
                 variable.
             base_url: The API root; defaults to ``BYTEZ_BASE_URL``, then
                 ``https://api.bytez.com``.
-            timeout: Seconds, or an ``httpx.Timeout``, applied to every request (also on
-                an injected ``http_client``). A number ``t`` means connect within
-                ``min(10, t)`` s and wait up to ``t`` s per read/write. Defaults to
-                [`DEFAULT_TIMEOUT`][langchain_bytez.client.DEFAULT_TIMEOUT] (reads up to 10
-                minutes, for cold starts).
+            timeout: Each call's total deadline (slot wait, connect, server, body,
+                retry waits; streams too), in seconds or an ``httpx.Timeout`` whose
+                ``read`` is the total. Defaults to
+                [`DEFAULT_TIMEOUT`][langchain_bytez.client.DEFAULT_TIMEOUT] (10 minutes).
             max_retries: Retries after the first attempt for retryable failures.
             max_retry_wait: Longest single wait between attempts, in seconds.
             default_headers: Extra headers sent with every request.
@@ -205,10 +214,15 @@ class BytezClient(ClientCore):
             http_client: An ``httpx.Client`` to use instead of our own; it is not closed
                 by [`close`][langchain_bytez.client.BytezClient.close].
             on_retry: Called with tenacity's ``RetryCallState`` before each retry.
+            max_concurrent_requests: Most model runs and open streams in flight to the
+                account at once (``None``: learned from 429s by the limiter every
+                client of this base URL and key shares).
+            max_response_bytes: Largest answer read, after decompression (64 MiB).
+            stream_idle_timeout: Longest wait for a stream's next chunk (120 s).
 
         Raises:
             MissingAPIKeyError: If no key was given and ``BYTEZ_API_KEY`` is unset.
-            ValueError: If ``base_url`` or a retry setting is invalid.
+            ValueError: If ``base_url``, a retry or a limit setting is invalid.
             TypeError: If ``http_client`` is not an ``httpx.Client``.
         """
         self._check_http_client(http_client, httpx.Client)
@@ -222,6 +236,9 @@ class BytezClient(ClientCore):
             provider_key=provider_key,
             on_retry=on_retry,
             injected=http_client is not None,
+            max_concurrent_requests=max_concurrent_requests,
+            max_response_bytes=max_response_bytes,
+            stream_idle_timeout=stream_idle_timeout,
         )
         self._injected = http_client
         self._guard = RedirectGuard(http_client, self) if http_client is not None else None
@@ -278,27 +295,54 @@ class BytezClient(ClientCore):
     # -- I/O --------------------------------------------------------------------------
 
     def _send(
-        self, call: Call[Any], timeout: httpx.Timeout, *, stream: bool = False
+        self, call: Call[Any], deadline: Deadline, idle: float | None = None
     ) -> httpx.Response:
+        """Send one request; the response's body is still to be read (and closed)."""
         http = self._client()
-        request = self._build_request(http, call, timeout)
+        request = self._request(http, call, deadline)
         started = self._clock()
         try:
-            response = http.send(request, stream=stream)
+            response = http.send(request, stream=True)
         except httpx.HTTPError as exc:
             failure = exc
         else:
             self._log_response(call, response.status_code, started)
+            deadline.body_timeouts(request, idle)
             return response
-        raise self._transport_error(failure, call.model_id)  # outside the except: see _caused_by
+        # Outside the except: see _caused_by.
+        raise self._read_failure(failure, deadline, call.model_id)
 
-    def _with_retries(self, attempt: Callable[[], _T], label: str, on_retry: OnRetry | None) -> _T:
+    def _read(
+        self, response: httpx.Response, deadline: Deadline, model_id: str | None
+    ) -> ReadResponse:
+        """Read and close a body within the call's deadline and ``max_response_bytes``."""
+        reader = self._body_reader(response, model_id)
+        with reader.reading():
+            try:
+                for chunk in response.iter_raw() if reader.raw else response.iter_bytes():
+                    reader.take(chunk, deadline)
+                reader.take(None, deadline)
+            finally:
+                response.close()
+        return self._body_read(response, reader, deadline)
+
+    def _acquire(self, call: Call[Any], deadline: Deadline, front: bool) -> Slot:
+        """A slot of the account's limiter, waiting at most the time left."""
+        wait = self._slot_wait(deadline)
+        slot = self._limiter.acquire(wait, cap=self._max_concurrent, front=front)
+        if slot is None:
+            raise self._no_slot(call, wait)
+        return slot
+
+    def _with_retries(
+        self, attempt: Callable[[], _T], label: str, on_retry: OnRetry | None, deadline: Deadline
+    ) -> _T:
         try:
             return attempt()
         except BytezError as exc:
             failure = exc
         loop = self._retry_loop(failure, label, on_retry, tenacity.Retrying)
-        while loop is not None and (wait := loop.after_failure(failure)) is not None:
+        while loop is not None and (wait := loop.after(failure, deadline)) is not None:
             _sleep(wait)
             try:
                 return attempt()
@@ -309,12 +353,22 @@ class BytezClient(ClientCore):
         raise failure.with_traceback(None)
 
     def _execute(self, call: Call[_T]) -> _T:
-        timeout = self._call_timeout(call.timeout)
+        deadline = self._deadline(call.timeout)
+        attempts = 0
 
         def attempt() -> Answer:
-            return self._answer(self._send(call, timeout), call.model_id)
+            nonlocal attempts
+            # A retry queues ahead of calls that have not waited yet.
+            slot = self._acquire(call, deadline, attempts > 0) if call.slot else None
+            attempts += 1
+            with self._holding(slot):
+                response = self._send(call, deadline)
+                return self._answer(self._read(response, deadline, call.model_id), call.model_id)
 
-        answer = self._with_retries(attempt, call.label, call.on_retry) if call.retry else attempt()
+        if call.retry:
+            answer = self._with_retries(attempt, call.label, call.on_retry, deadline)
+        else:
+            answer = attempt()
         return call.parse(answer, self._redact)
 
     def _drive(self, plan: Plan[_T]) -> _T:
@@ -561,6 +615,9 @@ class AsyncBytezClient(ClientCore):
         http_client: httpx.AsyncClient | None = None,
         on_retry: OnRetry | None = None,
         async_transport: AsyncTransport = "auto",
+        max_concurrent_requests: int | None = None,
+        max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
+        stream_idle_timeout: float | None = DEFAULT_STREAM_IDLE_TIMEOUT,
     ) -> None:
         """Create a client; nothing is sent until the first call.
 
@@ -579,6 +636,9 @@ class AsyncBytezClient(ClientCore):
             provider_key: See ``BytezClient``.
             http_client: An ``httpx.AsyncClient`` to use instead of our own.
             on_retry: See ``BytezClient``.
+            max_concurrent_requests: See ``BytezClient``.
+            max_response_bytes: See ``BytezClient``.
+            stream_idle_timeout: See ``BytezClient``.
             async_transport: The transport of our own pool (an injected ``http_client``
                 is used as it is): ``"aiohttp"`` (``httpx-aiohttp``'s transport, from
                 ``pip install 'langchain-bytez[aiohttp]'``: flat under hundreds of
@@ -603,6 +663,9 @@ class AsyncBytezClient(ClientCore):
             provider_key=provider_key,
             on_retry=on_retry,
             injected=http_client is not None,
+            max_concurrent_requests=max_concurrent_requests,
+            max_response_bytes=max_response_bytes,
+            stream_idle_timeout=stream_idle_timeout,
         )
         self._transport = resolve_async_transport(async_transport, self._base_url)
         self._injected = http_client
@@ -676,29 +739,57 @@ class AsyncBytezClient(ClientCore):
     # -- I/O --------------------------------------------------------------------------
 
     async def _send(
-        self, call: Call[Any], timeout: httpx.Timeout, *, stream: bool = False
+        self, call: Call[Any], deadline: Deadline, idle: float | None = None
     ) -> httpx.Response:
+        """Send one request; the response's body is still to be read (and closed)."""
         http = self._client()
-        request = self._build_request(http, call, timeout)
+        request = self._request(http, call, deadline)
         started = self._clock()
         try:
-            response = await http.send(request, stream=stream)
+            response = await http.send(request, stream=True)
         except httpx.HTTPError as exc:
             failure = exc
         else:
             self._log_response(call, response.status_code, started)
+            deadline.body_timeouts(request, idle)
             return response
-        raise self._transport_error(failure, call.model_id)  # outside the except: see _caused_by
+        raise self._read_failure(failure, deadline, call.model_id)  # see BytezClient._send
+
+    async def _read(
+        self, response: httpx.Response, deadline: Deadline, model_id: str | None
+    ) -> ReadResponse:
+        """Async version of ``BytezClient._read``."""
+        reader = self._body_reader(response, model_id)
+        with reader.reading():
+            try:
+                async for piece in response.aiter_raw() if reader.raw else response.aiter_bytes():
+                    reader.take(piece, deadline)
+                reader.take(None, deadline)
+            finally:
+                await response.aclose()
+        return self._body_read(response, reader, deadline)
+
+    async def _acquire(self, call: Call[Any], deadline: Deadline, front: bool) -> Slot:
+        """Async version of ``BytezClient._acquire`` (any loop, any thread)."""
+        wait = self._slot_wait(deadline)
+        slot = await self._limiter.aacquire(wait, cap=self._max_concurrent, front=front)
+        if slot is None:
+            raise self._no_slot(call, wait)
+        return slot
 
     async def _with_retries(
-        self, attempt: Callable[[], Awaitable[_T]], label: str, on_retry: OnRetry | None
+        self,
+        attempt: Callable[[], Awaitable[_T]],
+        label: str,
+        on_retry: OnRetry | None,
+        deadline: Deadline,
     ) -> _T:
         try:
             return await attempt()
         except BytezError as exc:
             failure = exc
         loop = self._retry_loop(failure, label, on_retry, tenacity.AsyncRetrying)
-        while loop is not None and (wait := loop.after_failure(failure)) is not None:
+        while loop is not None and (wait := loop.after(failure, deadline)) is not None:
             await _async_sleep(wait)
             try:
                 return await attempt()
@@ -707,13 +798,20 @@ class AsyncBytezClient(ClientCore):
         raise failure.with_traceback(None)  # see BytezClient._with_retries
 
     async def _execute(self, call: Call[_T]) -> _T:
-        timeout = self._call_timeout(call.timeout)
+        deadline = self._deadline(call.timeout)
+        attempts = 0
 
         async def attempt() -> Answer:
-            return self._answer(await self._send(call, timeout), call.model_id)
+            nonlocal attempts
+            slot = await self._acquire(call, deadline, attempts > 0) if call.slot else None
+            attempts += 1
+            with self._holding(slot):
+                response = await self._send(call, deadline)
+                read = await self._read(response, deadline, call.model_id)
+                return self._answer(read, call.model_id)
 
         if call.retry:
-            answer = await self._with_retries(attempt, call.label, call.on_retry)
+            answer = await self._with_retries(attempt, call.label, call.on_retry, deadline)
         else:
             answer = await attempt()
         return call.parse(answer, self._redact)

@@ -38,6 +38,7 @@ __all__ = [
     "BytezRateLimitError",
     "BytezResponseTooLargeError",
     "BytezStreamError",
+    "BytezStreamTimeoutError",
     "BytezTimeoutError",
     "InvalidHeaderError",
     "InvalidModelIdError",
@@ -104,6 +105,11 @@ class BytezError(ModelError):
         of httpx internals to every traceback); ``None`` when there is none or when
         its text would reveal a key."""
         super().__init__(self._render())
+
+    def _amend(self, note: str) -> None:
+        """Add ``note`` to the message (a client-side reason, such as why no retry)."""
+        self.message = f"{self.message}. {note}" if self.message else note
+        self.args = (self._render(),)
 
     def _render(self) -> str:
         parts = []
@@ -265,6 +271,15 @@ class BytezStreamError(BytezError, ModelAPIError):
     is_retryable = False
     _details = frozenset({"delivered_text"})
     delivered_text: str = ""
+
+
+class BytezStreamTimeoutError(BytezStreamError, ModelTimeoutError):
+    """A stream ran past its call's ``timeout``, or went quiet longer than allowed.
+
+    The call's ``timeout`` is the total time a stream may take, from its request to its
+    last chunk; ``stream_idle_timeout`` is the longest wait for the next chunk. Never
+    retried; ``delivered_text`` holds what arrived before.
+    """
 
 
 class BytezModelLoadError(BytezError, ModelAPIError):

@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING
 
 import httpx
 
+from langchain_bytez.errors import BytezError, BytezResponseTooLargeError
+from langchain_bytez.limiter import Slot
 from langchain_bytez.wire.stream import STREAMING_EXCEPTIONS, StreamCore
 
 if TYPE_CHECKING:
@@ -72,50 +74,66 @@ class TextStream(StreamCore["BytezClient"]):
         return self._iterate()
 
     def __del__(self) -> None:
-        """Garbage-collected without close(): still give the connection back."""
-        response = getattr(self, "_response", None)
-        if response is not None:
-            with contextlib.suppress(Exception):  # nothing can be done in a finaliser
+        """Garbage-collected without close(): still give the connection and slot back."""
+        with contextlib.suppress(Exception):  # nothing can be done in a finaliser
+            self._release_slot()
+            response = getattr(self, "_response", None)
+            if response is not None:
                 response.close()
 
     def close(self) -> None:
-        """Release the connection (idempotent)."""
+        """Release the connection and the account's concurrency slot (idempotent)."""
         self._closed = True
         response, self._response = self._response, None
-        if response is not None:
-            response.close()
+        try:
+            if response is not None:
+                response.close()
+        finally:
+            self._release_slot()
 
     def _open_stream(self) -> httpx.Response:
-        """One attempt: send the request, return a 2xx response or raise its error."""
+        """One attempt: take a slot, send, return a 2xx response or raise its error."""
         client = self._client
-        response = client._send(self._call, self._timeout, stream=True)
-        if 200 <= response.status_code < 300:
-            return response
+        deadline = self._budget
+        slot: Slot | None = client._acquire(self._call, deadline, self._next_attempt())
+        error: BaseException | None = None
         try:
-            body = response.read()
-        except httpx.HTTPError:
-            body = b""  # the status alone still says what happened
+            response = client._send(self._call, deadline, client._stream_idle)
+            if 200 <= response.status_code < 300:
+                self._hold(slot, response)  # type: ignore[arg-type]
+                slot = None
+                return response
+            try:
+                body = client._read(response, deadline, self.model_id).content
+            except BytezResponseTooLargeError:
+                raise
+            except BytezError:
+                body = b""  # the status alone still says what happened
+            error = client._stream_error(response, body, self.model_id)
         finally:
-            response.close()
-        raise client._stream_error(response, body, self.model_id)
+            self._give_back(slot, error)
+        raise error
 
     def _ensure_open(self) -> None:
         if self._response is not None or not self._check_openable():
             return
-        response = self._client._with_retries(self._open_stream, self._call.label, self._on_retry)
+        client = self._client
+        response = client._with_retries(
+            self._open_stream, self._call.label, self._on_retry, self._budget
+        )
         if not self._started(response):
             self._response = response
             return
-        failure: httpx.HTTPError | None = None
+        failure: BytezError | None = None
         try:
-            body = response.read()
-        except httpx.HTTPError as exc:
-            failure = exc
+            read = client._read(response, self._budget, self.model_id)
+        except BytezError as exc:
+            failure = self._json_broken(exc)
         finally:
-            response.close()
+            self._release_slot()
         if failure is not None:
-            raise self._broken(failure)
-        self._prefetch_json(body, response)
+            raise failure  # outside the except: see _caused_by
+        self._prefetch_json(read.content, read)
 
     def _iterate(self) -> Iterator[str]:
         self._begin_iteration()
@@ -128,7 +146,7 @@ class TextStream(StreamCore["BytezClient"]):
             response = self._response
             if response is None:  # closed while opening
                 return
-            chunks = response.iter_bytes()
+            chunks = response.iter_raw() if self._raw else response.iter_bytes()
             failure: BaseException | None = None
             while not self._finished:
                 try:
@@ -138,7 +156,7 @@ class TextStream(StreamCore["BytezClient"]):
                 except STREAMING_EXCEPTIONS as exc:
                     failure = exc
                     break
-                if text := self._decode(chunk):
+                if text := self._feed(chunk):
                     yield text
             if failure is not None:
                 raise self._broken(failure)  # outside the except: see _caused_by
@@ -193,45 +211,68 @@ class AsyncTextStream(StreamCore["AsyncBytezClient"]):
         """
         return self._iterate()
 
+    def __del__(self) -> None:
+        """Garbage-collected without aclose(): still give the account's slot back.
+
+        The connection itself can only be closed by its event loop (httpx closes it
+        when the pool is collected); the slot is released from any thread.
+        """
+        with contextlib.suppress(Exception):  # nothing can be done in a finaliser
+            self._release_slot()
+
     async def aclose(self) -> None:
-        """Release the connection (idempotent)."""
+        """Release the connection and the account's concurrency slot (idempotent)."""
         self._closed = True
         response, self._response = self._response, None
-        if response is not None:
-            await response.aclose()
+        try:
+            if response is not None:
+                await response.aclose()
+        finally:
+            self._release_slot()
 
     async def _open_stream(self) -> httpx.Response:
-        """One attempt: send the request, return a 2xx response or raise its error."""
+        """One attempt: take a slot, send, return a 2xx response or raise its error."""
         client = self._client
-        response = await client._send(self._call, self._timeout, stream=True)
-        if 200 <= response.status_code < 300:
-            return response
+        deadline = self._budget
+        slot: Slot | None = await client._acquire(self._call, deadline, self._next_attempt())
+        error: BaseException | None = None
         try:
-            body = await response.aread()
-        except httpx.HTTPError:
-            body = b""  # the status alone still says what happened
+            response = await client._send(self._call, deadline, client._stream_idle)
+            if 200 <= response.status_code < 300:
+                self._hold(slot, response)  # type: ignore[arg-type]
+                slot = None
+                return response
+            try:
+                body = (await client._read(response, deadline, self.model_id)).content
+            except BytezResponseTooLargeError:
+                raise
+            except BytezError:
+                body = b""  # the status alone still says what happened
+            error = client._stream_error(response, body, self.model_id)
         finally:
-            await response.aclose()
-        raise client._stream_error(response, body, self.model_id)
+            self._give_back(slot, error)
+        raise error
 
     async def _ensure_open(self) -> None:
         if self._response is not None or not self._check_openable():
             return
         client = self._client
-        response = await client._with_retries(self._open_stream, self._call.label, self._on_retry)
+        response = await client._with_retries(
+            self._open_stream, self._call.label, self._on_retry, self._budget
+        )
         if not self._started(response):
             self._response = response
             return
-        failure: httpx.HTTPError | None = None
+        failure: BytezError | None = None
         try:
-            body = await response.aread()
-        except httpx.HTTPError as exc:
-            failure = exc
+            read = await client._read(response, self._budget, self.model_id)
+        except BytezError as exc:
+            failure = self._json_broken(exc)
         finally:
-            await response.aclose()
+            self._release_slot()
         if failure is not None:
-            raise self._broken(failure)
-        self._prefetch_json(body, response)
+            raise failure  # outside the except: see _caused_by
+        self._prefetch_json(read.content, read)
 
     async def _iterate(self) -> AsyncIterator[str]:
         self._begin_iteration()
@@ -245,7 +286,8 @@ class AsyncTextStream(StreamCore["AsyncBytezClient"]):
             response = self._response
             if response is None:  # closed while opening
                 return
-            chunks = response.aiter_bytes()  # type: ignore[assignment]
+            raw = response.aiter_raw() if self._raw else response.aiter_bytes()
+            chunks = raw  # type: ignore[assignment]
             failure: BaseException | None = None
             while not self._finished:
                 try:
@@ -255,7 +297,7 @@ class AsyncTextStream(StreamCore["AsyncBytezClient"]):
                 except STREAMING_EXCEPTIONS as exc:
                     failure = exc
                     break
-                if text := self._decode(chunk):
+                if text := self._feed(chunk):
                     yield text
             if failure is not None:
                 raise self._broken(failure)  # outside the except: see _caused_by

@@ -569,11 +569,15 @@ class LoadCoordinator:
 
     @contextmanager
     def limit(self, model_id: str, concurrency: int) -> Iterator[None]:
-        """Hold one of ``concurrency`` run slots of a model (blocks while all are taken).
+        """Hold one of ``concurrency`` slots of a model (blocks while all are taken).
+
+        An optional per-model cap for your own code: the LangChain classes and the
+        clients do not take it. Model runs are limited account-wide by the clients
+        (see ``max_concurrent_requests``).
 
         Args:
             model_id: The Bytez model id.
-            concurrency: Most runs of this model in flight at once through this manager.
+            concurrency: Most holders of this model's slots at once through this manager.
 
         Yields:
             Nothing; the slot is released on exit.
@@ -581,19 +585,19 @@ class LoadCoordinator:
         Raises:
             ValueError: If ``concurrency`` is not a positive integer.
         """
-        limiter = self._limiter(model_id, concurrency)
-        limiter.acquire()
+        slot = self._limiter(model_id, concurrency).acquire()
         try:
             yield
         finally:
-            limiter.release()
+            if slot is not None:
+                slot.release()
 
     @asynccontextmanager
     async def alimit(self, model_id: str, concurrency: int) -> AsyncIterator[None]:
         """Async version of ``limit``: waits without blocking the loop; any loop may use it."""
-        limiter = self._limiter(model_id, concurrency)
-        await limiter.aacquire()
+        slot = await self._limiter(model_id, concurrency).aacquire()
         try:
             yield
         finally:
-            limiter.release()
+            if slot is not None:
+                slot.release()

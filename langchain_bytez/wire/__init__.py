@@ -9,6 +9,8 @@ values. The client shells ([`langchain_bytez.client`][langchain_bytez.client],
   two-request methods as plans.
 * [`outputs`][langchain_bytez.wire.outputs]: one parser per task for a run's ``output``.
 * [`retry`][langchain_bytez.wire.retry]: the retry loop as a state machine.
+* [`deadline`][langchain_bytez.wire.deadline]: a call's total deadline and the bounded
+  reading (and decompressing) of its body.
 * [`stream`][langchain_bytez.wire.stream]: one streamed run's state and rules.
 * [`config`][langchain_bytez.wire.config]: key, base URL, timeouts, headers, redaction,
   transport-error mapping, redirect rules, the async transport choice.

@@ -20,6 +20,8 @@ import time
 import urllib.request
 import warnings
 from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 import httpx
@@ -33,8 +35,10 @@ from langchain_bytez.errors import (
     BytezTimeoutError,
     MissingAPIKeyError,
 )
+from langchain_bytez.limiter import Outcome, Slot, account_limiter
 from langchain_bytez.types import ResponseMeta
 from langchain_bytez.wire import headers as wire_headers
+from langchain_bytez.wire.deadline import ACCEPT_ENCODING, BodyReader, Deadline, concurrency_timeout
 from langchain_bytez.wire.endpoints import Answer, Call
 from langchain_bytez.wire.retry import OnRetry, RetryLoop
 
@@ -46,6 +50,8 @@ __all__ = [
     "BASE_URL_ENV",
     "DEFAULT_BASE_URL",
     "DEFAULT_LIMITS",
+    "DEFAULT_MAX_RESPONSE_BYTES",
+    "DEFAULT_STREAM_IDLE_TIMEOUT",
     "DEFAULT_TIMEOUT",
     "AsyncTransport",
     "ClientCore",
@@ -69,10 +75,17 @@ BASE_URL_ENV = "BYTEZ_BASE_URL"
 """Environment variable the API root is read from when no ``base_url`` is passed."""
 
 DEFAULT_TIMEOUT = httpx.Timeout(connect=10.0, read=600.0, write=60.0, pool=600.0)
-"""Default request timeout: reads wait up to 10 minutes, connecting up to 10 seconds.
+"""Default timeout: each call ends within 10 minutes, connecting within 10 seconds.
 
-Cold starts hold a run open for minutes; connecting should be quick. ``pool`` only
-matters with a connection cap (ours has none)."""
+The ``read`` value is the call's total deadline (queue, connect, server, body, retry
+waits), and bounds each read. Cold starts hold a run open for minutes; connecting
+should be quick."""
+
+DEFAULT_MAX_RESPONSE_BYTES = 64 * 1024 * 1024
+"""Largest answer read (64 MiB), counted after decompression; streams included."""
+
+DEFAULT_STREAM_IDLE_TIMEOUT = 120.0
+"""Longest wait, in seconds, for a stream's next chunk once it has started."""
 
 DEFAULT_LIMITS = httpx.Limits(
     max_connections=400, max_keepalive_connections=32, keepalive_expiry=5.0
@@ -231,8 +244,9 @@ def _resolve_base_url(base_url: str | None) -> str:
 def _to_timeout(timeout: float | httpx.Timeout | None) -> httpx.Timeout:
     """Normalise a timeout.
 
-    A number ``t`` means: connect within ``min(10, t)`` seconds, then allow ``t`` seconds
-    for each read, write and pool wait (httpx timeouts are per phase, not per request).
+    A number ``t`` means: the whole call within ``t`` seconds, connecting within
+    ``min(10, t)``. An ``httpx.Timeout`` keeps its phases; its ``read`` value is also the
+    call's total deadline (``read=None``: no total limit).
     """
     if timeout is None:
         return DEFAULT_TIMEOUT
@@ -246,6 +260,34 @@ def _to_timeout(timeout: float | httpx.Timeout | None) -> httpx.Timeout:
         raise ValueError(msg)
     seconds = float(timeout)
     return httpx.Timeout(connect=min(10.0, seconds), read=seconds, write=seconds, pool=seconds)
+
+
+def _positive(name: str, value: float | None, *, integer: bool = False) -> Any:
+    if value is None:
+        return None
+    kind = int if integer else (int, float)
+    if isinstance(value, bool) or not isinstance(value, kind) or not value > 0:
+        what = "a positive integer" if integer else "a positive number"
+        msg = f"{name} must be {what} or None, got {value!r}"
+        raise ValueError(msg)
+    if not integer and math.isinf(value):
+        return None
+    return value
+
+
+@dataclass(frozen=True, slots=True)
+class ReadResponse:
+    """A response whose body was read within the call's budgets (``ResponseLike``).
+
+    Attributes:
+        status_code: The HTTP status.
+        headers: The response headers.
+        content: The decoded body.
+    """
+
+    status_code: int
+    headers: httpx.Headers
+    content: bytes
 
 
 def _secret_value(value: str | SecretStr | None) -> str | None:
@@ -270,6 +312,9 @@ class ClientCore:
         provider_key: str | SecretStr | None,
         on_retry: OnRetry | None,
         injected: bool,
+        max_concurrent_requests: int | None = None,
+        max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
+        stream_idle_timeout: float | None = DEFAULT_STREAM_IDLE_TIMEOUT,
     ) -> None:
         """Resolve and check the settings (see ``BytezClient`` for each argument).
 
@@ -283,6 +328,11 @@ class ClientCore:
             provider_key: A closed-source provider's key.
             on_retry: Called before each retry sleep.
             injected: Whether the caller supplied the ``httpx`` client.
+            max_concurrent_requests: Most model runs in flight to the account at once
+                from this client (``None``: learned from 429 answers).
+            max_response_bytes: Largest answer read, after decompression.
+            stream_idle_timeout: Longest wait for a stream's next chunk, in seconds
+                (``None``: only the call's timeout).
 
         Raises:
             MissingAPIKeyError: If there is no key.
@@ -314,6 +364,22 @@ class ClientCore:
         self._secret_re = wire_headers.secret_pattern(self._secrets)
         self._on_retry = on_retry
         self._cache_key = (self._base_url, hashlib.sha256(key.encode()).hexdigest()[:16])
+        # One limiter per account (base URL and key): every client, model, thread and
+        # loop of this process shares it (Bytez limits concurrency per account).
+        self._max_concurrent: int | None = _positive(
+            "max_concurrent_requests", max_concurrent_requests, integer=True
+        )
+        self._limiter = account_limiter(self._cache_key)
+        if self._max_concurrent is not None:
+            self._limiter.allow_cap(self._max_concurrent)
+        self._max_response_bytes: int = _positive(
+            "max_response_bytes", max_response_bytes, integer=True
+        )
+        if self._max_response_bytes is None:
+            msg = "max_response_bytes must be a positive integer"
+            raise ValueError(msg)
+        self._stream_idle: float | None = _positive("stream_idle_timeout", stream_idle_timeout)
+        self._own_encoding = not any(name.lower() == "accept-encoding" for name in self._headers)
         # Parsed request URLs by path (see _url): parsing costs more than the rest of
         # building a request, and one client only ever uses a few paths.
         self._urls: dict[str, httpx.URL] = {}
@@ -349,8 +415,26 @@ class ClientCore:
 
     @property
     def timeout(self) -> httpx.Timeout:
-        """The default timeout of every request."""
+        """The default timeout of every call (``read`` is the total deadline)."""
         return self._timeout
+
+    @property
+    def max_concurrent_requests(self) -> int | None:
+        """This client's cap on model runs in flight to the account (``None``: learned)."""
+        return self._max_concurrent
+
+    @property
+    def concurrency_limit(self) -> int:
+        """Model runs this client may have in flight to the account right now.
+
+        The account limiter's learned limit, or ``max_concurrent_requests`` if lower.
+        """
+        return self._limiter.limit_for(self._max_concurrent)
+
+    @property
+    def max_response_bytes(self) -> int:
+        """Largest answer read, in bytes after decompression."""
+        return self._max_response_bytes
 
     def __repr__(self) -> str:
         """Show the base URL only: never the key."""
@@ -422,6 +506,68 @@ class ClientCore:
     def _call_timeout(self, timeout: float | httpx.Timeout | None) -> httpx.Timeout:
         return self._timeout if timeout is None else _to_timeout(timeout)
 
+    def _deadline(self, timeout: float | httpx.Timeout | None) -> Deadline:
+        """The call's deadline, started now."""
+        return Deadline(self._call_timeout(timeout))
+
+    def _request(
+        self,
+        http: httpx.Client | httpx.AsyncClient | RedirectGuard | AsyncRedirectGuard,
+        call: Call[Any],
+        deadline: Deadline,
+    ) -> httpx.Request:
+        """The request of ``call``, its timeouts cut to the time left of ``deadline``."""
+        request = self._build_request(http, call, deadline.timeout(call.model_id))
+        if self._own_encoding:
+            # Only encodings BodyReader decompresses in bounded steps.
+            request.headers["Accept-Encoding"] = ACCEPT_ENCODING
+        return request
+
+    @staticmethod
+    def _slot_wait(deadline: Deadline) -> float | None:
+        remaining = deadline.remaining()
+        return None if math.isinf(remaining) else remaining
+
+    def _no_slot(self, call: Call[Any], waited: float | None) -> BytezError:
+        limiter, cap = self._limiter, self._max_concurrent
+        return concurrency_timeout(limiter, cap, waited or 0.0, call.model_id)
+
+    @staticmethod
+    @contextmanager
+    def _holding(slot: Slot | None) -> Iterator[None]:
+        """Release ``slot`` (if any) after the attempt, reporting how it went."""
+        outcome = Outcome.FAILED
+        try:
+            yield
+            outcome = Outcome.OK
+        except BytezError as exc:
+            outcome = Outcome.of(exc)
+            raise
+        finally:
+            if slot is not None:
+                slot.release(outcome)
+
+    def _body_reader(self, response: httpx.Response, model_id: str | None) -> BodyReader:
+        encoding = response.headers.get("content-encoding", "")
+        read = response.is_stream_consumed
+        return BodyReader(self._max_response_bytes, encoding, model_id, read=read)
+
+    def _body_read(
+        self, response: httpx.Response, reader: BodyReader, deadline: Deadline
+    ) -> ReadResponse:
+        """The read response, or the typed error of the transport failure that cut it."""
+        if reader.failure is not None:
+            raise self._read_failure(reader.failure, deadline, reader.model_id)
+        return ReadResponse(response.status_code, response.headers, bytes(reader.body))
+
+    def _read_failure(
+        self, exc: httpx.HTTPError, deadline: Deadline, model_id: str | None
+    ) -> BytezError:
+        """The typed error of a failed send or body read (the deadline's, if it ran out)."""
+        if isinstance(exc, httpx.TimeoutException) and deadline.expired:
+            return self._caused_by(deadline.error(model_id), exc)
+        return self._transport_error(exc, model_id)
+
     def _transport_error(self, exc: httpx.HTTPError, model_id: str | None) -> BytezError:
         detail = self._redact(str(exc)) or type(exc).__name__
         error: BytezError
@@ -480,7 +626,7 @@ class ClientCore:
         """A start time for the request's debug log line, if debug logging is on."""
         return time.perf_counter() if logger.isEnabledFor(logging.DEBUG) else None
 
-    def _answer(self, response: httpx.Response, model_id: str | None) -> Answer:
+    def _answer(self, response: ReadResponse, model_id: str | None) -> Answer:
         """The envelope of a read response, or its typed error (raised)."""
         output, provider = protocol.parse_envelope(response, model_id, redact=self._redact)
         meta = ResponseMeta.from_headers(response.headers, response.status_code)

@@ -81,6 +81,8 @@ class Call(Generic[T]):
         timeout: The call's own timeout (``None``: the client's).
         on_retry: The call's own retry callback.
         retry: ``False`` sends once, without the client's retries.
+        slot: Whether the call holds a slot of the account's concurrency limiter
+            (model runs do; catalogue and cluster calls do not).
     """
 
     method: str
@@ -92,6 +94,7 @@ class Call(Generic[T]):
     timeout: float | httpx.Timeout | None = None
     on_retry: Callable[..., None] | None = None
     retry: bool = True
+    slot: bool = False
 
     @property
     def label(self) -> str:
@@ -179,7 +182,7 @@ def run(
             model_id=model_id, output=answer.output, meta=answer.meta, provider=answer.provider
         )
 
-    return Call("POST", path, parse, model_id, body, timeout=timeout, on_retry=on_retry)
+    return Call("POST", path, parse, model_id, body, timeout=timeout, on_retry=on_retry, slot=True)
 
 
 def stream_body(model_id: str, payload: Mapping[str, Any]) -> tuple[str, bytes]:
@@ -195,7 +198,7 @@ def stream_body(model_id: str, payload: Mapping[str, Any]) -> tuple[str, bytes]:
 
 def stream_call(model_id: str, path: str, content: bytes) -> Call[Any]:
     """The request of a streamed run (its body is read by the stream, not parsed here)."""
-    return Call("POST", path, _output, model_id, content)
+    return Call("POST", path, _output, model_id, content, slot=True)
 
 
 # -- catalogue -----------------------------------------------------------------------

@@ -27,6 +27,8 @@ loop fills it (one state per call, ``attempt_number``, ``outcome``, ``next_actio
 from __future__ import annotations
 
 import logging
+import math
+import random
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
@@ -36,6 +38,7 @@ from langchain_bytez.errors import BytezError
 
 if TYPE_CHECKING:
     from langchain_bytez.protocol import RetryPolicy
+    from langchain_bytez.wire.deadline import Deadline
 
 __all__ = ["OnRetry", "RetryLoop"]
 
@@ -84,15 +87,19 @@ class RetryLoop:
         retry_object.begin()
         self.state = tenacity.RetryCallState(retry_object, fn=None, args=(), kwargs={})
 
-    def after_failure(self, error: BytezError) -> float | None:
+    def after_failure(self, error: BytezError, remaining: float = math.inf) -> float | None:
         """Record a failed attempt; return the seconds to wait, or ``None`` to give up.
 
-        Gives up when the error is not retryable or the attempts are used up. Before
+        Gives up when the error is not retryable, the attempts are used up, or the wait
+        does not fit: a server's wait (``Retry-After``, ``ratelimit-reset``) longer than
+        ``max_retry_wait`` or than the call's time left, or a backoff longer than the
+        time left, ends the call at once, the wait named in the error's message. Before
         returning a wait it logs a warning and calls the callbacks, as tenacity's
         ``before_sleep`` did.
 
         Args:
             error: The typed error the attempt raised.
+            remaining: Seconds left of the call's deadline.
 
         Returns:
             Seconds to sleep before the next attempt, or ``None``.
@@ -104,7 +111,9 @@ class RetryLoop:
         number = state.attempt_number
         if not self._policy.should_retry(error) or number >= self._policy.attempts:
             return None
-        wait = self._policy.wait_after(error, number)
+        wait = self._wait(error, number, remaining)
+        if wait is None:
+            return None
         state.upcoming_sleep = wait
         state.next_action = tenacity.RetryAction(wait)
         state.idle_for += wait
@@ -124,3 +133,43 @@ class RetryLoop:
         for callback in self._callbacks:
             callback(state)
         return wait
+
+    def after(self, error: BytezError, deadline: Deadline) -> float | None:
+        """``after_failure`` with the time left of ``deadline``."""
+        return self.after_failure(error, deadline.remaining())
+
+    def _wait(self, error: BytezError, number: int, remaining: float) -> float | None:
+        """The wait before the next attempt, or ``None`` (the error amended) if none fits.
+
+        A server's wait gets jitter on top (up to ``jitter`` x 2 x the larger of that
+        wait and the backoff), so that callers refused together do not come back
+        together; never more than ``max_retry_wait``.
+        """
+        policy = self._policy
+        asked = getattr(error, "retry_after", None)
+        if not isinstance(asked, (int, float)) or asked < 0:
+            wait = policy.backoff(number)
+            if wait >= remaining:
+                error._amend(
+                    f"Not retried: the {wait:.3g} s backoff would pass the call's "
+                    f"timeout ({remaining:.3g} s left)"
+                )
+                return None
+            return wait
+        asked = float(asked)
+        if asked > policy.max_wait:
+            error._amend(
+                f"Not retried: the server asked to wait {asked:.3g} s, longer than "
+                f"max_retry_wait={policy.max_wait:.3g} s; raise max_retry_wait or try later"
+            )
+            return None
+        if asked >= remaining:
+            error._amend(
+                f"Not retried: the server asked to wait {asked:.3g} s, longer than the "
+                f"{remaining:.3g} s left of the call's timeout; raise timeout or try later"
+            )
+            return None
+        base = policy.initial_backoff * policy.backoff_multiplier ** max(0, number - 1)
+        spread = 2 * policy.jitter * max(asked, min(base, policy.max_backoff))
+        wait = asked + random.uniform(0.0, spread) if spread else asked  # noqa: S311
+        return min(wait, policy.max_wait, asked + max(0.0, (remaining - asked) / 2))

@@ -15,10 +15,17 @@ from typing import TYPE_CHECKING, Generic, TypeVar
 import httpx
 
 from langchain_bytez import protocol
-from langchain_bytez.errors import BytezAPIError, BytezStreamError
+from langchain_bytez.errors import (
+    BytezAPIError,
+    BytezConnectionError,
+    BytezError,
+    BytezStreamError,
+)
+from langchain_bytez.limiter import Outcome, Slot
 from langchain_bytez.streaming import StreamTextDecoder
 from langchain_bytez.types import ResponseMeta
-from langchain_bytez.wire.config import ClientCore
+from langchain_bytez.wire.config import ClientCore, ReadResponse
+from langchain_bytez.wire.deadline import BodyReader, Deadline
 from langchain_bytez.wire.endpoints import stream_call
 from langchain_bytez.wire.outputs import text_of_output
 
@@ -99,6 +106,12 @@ class StreamCore(Generic[ClientT]):
         self._status = 0
         self._closed = False
         self._iterated = False
+        # Set when the request is sent: the call's deadline, the account slot held
+        # until the stream is closed or exhausted, the bounded body reader.
+        self._deadline: Deadline | None = None
+        self._slot: Slot | None = None
+        self._reader: BodyReader | None = None
+        self._attempts = 0
 
     @property
     def text(self) -> str:
@@ -115,14 +128,71 @@ class StreamCore(Generic[ClientT]):
     def _check_openable(self) -> bool:
         """Whether the request is still to be sent; raises if the stream was closed first.
 
-        The shell also checks its own open response first.
+        The shell also checks its own open response first. Starts the call's deadline.
         """
         if self._prefetched is not None:
             return False
         if self._closed:
             msg = "This Bytez stream is closed"
             raise RuntimeError(msg)
+        if self._deadline is None:
+            self._deadline = Deadline(self._timeout)
         return True
+
+    @property
+    def _budget(self) -> Deadline:
+        deadline = self._deadline
+        assert deadline is not None  # noqa: S101 - set by _check_openable
+        return deadline
+
+    def _next_attempt(self) -> bool:
+        """Whether the attempt about to be made is a retry (it queues first for a slot)."""
+        self._attempts += 1
+        return self._attempts > 1
+
+    def _hold(self, slot: Slot, response: httpx.Response) -> None:
+        """The stream started: keep ``slot`` until it is closed; report the success."""
+        slot.succeeded()
+        self._slot = slot
+        self._reader = self._client._body_reader(response, self.model_id)
+
+    @property
+    def _raw(self) -> bool:
+        """Whether the body is read raw (decoded by the ``BodyReader``)."""
+        return self._reader is None or self._reader.raw
+
+    @staticmethod
+    def _give_back(slot: Slot | None, error: BaseException | None) -> None:
+        if slot is not None:
+            slot.release(Outcome.FAILED if error is None else Outcome.of(error))
+
+    def _release_slot(self) -> None:
+        """Give the account slot back (idempotent; safe in a finaliser)."""
+        slot, self._slot = self._slot, None
+        if slot is not None:
+            slot.release(Outcome.OK)
+
+    def _feed(self, raw: bytes | None) -> str:
+        """Text of the next raw body chunk (``None``: the body ended), within the budgets.
+
+        Raises:
+            BytezResponseTooLargeError: When the stream passes ``max_response_bytes``.
+            BytezStreamTimeoutError: When the call's deadline passed.
+        """
+        reader = self._reader
+        assert reader is not None  # noqa: S101 - set when the stream started
+        if raw is not None and self._budget.expired:
+            # Checked before decoding: delivered_text is exactly what was yielded.
+            raise self._budget.stream_error(self.model_id, self.text, self._status, None)
+        pieces = reader.feed(raw) if raw is not None else reader.finish()
+        text = ""
+        for piece in pieces:
+            if self._finished:
+                break  # an in-band error ended the stream
+            text += self._decode(piece)
+        if raw is None and not self._finished:
+            text += self._decode(None)
+        return text
 
     def _started(self, response: httpx.Response) -> bool:
         """Record a 2xx response; return whether its body must be read whole (JSON)."""
@@ -175,6 +245,11 @@ class StreamCore(Generic[ClientT]):
         # Raise the result outside the except block that caught exc (see _caused_by).
         client = self._client
         delivered = self.text
+        if isinstance(exc, httpx.TimeoutException):
+            budget = self._budget
+            idle = None if budget.expired else client._stream_idle or budget.total
+            late = budget.stream_error(self.model_id, delivered, self._status, idle)
+            return client._caused_by(late, exc)
         detail = client._redact(str(exc)) or type(exc).__name__
         message = (
             f"The stream broke after {len(delivered)} characters "
@@ -184,6 +259,20 @@ class StreamCore(Generic[ClientT]):
             message, status_code=self._status, model_id=self.model_id, delivered_text=delivered
         )
         return client._caused_by(error, exc)
+
+    def _json_broken(self, error: BytezError) -> BytezError:
+        """A JSON answer to a stream request cut short is a broken stream, as before."""
+        if not isinstance(error, BytezConnectionError):
+            return error
+        broken = BytezStreamError(
+            f"The stream broke before its answer was complete: {error.message}",
+            status_code=self._status,
+            model_id=self.model_id,
+            delivered_text="",
+        )
+        broken.cause = error.cause
+        broken.__suppress_context__ = True
+        return broken
 
     def _in_band_error(self, message: str) -> BytezStreamError:
         text = self._client._redact(message)
@@ -195,7 +284,7 @@ class StreamCore(Generic[ClientT]):
             delivered_text=self.text,
         )
 
-    def _prefetch_json(self, body: bytes, response: httpx.Response) -> None:
+    def _prefetch_json(self, body: bytes, response: ReadResponse) -> None:
         # A JSON answer to a stream request: either an error envelope (raise it, never
         # stream it as text) or a server that did not stream (deliver its text at once).
         redact: Callable[[str], str] = self._client._redact

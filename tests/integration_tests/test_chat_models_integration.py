@@ -209,7 +209,9 @@ def test_concurrency_cap_holds_for_batches(server: LocalBytezServer, bytez_api_k
     # Each run takes 0.1 s before its first byte, so the runs of the batch overlap (the
     # token delay would only slow streamed answers; batch() does not stream).
     server.ttfb = 0.1
-    model = make(server, bytez_api_key, concurrency=2, max_tokens=8)
+    # The cap on runs in flight is the account's max_concurrent_requests (concurrency
+    # only sizes a cluster auto-load creates).
+    model = make(server, bytez_api_key, max_concurrent_requests=2, max_tokens=8)
     results = model.batch([f"question {i}" for i in range(6)], config={"max_concurrency": 6})
     # Every answer is to its own question, in order.
     for i, result in enumerate(results):

@@ -43,6 +43,7 @@ from langchain_bytez.errors import (
     BytezNotFoundError,
     BytezPaymentRequiredError,
     BytezStreamError,
+    BytezTimeoutError,
 )
 from langchain_bytez.llms import BytezLLM
 from langchain_bytez.server import FaultKind, LocalBytezServer, embed_text
@@ -114,8 +115,10 @@ ROWS = [
         note="run: error envelope on 200; stream: in-band `Error: ...`"),
     Row(FaultKind.ERROR_AT_START, 1, fail(BytezAPIError), fail(BytezStreamError),
         note="stream body is only `Error: ...`"),
-    Row(FaultKind.SLOW_FIRST_BYTE, 1, ok(2), ok(2), {"delay": SLOW_DELAY},
-        note=f"first byte after {SLOW_DELAY:g} s, read timeout {SLOW_TIMEOUT:g} s"),
+    Row(FaultKind.SLOW_FIRST_BYTE, 1, fail(BytezTimeoutError), fail(BytezTimeoutError),
+        {"delay": SLOW_DELAY},
+        note=f"first byte after {SLOW_DELAY:g} s, past the call's total timeout "
+        f"{SLOW_TIMEOUT:g} s: no time left to retry"),
     Row(FaultKind.MALFORMED_JSON, 1, fail(BytezAPIError), fail(BytezAPIError),
         note="truncated JSON on 200: not retried, never delivered as text"),
     # The message mentions JSON on purpose: such an envelope was once streamed as text.
@@ -361,5 +364,7 @@ async def test_fault_matrix(
         # One on_retry per retry, with the attempt that failed (1, 2, ...).
         assert counter.attempts == list(range(1, expect.retries + 1))
     if "retry_after" in inject and expect.error is None:
-        # The wait the server asked for, to the millisecond (not a backoff).
-        assert waits == [inject["retry_after"]] * expect.retries
+        # The wait the server asked for (not a backoff), plus jitter that spreads
+        # callers refused together: at most one more backoff (0.5 s, then 1 s).
+        asked = inject["retry_after"]
+        assert all(asked <= wait <= asked + 1.0 for wait in waits), waits

@@ -85,10 +85,26 @@ def _chat(server: LocalBytezServer, **kwargs: Any) -> ChatBytez:
     return ChatBytez(model=CHAT_MODEL, api_key="test-key", base_url=server.url, **kwargs)
 
 
-def _assert_gaps(gaps: list[float], wait: float) -> None:
+# A server's wait gets jitter on top: up to the larger of that wait and the backoff
+# (0.5 s after the first attempt, 1 s after the second), so that callers refused
+# together do not come back together.
+JITTER = (0.5, 1.0)
+
+
+def _assert_gaps(gaps: list[float], wait: float, cap: float | None = None) -> None:
     assert len(gaps) == 2
-    for gap in gaps:
-        assert wait <= gap < wait + SLACK, gaps
+    for gap, jitter in zip(gaps, JITTER, strict=True):
+        most = wait + max(wait, jitter) if cap is None else cap
+        assert wait <= gap < most + SLACK, gaps
+
+
+def _assert_announced(seen: list[tuple[int, str, float]], wait: float) -> None:
+    assert [(n, name) for n, name, _ in seen] == [
+        (1, "BytezRateLimitError"),
+        (2, "BytezRateLimitError"),
+    ]
+    for (_, _, announced), jitter in zip(seen, JITTER, strict=True):
+        assert wait <= announced <= wait + max(wait, jitter)
 
 
 # ----------------------------------------------------------------------- waits on the wire
@@ -103,7 +119,7 @@ def test_sync_waits_honour_the_server(server: LocalBytezServer, kind: FaultKind)
         log = RetryLog()
         assert llm.invoke("x", config={"callbacks": [log]}) == "".join(TOKENS)
     _assert_gaps(times.gaps, 0.3)
-    assert log.seen == [(1, "BytezRateLimitError", 0.3), (2, "BytezRateLimitError", 0.3)]
+    _assert_announced(log.seen, 0.3)
 
 
 @pytest.mark.parametrize("kind", [FaultKind.RATE_LIMIT, FaultKind.RATE_LIMIT_RETRY_AFTER])
@@ -125,7 +141,7 @@ async def test_async_stream_waits_honour_the_server(
     _assert_gaps(times.gaps, 0.3)
     if cls == "llm":
         # The async reporter hands LangChain a snapshot: the attempts that failed.
-        assert log.seen == [(1, "BytezRateLimitError", 0.3), (2, "BytezRateLimitError", 0.3)]
+        _assert_announced(log.seen, 0.3)
     else:
         # langchain-core's BaseChatModel.astream() gives _astream no run manager, so a
         # chat stream's retries cannot reach on_retry (upstream limitation).
@@ -144,41 +160,43 @@ def test_backoff_without_a_server_hint_grows_with_jitter(server: LocalBytezServe
     assert 1.0 <= second < 1.5 + SLACK
 
 
-def test_a_long_server_wait_is_capped_by_max_retry_wait(server: LocalBytezServer) -> None:
-    # The server asks for 30 s; the client's cap (the LangChain classes use the default
-    # 60 s, the client takes max_retry_wait) wins.
+def test_a_server_wait_within_max_retry_wait_is_jittered_up_to_the_cap(
+    server: LocalBytezServer,
+) -> None:
+    # The server asks for 0.3 s; the jitter on top never passes max_retry_wait.
     times = SendTimes()
     http = httpx.Client(event_hooks={"request": [times.hook]})
-    with BytezClient("test-key", base_url=server.url, max_retry_wait=0.2, http_client=http) as c:
-        server.inject(FaultKind.RATE_LIMIT_RETRY_AFTER, 2, retry_after=30)
-        started = time.monotonic()
+    with BytezClient("test-key", base_url=server.url, max_retry_wait=0.4, http_client=http) as c:
+        server.inject(FaultKind.RATE_LIMIT_RETRY_AFTER, 2, retry_after=0.3)
         assert c.run(LLM_MODEL, {"text": "x"}).output == "x" + "".join(TOKENS)
     http.close()
-    assert time.monotonic() - started < 2 * (0.2 + SLACK)
-    _assert_gaps(times.gaps, 0.2)
+    _assert_gaps(times.gaps, 0.3, cap=0.4)
 
 
-def test_langchain_classes_cap_waits_at_the_default(
+def test_a_long_server_wait_fails_at_once(
     server: LocalBytezServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # An hour-long ratelimit-reset must not park a chain for an hour: 60 s at most.
+    # Changed behaviour: an hour-long ratelimit-reset (beyond the default 60 s
+    # max_retry_wait) used to be shortened to 60 s and retried into the same 429. Now
+    # the call fails at once, saying how long the server asked to wait.
     asked: list[float] = []
     monkeypatch.setattr(client_module, "_sleep", asked.append)
     server.inject(FaultKind.RATE_LIMIT, 1, retry_after=3600)
-    assert _llm(server).invoke("x") == "".join(TOKENS)
-    assert asked == [60.0]
+    with pytest.raises(BytezRateLimitError, match=r"asked to wait 3\.6e\+03 s"):
+        _llm(server).invoke("x")
+    assert asked == []
+    assert server.count("POST", f"/models/v2/{LLM_MODEL}") == 1
 
 
 def test_langchain_classes_take_max_retry_wait(server: LocalBytezServer) -> None:
-    # The cap is a field of BytezLLM / ChatBytez / BytezEmbeddings too: measured on the
-    # wire, a 30 s Retry-After becomes a 0.2 s wait.
-    times = SendTimes()
-    http = httpx.Client(event_hooks={"request": [times.hook]})
+    # The cap is a field of BytezLLM / ChatBytez / BytezEmbeddings too: a 30 s
+    # Retry-After beyond max_retry_wait=0.2 ends the call at once, naming both.
     server.inject(FaultKind.RATE_LIMIT_RETRY_AFTER, 2, retry_after=30)
-    llm = _llm(server, max_retry_wait=0.2, http_client=http)
-    assert llm.invoke("x") == "".join(TOKENS)
-    http.close()
-    _assert_gaps(times.gaps, 0.2)
+    llm = _llm(server, max_retry_wait=0.2)
+    started = time.monotonic()
+    with pytest.raises(BytezRateLimitError, match=r"wait 30 s, longer than max_retry_wait=0\.2 s"):
+        llm.invoke("x")
+    assert time.monotonic() - started < 1
     chat = ChatBytez(model=CHAT_MODEL, api_key="test-key", base_url=server.url, max_retry_wait=5)
     assert chat._sync_client()._policy.max_wait == 5
 

@@ -265,21 +265,20 @@ def fake_manager(monkeypatch: pytest.MonkeyPatch) -> FakeManager:
     return manager
 
 
-def test_session_loads_then_holds_a_slot(fake_manager: FakeManager) -> None:
+def test_session_loads_and_takes_no_per_model_slot(fake_manager: FakeManager) -> None:
+    # The in-flight limit is the account's, taken by the client around each request:
+    # the session only loads (concurrency is the size of a new cluster).
     llm = make(concurrency=3, instance_timeout=600)
     with llm._model_session(llm._sync_client(), "org/model"):
-        assert fake_manager.calls == [
-            ("ensure_available", "org/model", 3, 600),
-            ("limit", "org/model", 3),
-        ]
-    assert fake_manager.calls[-1] == ("release", "org/model")
+        assert fake_manager.calls == [("ensure_available", "org/model", 3, 600)]
+    assert fake_manager.calls == [("ensure_available", "org/model", 3, 600)]
 
 
-def test_session_without_auto_load_only_limits(fake_manager: FakeManager) -> None:
+def test_session_without_auto_load_sends_nothing(fake_manager: FakeManager) -> None:
     llm = make(auto_load=False)
     with llm._model_session(llm._sync_client(), "org/model"):
         pass
-    assert [call[0] for call in fake_manager.calls] == ["limit", "release"]
+    assert fake_manager.calls == []
 
 
 def test_session_forgets_a_model_that_is_not_loaded(fake_manager: FakeManager) -> None:

@@ -360,8 +360,26 @@ def test_retry_loop_caps_the_wait_and_stops_on_a_non_retryable_error() -> None:
     policy = protocol.RetryPolicy(max_retries=5, max_wait=2.0)
     loop = RetryLoop(policy, "GET /y", retrying=tenacity.AsyncRetrying)
     assert isinstance(loop.state.retry_object, tenacity.AsyncRetrying)
-    assert loop.after_failure(busy(429, retry_after=30.0)) == 2.0
+    assert 1.0 <= (loop.after_failure(busy(429, retry_after=1.0)) or 0) <= 2.0  # jitter, capped
     assert loop.after_failure(BytezAPIError("bad", retryable=False)) is None
+
+
+def test_retry_loop_fails_at_once_when_the_server_wait_does_not_fit() -> None:
+    # Changed behaviour: a wait beyond max_retry_wait used to be shortened and retried.
+    policy = protocol.RetryPolicy(max_retries=5, max_wait=2.0)
+    too_long = busy(429, retry_after=30.0)
+    assert RetryLoop(policy, "GET /y").after_failure(too_long) is None
+    assert "asked to wait 30 s, longer than max_retry_wait=2 s" in str(too_long)
+    past_deadline = busy(429, retry_after=1.5)
+    assert RetryLoop(policy, "GET /y").after_failure(past_deadline, remaining=1.0) is None
+    assert "asked to wait 1.5 s, longer than the 1 s left" in str(past_deadline)
+    backoff = busy(502)
+    assert RetryLoop(policy, "GET /y").after_failure(backoff, remaining=0.1) is None
+    assert "would pass the call's timeout" in str(backoff)
+    # What fits is waited, leaving time for the attempt.
+    wait = RetryLoop(policy, "GET /y").after_failure(busy(429, retry_after=0.5), remaining=1.0)
+    assert wait is not None
+    assert 0.5 <= wait <= 0.75
 
 
 def test_retry_loop_logs_each_retry(caplog: pytest.LogCaptureFixture) -> None:
