@@ -13,10 +13,9 @@ from __future__ import annotations
 
 import re
 import sys
+import tomllib
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-
-import tomllib
 
 PYPROJECT = Path(__file__).resolve().parents[1] / "pyproject.toml"
 # The requirement strings of pyproject.toml are plain ``name[extras]>=low,<high``: a regular

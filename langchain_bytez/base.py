@@ -42,7 +42,7 @@ import os
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar, Self, TypeVar
 
 import httpx
 from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
@@ -58,7 +58,6 @@ from pydantic import (
     model_validator,
 )
 from tenacity import RetryCallState
-from typing_extensions import Self
 
 from langchain_bytez._version import __version__
 from langchain_bytez.client import (

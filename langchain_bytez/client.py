@@ -377,7 +377,7 @@ class BytezClient(ClientCore):
         while (call := driver.next_call()) is not None:
             try:
                 driver.reply(self._execute(call))
-            except BytezError as exc:  # noqa: PERF203 - the plan decides what a failure means
+            except BytezError as exc:
                 driver.fail(exc)
         return driver.result
 
@@ -822,7 +822,7 @@ class AsyncBytezClient(ClientCore):
         while (call := driver.next_call()) is not None:
             try:
                 driver.reply(await self._execute(call))
-            except BytezError as exc:  # noqa: PERF203 - the plan decides what a failure means
+            except BytezError as exc:
                 driver.fail(exc)
         return driver.result
 

@@ -269,7 +269,7 @@ class InFlightLimiter:
             else:
                 # shield: a timeout must not cancel the future a releaser may resolve.
                 await asyncio.wait_for(asyncio.shield(future), timeout)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             pass
         except BaseException:
             self._abandon(waiter)

@@ -15,7 +15,7 @@ import random
 import re
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any, Protocol
@@ -620,12 +620,12 @@ def _seconds_or_date(raw: str) -> float | None:
         except (TypeError, ValueError, IndexError):
             return None
         if when.tzinfo is None:
-            when = when.replace(tzinfo=timezone.utc)
-        return max(0.0, (when - datetime.now(timezone.utc)).total_seconds())
+            when = when.replace(tzinfo=UTC)
+        return max(0.0, (when - datetime.now(UTC)).total_seconds())
     if not math.isfinite(value) or value < 0:
         return None
     if value > _EPOCH_THRESHOLD:
-        value -= datetime.now(timezone.utc).timestamp()
+        value -= datetime.now(UTC).timestamp()
     return max(0.0, value)
 
 

@@ -8,7 +8,9 @@ it. Import them from [`langchain_bytez.client`][langchain_bytez.client].
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import math
 from collections.abc import AsyncGenerator, AsyncIterator, Iterator
 from types import TracebackType
 from typing import TYPE_CHECKING
@@ -274,6 +276,23 @@ class AsyncTextStream(StreamCore["AsyncBytezClient"]):
             raise failure  # outside the except: see _caused_by
         self._prefetch_json(read.content, read)
 
+    async def _next_bounded(self, chunks: AsyncIterator[bytes]) -> bytes | None:
+        """The next chunk, within the idle limit and the time left.
+
+        httpcore applies the body's read timeouts (``Deadline.body_timeouts``) to every
+        read; other transports (aiohttp, an injected client's) fix them when the request
+        is sent, so the limits are kept here instead.
+        """
+        idle = self._client._stream_idle
+        limit = min(idle if idle is not None else math.inf, self._budget.remaining())
+        if math.isinf(limit):
+            return await anext(chunks, None)
+        try:
+            async with asyncio.timeout(limit):
+                return await anext(chunks, None)
+        except TimeoutError:
+            raise httpx.ReadTimeout("no chunk arrived in time") from None
+
     async def _iterate(self) -> AsyncIterator[str]:
         self._begin_iteration()
         chunks: AsyncGenerator[bytes, None] | None = None
@@ -289,9 +308,13 @@ class AsyncTextStream(StreamCore["AsyncBytezClient"]):
             raw = response.aiter_raw() if self._raw else response.aiter_bytes()
             chunks = raw  # type: ignore[assignment]
             failure: BaseException | None = None
+            bounded = self._client.transport != "httpx"
             while not self._finished:
                 try:
-                    chunk = await anext(chunks, None)  # type: ignore[arg-type]
+                    if bounded:
+                        chunk = await self._next_bounded(chunks)  # type: ignore[arg-type]
+                    else:
+                        chunk = await anext(chunks, None)  # type: ignore[arg-type]
                 except httpx.StreamClosed:
                     return  # closed by the caller: they asked for the end
                 except STREAMING_EXCEPTIONS as exc:

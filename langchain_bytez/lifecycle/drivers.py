@@ -161,7 +161,7 @@ def drive(plan: Plan[_T], client: BytezClient, run: PlanRun) -> _T:
         for step in run.io_steps(driver):
             try:
                 value = _perform(step, client, run)
-            except BytezError as exc:  # noqa: PERF203 - the plan decides what a failure means
+            except BytezError as exc:
                 driver.fail(exc)
             else:
                 driver.reply(value)
@@ -178,7 +178,7 @@ async def adrive(plan: Plan[_T], client: AsyncBytezClient, run: PlanRun) -> _T:
         for step in run.io_steps(driver):
             try:
                 value = await _aperform(step, client, run)
-            except BytezError as exc:  # noqa: PERF203 - the plan decides what a failure means
+            except BytezError as exc:
                 driver.fail(exc)
             else:
                 driver.reply(value)

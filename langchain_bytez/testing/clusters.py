@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import collections
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from langchain_bytez.testing.params import envelope_error
@@ -24,7 +24,7 @@ MAX_TIMEOUT_MINUTES = 1440
 
 def now_iso() -> str:
     """The current UTC time as the API writes it (``2026-01-01T00:00:00.000Z``)."""
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 class Cluster:

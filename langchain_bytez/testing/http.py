@@ -204,7 +204,7 @@ async def _next_event(
             return event
         try:
             data = await asyncio.wait_for(reader.read(_READ_SIZE), idle_timeout)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             raise _ClosedError from None
         if not data and conn.their_state is h11.IDLE:
             raise _ClosedError

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import math
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 
 import httpx
@@ -530,16 +530,16 @@ def test_retry_after_seconds_forms() -> None:
 
 
 def test_retry_after_http_date() -> None:
-    when = datetime.now(timezone.utc) + timedelta(seconds=30)
+    when = datetime.now(UTC) + timedelta(seconds=30)
     value = protocol.retry_after_seconds(_h(retry_after=format_datetime(when, usegmt=True)))
     assert value is not None
     assert 25 <= value <= 31
-    past = datetime.now(timezone.utc) - timedelta(seconds=30)
+    past = datetime.now(UTC) - timedelta(seconds=30)
     assert protocol.retry_after_seconds(_h(retry_after=format_datetime(past, usegmt=True))) == 0.0
 
 
 def test_ratelimit_reset_epoch_is_tolerated() -> None:
-    epoch = datetime.now(timezone.utc).timestamp() + 20
+    epoch = datetime.now(UTC).timestamp() + 20
     value = protocol.retry_after_seconds(_h(ratelimit_reset=str(int(epoch))))
     assert value is not None
     assert 15 <= value <= 21
