@@ -12,9 +12,10 @@ from collections.abc import AsyncGenerator, AsyncIterator, Iterator
 from typing import Any, ClassVar
 
 from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
-from langchain_core.language_models import LangSmithParams
+from langchain_core.language_models import LangSmithParams, LanguageModelInput
 from langchain_core.language_models.llms import LLM
 from langchain_core.outputs import Generation, GenerationChunk, LLMResult
+from langchain_core.runnables import Runnable, RunnableConfig
 from langchain_core.runnables.config import ContextThreadPoolExecutor
 from pydantic import ConfigDict
 
@@ -427,6 +428,51 @@ class BytezLLM(BytezGenerationMixin, LLM):
                 yield chunk
         finally:
             await chunks.aclose()
+
+    # ------------------------------------------------------------------ batches
+
+    def batch(
+        self,
+        inputs: list[LanguageModelInput],
+        config: RunnableConfig | list[RunnableConfig] | None = None,
+        *,
+        return_exceptions: bool = False,
+        **kwargs: Any,
+    ) -> list[str]:
+        """Run several prompts concurrently; results in input order.
+
+        With ``return_exceptions=True`` each prompt is its own run (one
+        ``on_llm_start``/``on_llm_end`` or ``on_llm_error`` each, as in LangChain's
+        generic ``Runnable.batch``): a failing prompt gives its exception in its place and
+        the other answers are kept. ``BaseLLM.batch`` would run the prompts as one
+        ``generate`` and put its first error in every place. Without it, the first
+        failure is raised (``BaseLLM.batch``).
+
+        Args:
+            inputs: The prompts.
+            config: One config for all or one per prompt (``max_concurrency`` honoured).
+            return_exceptions: Return each prompt's exception instead of raising.
+            **kwargs: Per-call arguments, as for ``invoke``.
+
+        Returns:
+            One text (or, with ``return_exceptions``, exception) per prompt.
+        """
+        if return_exceptions:
+            return Runnable.batch(self, inputs, config, return_exceptions=True, **kwargs)
+        return super().batch(inputs, config, **kwargs)
+
+    async def abatch(
+        self,
+        inputs: list[LanguageModelInput],
+        config: RunnableConfig | list[RunnableConfig] | None = None,
+        *,
+        return_exceptions: bool = False,
+        **kwargs: Any,
+    ) -> list[str]:
+        """Async version of ``batch``: a failing prompt never cancels the others."""
+        if return_exceptions:
+            return await Runnable.abatch(self, inputs, config, return_exceptions=True, **kwargs)
+        return await super().abatch(inputs, config, **kwargs)
 
 
 # LangChain inspects these on every call; keep their signatures ready.
