@@ -160,6 +160,12 @@ def _content(text: str, answer: _Answer) -> str | list[str | dict[str, Any]]:
 # ---------------------------------------------------------------------- the model
 
 
+def _closing(chunk: ChatGenerationChunk) -> bool:
+    """Whether ``chunk`` is a stream's closing chunk: metadata, no token to report."""
+    message = chunk.message
+    return isinstance(message, AIMessageChunk) and message.chunk_position == "last"
+
+
 class _ChatCallArguments(CallArguments):
     """Per-call arguments of ``ChatBytez``: the shared ones plus LangChain's ``stream``."""
 
@@ -509,7 +515,7 @@ class ChatBytez(BytezGenerationMixin, BaseChatModel):
         try:
             for item in items:
                 for chunk in reader.feed(item):
-                    if run_manager is not None:
+                    if run_manager is not None and not _closing(chunk):
                         run_manager.on_llm_new_token(chunk.text, chunk=chunk)
                     yield chunk
         finally:
@@ -555,7 +561,7 @@ class ChatBytez(BytezGenerationMixin, BaseChatModel):
         try:
             async for item in items:
                 for chunk in reader.feed(item):
-                    if run_manager is not None:
+                    if run_manager is not None and not _closing(chunk):
                         await run_manager.on_llm_new_token(chunk.text, chunk=chunk)
                     yield chunk
         finally:

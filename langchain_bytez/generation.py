@@ -684,6 +684,8 @@ def report_chunks(
 ) -> Iterator[_ChunkT]:
     """Turn ``stream_text`` items into LangChain chunks, reporting each token first.
 
+    The closing chunk (no text, the metadata) is yielded without a token callback.
+
     Args:
         items: The ``stream_text`` generator.
         to_chunk: Builds the class's chunk from a text piece or the closing ``StreamEnd``.
@@ -696,7 +698,8 @@ def report_chunks(
     try:
         for item in items:
             chunk = to_chunk(item)
-            if token_manager is not None:
+            # The closing chunk carries metadata, not a token (12 tokens are 12 calls).
+            if token_manager is not None and not isinstance(item, StreamEnd):
                 token_manager.on_llm_new_token(chunk.text, chunk=chunk)
             yield chunk
     finally:
@@ -714,7 +717,7 @@ async def areport_chunks(
     try:
         async for item in items:
             chunk = to_chunk(item)
-            if token_manager is not None:
+            if token_manager is not None and not isinstance(item, StreamEnd):
                 await token_manager.on_llm_new_token(chunk.text, chunk=chunk)
             yield chunk
     finally:
