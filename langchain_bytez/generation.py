@@ -570,9 +570,11 @@ async def arun_model(
     """Async version of [`run_model`][langchain_bytez.generation.run_model]."""
     check_request(model_id, payload, stream=False)
     client = owner._async_client()
-    with AsyncRetryReporter(run_manager) as on_retry:
-        async with owner._amodel_session(client, model_id, run_manager):
-            return await client.run(model_id, payload, timeout=timeout, on_retry=on_retry)
+    async with (
+        AsyncRetryReporter(run_manager) as on_retry,
+        owner._amodel_session(client, model_id, run_manager),
+    ):
+        return await client.run(model_id, payload, timeout=timeout, on_retry=on_retry)
 
 
 @dataclass(frozen=True)
@@ -656,21 +658,21 @@ async def astream_text(
     check_request(call.model, payload, stream=True)
     client = owner._async_client()
     cut = _StreamCut(call)
-    with AsyncRetryReporter(run_manager) as on_retry:
-        async with (
-            owner._amodel_session(client, call.model, run_manager),
-            client.stream(call.model, payload, timeout=call.timeout, on_retry=on_retry) as stream,
-        ):
-            if lead_text:
-                yield lead_text
-            async for piece in stream:
-                if text := cut.feed(piece):
-                    yield text
-                if cut.stopped:
-                    break
-            if tail := cut.flush():
-                yield tail
-            meta = stream.meta
+    async with (
+        AsyncRetryReporter(run_manager) as on_retry,
+        owner._amodel_session(client, call.model, run_manager),
+        client.stream(call.model, payload, timeout=call.timeout, on_retry=on_retry) as stream,
+    ):
+        if lead_text:
+            yield lead_text
+        async for piece in stream:
+            if text := cut.feed(piece):
+                yield text
+            if cut.stopped:
+                break
+        if tail := cut.flush():
+            yield tail
+        meta = stream.meta
     yield cut.end(meta, info)
 
 
