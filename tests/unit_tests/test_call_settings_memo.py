@@ -12,12 +12,12 @@ import pickle
 from collections.abc import Iterator
 from typing import Any
 
-import httpx
 import pytest
 
 from langchain_bytez.chat_models import ChatBytez
 from langchain_bytez.llms import BytezLLM
 from tests.unit_tests.fake_bytez import FAKE_KEY, URL, FakeBytez
+from tests.unit_tests.test_callbacks_counts import fake_models
 
 
 def _llm(**kwargs: Any) -> BytezLLM:
@@ -82,18 +82,8 @@ def test_memo_is_not_copied_pickled_or_compared(monkeypatch: pytest.MonkeyPatch)
 def fake_chat() -> Iterator[tuple[ChatBytez, FakeBytez]]:
     fake = FakeBytez()
     fake.output = [{"role": "assistant", "content": "ok"}]
-    http, ahttp = fake.clients()
-    chat = ChatBytez(
-        model="org/chat",
-        api_key=FAKE_KEY,
-        base_url=URL,
-        auto_load=False,
-        http_client=http,
-        http_async_client=ahttp,
-    )
-    yield chat, fake
-    if isinstance(http, httpx.Client):
-        http.close()
+    for factory in fake_models(fake):
+        yield factory(ChatBytez), fake
 
 
 def test_sent_params_follow_a_field_changed_between_calls(

@@ -40,6 +40,11 @@ class AsyncTokens(AsyncCallbackHandler):
 def make() -> Iterator[Any]:
     fake = FakeBytez()
     fake.chunks = [piece.encode() for piece in PIECES]
+    yield from fake_models(fake)
+
+
+def fake_models(fake: FakeBytez) -> Iterator[Any]:
+    """Yield a factory of Bytez objects answered by ``fake``; closes their clients after."""
     clients: list[Any] = []
 
     def factory(cls: type[Any], **kwargs: Any) -> Any:
