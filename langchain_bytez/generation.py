@@ -422,8 +422,10 @@ class BytezGenerationMixin(BytezModelMixin):
             ValueError: A per-call argument has the wrong type or value, looks like a
                 misspelt known argument, or is a client setting that cannot vary per call.
         """
-        if kwargs or not (stop is None or isinstance(stop, list)):
-            return self._resolve_call(stop, kwargs)
+        if kwargs or not (
+            stop is None or (isinstance(stop, list) and all(isinstance(s, str) for s in stop))
+        ):
+            return self._resolve_call(stop, kwargs)  # checked (and refused) there
         # Most calls pass no keyword arguments: their settings depend on the instance's
         # fields and ``stop`` only, and are kept until one of those fields changes.
         key = self._settings_key()

@@ -58,6 +58,14 @@ def test_a_changed_field_is_seen_by_the_next_call(change: Any, check: Any) -> No
     assert llm._identifying_params["params"] == after.params
 
 
+@pytest.mark.parametrize("stop", [[["nested"]], [5], "ab"])
+def test_malformed_stop_lists_are_refused_as_before(stop: Any) -> None:
+    llm = _llm()
+    for _ in range(2):
+        with pytest.raises(ValueError, match="stop"):
+            llm._call_settings(stop, {})
+
+
 def test_invalid_params_still_fail_and_identity_still_works() -> None:
     llm = _llm()
     llm._call_settings(None, {})
