@@ -234,3 +234,157 @@ def test_stream_without_chunks_fails_as_core_does(llm: BytezLLM) -> None:
             list(method(empty, "Hi", {"callbacks": [calls]}))
         results.append([name for name, _ in calls.calls])
     assert results[0] == results[1] == ["start", "error"]
+
+
+# ----------------------------------------------------------------------- ChatBytez
+
+
+class ChatCalls(BaseCallbackHandler):
+    """Every chat-model callback as text, run ids (also inside message ids) numbered."""
+
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+        self._ids: dict[str, str] = {}
+
+    def _record(self, event: str, *args: Any, **kwargs: Any) -> None:
+        for value in kwargs.values():
+            if isinstance(value, UUID):
+                self._ids.setdefault(str(value), f"run-{len(self._ids)}")
+        error = kwargs.pop("error", None)
+        text = repr((event, args, sorted(kwargs.items())))
+        if error is not None:
+            text += repr((type(error).__name__, str(error)))
+        for raw, name in self._ids.items():
+            text = text.replace(raw, name)
+        self.calls.append(text)
+
+    def on_chat_model_start(self, serialized: Any, messages: Any, **kw: Any) -> None:
+        self._record("start", serialized, messages, **kw)
+
+    def on_llm_new_token(self, token: str, **kw: Any) -> None:
+        self._record("token", token, **kw)
+
+    def on_llm_end(self, response: LLMResult, **kw: Any) -> None:
+        self._record("end", response, **kw)
+
+    def on_llm_error(self, error: BaseException, **kw: Any) -> None:
+        self._record("error", error=error, **kw)
+
+
+@pytest.fixture
+def chat(fake: FakeBytez) -> Iterator[Any]:
+    from langchain_bytez.chat_models import ChatBytez
+
+    http, ahttp = fake.clients()
+    yield ChatBytez(
+        model=MODEL,
+        api_key=FAKE_KEY,
+        base_url=URL,
+        auto_load=False,
+        max_new_tokens=3,
+        tags=["instance-tag"],
+        http_client=http,
+        http_async_client=ahttp,
+    )
+    http.close()
+
+
+def _chat_run(chat: Any, method: Any) -> tuple[list[Any], list[str], str]:
+    calls = ChatCalls()
+    pieces: list[Any] = []
+    outcome = "ok"
+    try:
+        for chunk in method(chat, "Hi", _config(calls, uuid4()), stop=["zzz"]):
+            pieces.append((chunk.content, chunk.response_metadata, chunk.chunk_position))
+    except BytezStreamError as error:
+        outcome = str(error)
+    return pieces, calls.calls, outcome
+
+
+async def _achat_run(chat: Any, method: Any) -> tuple[list[Any], list[str], str]:
+    calls = ChatCalls()
+    pieces: list[Any] = []
+    outcome = "ok"
+    try:
+        async for chunk in method(chat, "Hi", _config(calls, uuid4()), stop=["zzz"]):
+            pieces.append((chunk.content, chunk.response_metadata, chunk.chunk_position))
+    except BytezStreamError as error:
+        outcome = str(error)
+    return pieces, calls.calls, outcome
+
+
+CHAT_CASES = [
+    [b" one", b" two", b" three"],
+    [b" only"],
+    [b" one", b" two", b"Error: the model crashed"],
+]
+
+
+@pytest.mark.parametrize("block", [1024, 2])  # one block, and several merged blocks
+@pytest.mark.parametrize("chunks", CHAT_CASES, ids=["three", "one", "error"])
+@pytest.mark.parametrize("version", ["v0", "v1"])
+def test_chat_stream_runs_exactly_as_core_does(
+    chat: Any,
+    fake: FakeBytez,
+    monkeypatch: pytest.MonkeyPatch,
+    chunks: list[bytes],
+    block: int,
+    version: str,
+) -> None:
+    from langchain_core.language_models import BaseChatModel
+
+    from langchain_bytez.chat_models import ChatBytez
+    from langchain_bytez.chat_stream import ChunkBlocks
+
+    monkeypatch.setattr(ChunkBlocks, "BLOCK", block)
+    chat.output_version = version
+    fake.chunks = chunks
+    ours = _chat_run(chat, ChatBytez.stream)
+    core = _chat_run(chat, BaseChatModel.stream)
+    assert ours == core
+    assert ours[1][0].startswith("('start'")
+    assert ours[1][-1].startswith("('end'" if ours[2] == "ok" else "('error'")
+
+
+@pytest.mark.parametrize("block", [1024, 2])
+@pytest.mark.parametrize("chunks", CHAT_CASES[::2], ids=["three", "error"])
+async def test_chat_astream_runs_exactly_as_core_does(
+    chat: Any,
+    fake: FakeBytez,
+    monkeypatch: pytest.MonkeyPatch,
+    chunks: list[bytes],
+    block: int,
+) -> None:
+    from langchain_core.language_models import BaseChatModel
+
+    from langchain_bytez.chat_models import ChatBytez
+    from langchain_bytez.chat_stream import ChunkBlocks
+
+    monkeypatch.setattr(ChunkBlocks, "BLOCK", block)
+    fake.chunks = chunks
+    ours = await _achat_run(chat, ChatBytez.astream)
+    core = await _achat_run(chat, BaseChatModel.astream)
+    assert ours == core
+
+
+def test_chat_stream_keeps_a_block_of_chunks_not_all(
+    chat: Any, fake: FakeBytez, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from langchain_bytez.chat_stream import ChunkBlocks
+
+    fake.chunks = [b" x"] * 2_000
+    chat.max_new_tokens = None
+    kept: list[int] = []
+    original = ChunkBlocks.append
+
+    def counting(self: ChunkBlocks, chunk: Any) -> None:
+        original(self, chunk)
+        kept.append(len(self._pending) + len(self._blocks))
+
+    monkeypatch.setattr(ChunkBlocks, "append", counting)
+    calls = ChatCalls()
+    text = "".join(str(c.content) for c in chat.stream("Hi", {"callbacks": [calls]}))
+    assert text == " x" * 2_000
+    assert max(kept) <= ChunkBlocks.BLOCK + 2  # never the whole stream
+    assert "' x' * 2000" not in calls.calls[-1]  # sanity: the end result is the text
+    assert (" x" * 2_000) in calls.calls[-1]
