@@ -8,7 +8,9 @@ costs +330 MB and four times the CPU of the client. ``ChatBytez`` runs the same 
 merged with core's own ``merge_chat_generation_chunks`` in blocks of
 [`ChunkBlocks.BLOCK`][langchain_bytez.chat_stream.ChunkBlocks] as they come (the sum is
 associative), so only a block's chunks are kept. What is the same for ``stream`` and
-``astream`` lives here; ``chat_models.py`` holds the two loops.
+``astream`` lives here; ``chat_models.py`` holds the two loops. ``BytezLLM``'s own
+linear ``stream`` shares
+[`callback_configuration`][langchain_bytez.chat_stream.callback_configuration].
 """
 
 from __future__ import annotations
@@ -34,9 +36,13 @@ from langchain_core.runnables import RunnableConfig, ensure_config
 from langchain_core.utils.utils import LC_ID_PREFIX
 
 if TYPE_CHECKING:
-    from langchain_core.language_models import BaseChatModel, LanguageModelInput
+    from langchain_core.language_models import (
+        BaseChatModel,
+        BaseLanguageModel,
+        LanguageModelInput,
+    )
 
-__all__ = ["ChatStreamRun", "ChunkBlocks"]
+__all__ = ["ChatStreamRun", "ChunkBlocks", "callback_configuration"]
 
 
 class ChunkBlocks:
@@ -69,6 +75,42 @@ class ChunkBlocks:
         merged = self.merged()
         generations: list[Any] = [[merged], with_error] if merged else [with_error]
         return LLMResult(generations=generations)
+
+
+def callback_configuration(
+    model: BaseLanguageModel[Any],
+    config: RunnableConfig,
+    stop: list[str] | None,
+    kwargs: dict[str, Any],
+    params: dict[str, Any],
+) -> tuple[tuple[Any, ...], dict[str, Any]]:
+    """The arguments of ``CallbackManager.configure`` in core's ``stream`` methods.
+
+    The same for ``BaseLLM`` and ``BaseChatModel`` (langchain-core 1.6 to 1.8).
+
+    Args:
+        model: The model streaming.
+        config: The run config (``ensure_config``'d).
+        stop: The call's stop sequences.
+        kwargs: The call's keyword arguments.
+        params: The invocation params.
+
+    Returns:
+        The positional and keyword arguments.
+    """
+    inheritable_metadata = {
+        **(config.get("metadata") or {}),
+        **model._get_ls_params_with_defaults(stop=stop, **kwargs),
+    }
+    return (
+        config.get("callbacks"),
+        model.callbacks,
+        model.verbose,
+        config.get("tags"),
+        model.tags,
+        inheritable_metadata,
+        model.metadata,
+    ), {"langsmith_inheritable_metadata": _filter_invocation_params_for_tracing(params)}
 
 
 @dataclass
@@ -116,25 +158,12 @@ class ChatStreamRun:
             **{key: params[key] for key in kwargs if key in params},
             **_format_ls_structured_output(structured),
         }
-        inheritable_metadata = {
-            **(config.get("metadata") or {}),
-            **model._get_ls_params_with_defaults(stop=stop, **kwargs),
-        }
+        configure, configure_kwargs = callback_configuration(model, config, stop, kwargs, params)
         return cls(
             messages=messages,
             kwargs=kwargs,
-            configure=(
-                config.get("callbacks"),
-                model.callbacks,
-                model.verbose,
-                config.get("tags"),
-                model.tags,
-                inheritable_metadata,
-                model.metadata,
-            ),
-            configure_kwargs={
-                "langsmith_inheritable_metadata": _filter_invocation_params_for_tracing(params)
-            },
+            configure=configure,
+            configure_kwargs=configure_kwargs,
             start=(model._serialized, [_format_for_tracing(messages)]),
             start_kwargs={
                 "invocation_params": params,

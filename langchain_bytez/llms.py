@@ -19,7 +19,6 @@ from langchain_core.callbacks import (
     CallbackManagerForLLMRun,
 )
 from langchain_core.language_models import LangSmithParams, LanguageModelInput
-from langchain_core.language_models._utils import _filter_invocation_params_for_tracing
 from langchain_core.language_models.llms import LLM
 from langchain_core.outputs import Generation, GenerationChunk, LLMResult
 from langchain_core.runnables import Runnable, RunnableConfig, ensure_config
@@ -27,6 +26,7 @@ from langchain_core.runnables.config import ContextThreadPoolExecutor
 from pydantic import ConfigDict
 
 from langchain_bytez.base import gather_or_cancel, store_signatures
+from langchain_bytez.chat_stream import callback_configuration
 from langchain_bytez.generation import (
     BytezGenerationMixin,
     CallArguments,
@@ -645,24 +645,11 @@ class _StreamStart:
         params = llm._dict_for_compat()
         params["stop"] = stop
         params = {**params, **kwargs}
-        inheritable_metadata = {
-            **(config.get("metadata") or {}),
-            **llm._get_ls_params_with_defaults(stop=stop, **kwargs),
-        }
+        configure, configure_kwargs = callback_configuration(llm, config, stop, kwargs, params)
         return cls(
             prompt=prompt,
-            configure=(
-                config.get("callbacks"),
-                llm.callbacks,
-                llm.verbose,
-                config.get("tags"),
-                llm.tags,
-                inheritable_metadata,
-                llm.metadata,
-            ),
-            configure_kwargs={
-                "langsmith_inheritable_metadata": _filter_invocation_params_for_tracing(params)
-            },
+            configure=configure,
+            configure_kwargs=configure_kwargs,
             start=(llm._serialized, [prompt]),
             start_kwargs={
                 "invocation_params": params,

@@ -239,36 +239,28 @@ def test_stream_without_chunks_fails_as_core_does(llm: BytezLLM) -> None:
 # ----------------------------------------------------------------------- ChatBytez
 
 
-class ChatCalls(BaseCallbackHandler):
+class ChatCalls(Calls):
     """Every chat-model callback as text, run ids (also inside message ids) numbered."""
 
     def __init__(self) -> None:
-        self.calls: list[str] = []
-        self._ids: dict[str, str] = {}
+        super().__init__()
+        self.calls: list[str] = []  # type: ignore[assignment]
+        self._texts: dict[str, str] = {}
 
     def _record(self, event: str, *args: Any, **kwargs: Any) -> None:
         for value in kwargs.values():
             if isinstance(value, UUID):
-                self._ids.setdefault(str(value), f"run-{len(self._ids)}")
+                self._texts.setdefault(str(value), f"run-{len(self._texts)}")
         error = kwargs.pop("error", None)
         text = repr((event, args, sorted(kwargs.items())))
         if error is not None:
             text += repr((type(error).__name__, str(error)))
-        for raw, name in self._ids.items():
+        for raw, name in self._texts.items():
             text = text.replace(raw, name)
-        self.calls.append(text)
+        self.calls.append(text)  # type: ignore[arg-type]
 
     def on_chat_model_start(self, serialized: Any, messages: Any, **kw: Any) -> None:
         self._record("start", serialized, messages, **kw)
-
-    def on_llm_new_token(self, token: str, **kw: Any) -> None:
-        self._record("token", token, **kw)
-
-    def on_llm_end(self, response: LLMResult, **kw: Any) -> None:
-        self._record("end", response, **kw)
-
-    def on_llm_error(self, error: BaseException, **kw: Any) -> None:
-        self._record("error", error=error, **kw)
 
 
 @pytest.fixture
