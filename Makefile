@@ -106,12 +106,15 @@ lowest: $(LOWEST_STAMP)
 
 test: lint typecheck pytest docs-snippets lowest
 
-# Bounded reliability runs kept out of the default suite (see README).
+# Bounded reliability runs kept out of the default suite (see README). -s shows their
+# report: file descriptors and RSS at the start and the end, calls and outcomes.
 load: $(DEV_STAMP)
-	$(BIN)/python -m pytest -q -m load -o addopts="--strict-markers" tests/integration_tests
+	$(BIN)/python -m pytest -q -s -p no:cacheprovider -m load -o addopts="--strict-markers" \
+		tests/integration_tests
 
 soak: $(DEV_STAMP)
-	$(BIN)/python -m pytest -q -m soak -o addopts="--strict-markers" tests/integration_tests
+	$(BIN)/python -m pytest -q -s -p no:cacheprovider -m soak -o addopts="--strict-markers" \
+		tests/integration_tests
 
 # The transports section compares httpx's own pool with optional transports (the bench
 # group, part of dev).

@@ -19,7 +19,12 @@ from dataclasses import dataclass
 from operator import itemgetter
 from typing import Any, ClassVar, Literal, cast
 
-from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
+from langchain_core.callbacks import (
+    AsyncCallbackManager,
+    AsyncCallbackManagerForLLMRun,
+    CallbackManager,
+    CallbackManagerForLLMRun,
+)
 from langchain_core.language_models import LangSmithParams, LanguageModelInput
 from langchain_core.language_models.chat_models import (
     BaseChatModel,
@@ -31,8 +36,8 @@ from langchain_core.messages import (
     AIMessageChunk,
     BaseMessage,
 )
-from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
-from langchain_core.runnables import Runnable, RunnableMap, RunnablePassthrough
+from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult, LLMResult
+from langchain_core.runnables import Runnable, RunnableConfig, RunnableMap, RunnablePassthrough
 from langchain_core.utils.function_calling import convert_to_json_schema, convert_to_openai_tool
 from langchain_core.utils.pydantic import is_basemodel_subclass
 from pydantic import BaseModel
@@ -40,6 +45,7 @@ from pydantic import BaseModel
 from langchain_bytez.base import store_signatures
 from langchain_bytez.chat_messages import MEDIA_TYPES as _MEDIA_TYPES
 from langchain_bytez.chat_messages import convert_messages
+from langchain_bytez.chat_stream import ChatStreamRun, ChunkBlocks
 from langchain_bytez.chat_tools import (
     AnswerMode,
     StructuredParser,
@@ -158,6 +164,12 @@ def _content(text: str, answer: _Answer) -> str | list[str | dict[str, Any]]:
 
 
 # ---------------------------------------------------------------------- the model
+
+
+def _closing(chunk: ChatGenerationChunk) -> bool:
+    """Whether ``chunk`` is a stream's closing chunk: metadata, no token to report."""
+    message = chunk.message
+    return isinstance(message, AIMessageChunk) and message.chunk_position == "last"
 
 
 class _ChatCallArguments(CallArguments):
@@ -492,7 +504,7 @@ class ChatBytez(BytezGenerationMixin, BaseChatModel):
         try:
             for item in items:
                 for chunk in reader.feed(item):
-                    if run_manager is not None:
+                    if run_manager is not None and not _closing(chunk):
                         run_manager.on_llm_new_token(chunk.text, chunk=chunk)
                     yield chunk
         finally:
@@ -538,11 +550,102 @@ class ChatBytez(BytezGenerationMixin, BaseChatModel):
         try:
             async for item in items:
                 for chunk in reader.feed(item):
-                    if run_manager is not None:
+                    if run_manager is not None and not _closing(chunk):
                         await run_manager.on_llm_new_token(chunk.text, chunk=chunk)
                     yield chunk
         finally:
             await items.aclose()
+
+    # ------------------------------------------------------------------ public streams
+
+    def stream(
+        self,
+        input: LanguageModelInput,  # noqa: A002 - langchain-core's name
+        config: RunnableConfig | None = None,
+        *,
+        stop: list[str] | None = None,
+        **kwargs: Any,
+    ) -> Iterator[AIMessageChunk]:
+        """Stream the reply: ``BaseChatModel.stream``, keeping a block of chunks, not all.
+
+        See [`chat_stream`][langchain_bytez.chat_stream].
+
+        Args:
+            input: The conversation (or a string).
+            config: The run config.
+            stop: Stop sequences for this call.
+            **kwargs: Per-call arguments, as for ``invoke``.
+
+        Yields:
+            The message chunks.
+        """
+        if not self._should_stream(async_api=False, **{**kwargs, "stream": True}):
+            yield cast("AIMessageChunk", self.invoke(input, config=config, stop=stop, **kwargs))
+            return
+        run = ChatStreamRun.of(self, input, config, stop, kwargs)
+        manager = CallbackManager.configure(*run.configure, **run.configure_kwargs)
+        (run_manager,) = manager.on_chat_model_start(*run.start, **run.start_kwargs)
+        if self.rate_limiter:
+            self.rate_limiter.acquire(blocking=True)
+        blocks = ChunkBlocks()
+        try:
+            last = None
+            for last in self._stream(run.begin(run_manager.run_id), stop=stop, **run.kwargs):
+                run.shape(last, self.output_version)
+                run_manager.on_llm_new_token(last.message.content, chunk=last)
+                blocks.append(last)
+                yield cast("AIMessageChunk", last.message)
+            if (closing := run.closing(last)) is not None:
+                run_manager.on_llm_new_token("", chunk=ChatGenerationChunk(message=closing))
+                yield closing
+        except BaseException as error:
+            run_manager.on_llm_error(error, response=blocks.error_result(error))
+            raise
+        generation = blocks.merged()
+        if not generation:
+            empty = ValueError("No generation chunks were returned")
+            run_manager.on_llm_error(empty, response=LLMResult(generations=[]))
+            raise empty
+        run_manager.on_llm_end(LLMResult(generations=[[generation]]))
+
+    async def astream(
+        self,
+        input: LanguageModelInput,  # noqa: A002 - langchain-core's name
+        config: RunnableConfig | None = None,
+        *,
+        stop: list[str] | None = None,
+        **kwargs: Any,
+    ) -> AsyncIterator[AIMessageChunk]:
+        """Async version of ``stream`` (``BaseChatModel.astream``)."""
+        if not self._should_stream(async_api=True, **{**kwargs, "stream": True}):
+            reply = await self.ainvoke(input, config=config, stop=stop, **kwargs)
+            yield cast("AIMessageChunk", reply)
+            return
+        run = ChatStreamRun.of(self, input, config, stop, kwargs)
+        manager = AsyncCallbackManager.configure(*run.configure, **run.configure_kwargs)
+        (run_manager,) = await manager.on_chat_model_start(*run.start, **run.start_kwargs)
+        if self.rate_limiter:
+            await self.rate_limiter.aacquire(blocking=True)
+        blocks = ChunkBlocks()
+        try:
+            last = None
+            async for last in self._astream(run.begin(run_manager.run_id), stop=stop, **run.kwargs):
+                run.shape(last, self.output_version)
+                await run_manager.on_llm_new_token(last.message.content, chunk=last)
+                blocks.append(last)
+                yield cast("AIMessageChunk", last.message)
+            if (closing := run.closing(last)) is not None:
+                await run_manager.on_llm_new_token("", chunk=ChatGenerationChunk(message=closing))
+                yield closing
+        except BaseException as error:
+            await run_manager.on_llm_error(error, response=blocks.error_result(error))
+            raise
+        generation = blocks.merged()
+        if not generation:
+            empty = ValueError("No generation chunks were returned")
+            await run_manager.on_llm_error(empty, response=LLMResult(generations=[]))
+            raise empty
+        await run_manager.on_llm_end(LLMResult(generations=[[generation]]))
 
     # ------------------------------------------------------------------ tools
 

@@ -27,6 +27,7 @@ send (``text`` or ``messages``) and what they return (strings or messages):
 
 from __future__ import annotations
 
+import copy
 import difflib
 import json
 import math
@@ -37,7 +38,8 @@ from typing import Any, ClassVar, Literal, TypeVar
 from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
 from langchain_core.language_models import LangSmithParams
 from langchain_core.outputs import ChatGenerationChunk, GenerationChunk
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
+from typing_extensions import Self
 
 from langchain_bytez.base import AsyncRetryReporter, BytezModelMixin, gather_or_cancel
 from langchain_bytez.client import DEFAULT_BASE_URL
@@ -242,6 +244,30 @@ def cut_output(text: str, call: CallSettings) -> tuple[str, str | None]:
     return text, finish_reason(stopped=stopped, pieces=None, budget=None)
 
 
+_MEMO_STOPS = 8  # distinct per-call stop lists kept per configuration
+
+
+class _Memo:
+    """A cache slot private to one object: never copied or pickled, ignored by ``==``."""
+
+    __slots__ = ("entry",)
+
+    def __init__(self) -> None:
+        # (the fields' values, {call's stop sequences: settings})
+        self.entry: tuple[tuple[Any, ...], dict[tuple[Any, ...] | None, CallSettings]] | None
+        self.entry = None
+
+    def __eq__(self, other: object) -> bool:
+        # Pydantic compares private attributes in ``==``: a filled cache must not make
+        # two identically configured models unequal.
+        return isinstance(other, _Memo)
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __reduce__(self) -> tuple[type[_Memo], tuple[()]]:
+        return (_Memo, ())  # copies and pickles start empty
+
+
 class BytezGenerationMixin(BytezModelMixin):
     """Generation fields and call resolution shared by the generating Bytez classes.
 
@@ -286,6 +312,19 @@ class BytezGenerationMixin(BytezModelMixin):
     # The per-call argument model; subclasses with extra per-call options extend it.
     _call_arguments: ClassVar[type[CallArguments]] = CallArguments
 
+    # The settings of the last call without keyword arguments (see _call_settings).
+    _settings_memo: _Memo = PrivateAttr(default_factory=_Memo)
+
+    def __copy__(self) -> Self:
+        """Shallow copy with its own (empty) settings cache.
+
+        Returns:
+            The copy.
+        """
+        copied = super().__copy__()
+        copied._settings_memo = _Memo()  # pydantic shares private values in a copy
+        return copied
+
     def _instance_params(self) -> dict[str, Any]:
         """``self.params`` with the first-class generation fields set over it (a new dict)."""
         params = dict(self.params)
@@ -315,12 +354,19 @@ class BytezGenerationMixin(BytezModelMixin):
     @property
     def _identifying_params(self) -> dict[str, Any]:
         # Used for caching, tracing, str()/dict() and invocation params: never the key.
+        try:
+            # The settings of a call without arguments hold the same params and stops,
+            # and are usually known already (every call asks for these).
+            settings = self._call_settings(None, {})
+            params, stops = dict(settings.params), list(settings.stops)
+        except ValueError:  # tracing must not fail: _call_settings refuses it clearly
+            params, stops = self._default_params, self._default_stops
         return {
             "model": self.model,
             "base_url": (self.base_url or DEFAULT_BASE_URL).rstrip("/"),
-            "params": self._default_params,
+            "params": params,
             # Stops are enforced client-side: part of the identity, not of the params.
-            **({"stop": stops} if (stops := self._default_stops) else {}),
+            **({"stop": stops} if stops else {}),
         }
 
     def _generation_ls_params(
@@ -376,6 +422,43 @@ class BytezGenerationMixin(BytezModelMixin):
             ValueError: A per-call argument has the wrong type or value, looks like a
                 misspelt known argument, or is a client setting that cannot vary per call.
         """
+        if kwargs or not (
+            stop is None or (isinstance(stop, list) and all(isinstance(s, str) for s in stop))
+        ):
+            return self._resolve_call(stop, kwargs)  # checked (and refused) there
+        # Most calls pass no keyword arguments: their settings depend on the instance's
+        # fields and ``stop`` only, and are kept until one of those fields changes.
+        key = self._settings_key()
+        # Read from pydantic's private dict: attribute access to a private costs ~5 us.
+        memo: _Memo = (self.__pydantic_private__ or {})["_settings_memo"]
+        entry = memo.entry
+        if entry is None or entry[0] != key:
+            entry = memo.entry = (copy.deepcopy(key), {})
+        by_stop = entry[1]
+        stops = None if stop is None else tuple(stop)
+        settings = by_stop.get(stops)
+        if settings is None:
+            settings = self._resolve_call(stop, kwargs)
+            if len(by_stop) >= _MEMO_STOPS:
+                by_stop.clear()
+            by_stop[stops] = settings
+        return settings
+
+    def _settings_key(self) -> tuple[Any, ...]:
+        """The fields the settings of a call without keyword arguments depend on."""
+        return (
+            self.model,
+            self.params,
+            self.max_new_tokens,
+            self.temperature,
+            self.top_p,
+            self.top_k,
+            self.stop,
+            self.streaming,
+            type(self),
+        )
+
+    def _resolve_call(self, stop: list[str] | None, kwargs: Mapping[str, Any]) -> CallSettings:
         arguments_model = self._call_arguments
         names = arguments_model.names() if kwargs else frozenset()  # only kwargs need it
         for key in kwargs:
@@ -570,9 +653,11 @@ async def arun_model(
     """Async version of [`run_model`][langchain_bytez.generation.run_model]."""
     check_request(model_id, payload, stream=False)
     client = owner._async_client()
-    with AsyncRetryReporter(run_manager) as on_retry:
-        async with owner._amodel_session(client, model_id, run_manager):
-            return await client.run(model_id, payload, timeout=timeout, on_retry=on_retry)
+    async with (
+        AsyncRetryReporter(run_manager) as on_retry,
+        owner._amodel_session(client, model_id, run_manager),
+    ):
+        return await client.run(model_id, payload, timeout=timeout, on_retry=on_retry)
 
 
 @dataclass(frozen=True)
@@ -656,21 +741,21 @@ async def astream_text(
     check_request(call.model, payload, stream=True)
     client = owner._async_client()
     cut = _StreamCut(call)
-    with AsyncRetryReporter(run_manager) as on_retry:
-        async with (
-            owner._amodel_session(client, call.model, run_manager),
-            client.stream(call.model, payload, timeout=call.timeout, on_retry=on_retry) as stream,
-        ):
-            if lead_text:
-                yield lead_text
-            async for piece in stream:
-                if text := cut.feed(piece):
-                    yield text
-                if cut.stopped:
-                    break
-            if tail := cut.flush():
-                yield tail
-            meta = stream.meta
+    async with (
+        AsyncRetryReporter(run_manager) as on_retry,
+        owner._amodel_session(client, call.model, run_manager),
+        client.stream(call.model, payload, timeout=call.timeout, on_retry=on_retry) as stream,
+    ):
+        if lead_text:
+            yield lead_text
+        async for piece in stream:
+            if text := cut.feed(piece):
+                yield text
+            if cut.stopped:
+                break
+        if tail := cut.flush():
+            yield tail
+        meta = stream.meta
     yield cut.end(meta, info)
 
 
@@ -684,6 +769,8 @@ def report_chunks(
 ) -> Iterator[_ChunkT]:
     """Turn ``stream_text`` items into LangChain chunks, reporting each token first.
 
+    The closing chunk (no text, the metadata) is yielded without a token callback.
+
     Args:
         items: The ``stream_text`` generator.
         to_chunk: Builds the class's chunk from a text piece or the closing ``StreamEnd``.
@@ -696,7 +783,8 @@ def report_chunks(
     try:
         for item in items:
             chunk = to_chunk(item)
-            if token_manager is not None:
+            # The closing chunk carries metadata, not a token (12 tokens are 12 calls).
+            if token_manager is not None and not isinstance(item, StreamEnd):
                 token_manager.on_llm_new_token(chunk.text, chunk=chunk)
             yield chunk
     finally:
@@ -714,7 +802,7 @@ async def areport_chunks(
     try:
         async for item in items:
             chunk = to_chunk(item)
-            if token_manager is not None:
+            if token_manager is not None and not isinstance(item, StreamEnd):
                 await token_manager.on_llm_new_token(chunk.text, chunk=chunk)
             yield chunk
     finally:

@@ -13,7 +13,9 @@ plain callbacks. This module, in the LangChain layer, turns them into:
 from __future__ import annotations
 
 import asyncio
+import collections
 import sys
+import threading
 from typing import TYPE_CHECKING, Any, TextIO
 
 from langchain_core.callbacks.manager import AsyncCallbackManager, CallbackManager
@@ -53,12 +55,41 @@ def _isatty(stream: TextIO) -> bool:
         return False
 
 
+class _Shown:
+    """The load events already written to the console, process-wide.
+
+    Callers waiting for one load (threads, tasks, several objects) each get the
+    leader's events, the very same objects: each is written once, by whichever
+    reporter receives it first, so the console shows one line per load however many
+    callers wait for it. A short memory suffices: an event is delivered to its waiters
+    within moments, and the events are kept alive meanwhile (so ``is`` stays exact).
+    """
+
+    def __init__(self, size: int = 256) -> None:
+        self._lock = threading.Lock()
+        self._recent: collections.deque[LoadProgress] = collections.deque(maxlen=size)
+        self.widths: dict[int, int] = {}  # of the line kept up to date, per terminal
+
+    def first(self, event: LoadProgress) -> bool:
+        """Whether ``event`` is seen for the first time (and remember it)."""
+        with self._lock:
+            if any(seen is event for seen in self._recent):
+                return False
+            self._recent.append(event)
+            return True
+
+
+_SHOWN = _Shown()
+
+
 class ConsoleProgressReporter:
     r"""The default progress reporter (``progress=True``): writes to stderr.
 
     On a terminal it keeps one line up to date (``\r``) and clears it when the load
     ends; otherwise (logs, CI, notebooks' captured stderr) it writes one plain line per
-    event, which is one per status change plus a heartbeat on long loads.
+    event, which is one per status change plus a heartbeat on long loads. An event is
+    written once however many reporters receive it (every caller waiting for a load
+    gets the same events): one console line per load, not one per waiting caller.
     """
 
     def __init__(self, stream: TextIO | None = None) -> None:
@@ -69,7 +100,6 @@ class ConsoleProgressReporter:
                 (so redirections made after creation are honoured).
         """
         self._stream = stream
-        self._width = 0
 
     def __call__(self, event: LoadProgress) -> None:
         """Write one event.
@@ -77,16 +107,20 @@ class ConsoleProgressReporter:
         Args:
             event: The progress event.
         """
+        if not _SHOWN.first(event):
+            return
         stream = self._stream if self._stream is not None else sys.stderr
         line = f"[bytez] {event.message}"
         if _isatty(stream):
-            padding = " " * max(0, self._width - len(line))
-            self._width = max(self._width, len(line))
+            # The width of the line on screen is the console's, not this reporter's:
+            # another reporter may have written the previous event.
+            width = _SHOWN.widths.get(id(stream), 0)
             if event.done:
-                stream.write("\r" + " " * self._width + "\r")
-                self._width = 0
+                stream.write("\r" + " " * max(width, len(line)) + "\r")
+                _SHOWN.widths.pop(id(stream), None)
             else:
-                stream.write("\r" + line + padding)
+                stream.write("\r" + line + " " * max(0, width - len(line)))
+                _SHOWN.widths[id(stream)] = max(width, len(line))
         else:
             stream.write(line + "\n")
         stream.flush()

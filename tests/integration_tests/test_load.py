@@ -16,7 +16,7 @@ Half of the stream consumers abandon their stream after the first chunk (a plain
   runs in this process too, so both ends of every connection are counted).
 
 The small version runs by default (``make test``); the 1,000 + 200 one is marked ``load``
-(``make load``).
+(``make load``, which prints the file descriptors and RSS at its start and end).
 """
 
 from __future__ import annotations
@@ -171,12 +171,17 @@ async def run_load(server: LocalBytezServer, n_async: int, n_threads: int) -> di
     # Process-wide: objects of earlier tests may be collected meanwhile (fewer fds);
     # a leak of this run would leave more.
     assert fds_after <= fds_before
+    rss_end = process.memory_info().rss
     return {
         "calls": total,
         "seconds": round(elapsed, 2),
         "calls_per_second": round(total / elapsed),
         "server_peak_in_flight": server.peak_in_flight(MODEL),
         "pooled_sockets_before_close": kept_alive,
+        "fds_start": fds_before,
+        "fds_end": fds_after,
+        "rss_start_mb": round(rss_before / 2**20, 1),
+        "rss_end_mb": round(rss_end / 2**20, 1),
         "rss_growth_mb": round(rss_peak_growth / 2**20, 1),
     }
 
@@ -194,5 +199,13 @@ async def test_load_small_no_errors_no_leaks(bytez_server_factory: ServerFactory
 async def test_load_1000_async_200_threads(bytez_server_factory: ServerFactory) -> None:
     server = bytez_server_factory(load_delay=0.0)
     figures = await run_load(server, n_async=1000, n_threads=200)
-    print(f"\nload figures: {figures}")
+    print(  # make load runs with -s: the figures are part of its report
+        f"\nload: {figures['calls']} calls in {figures['seconds']} s "
+        f"({figures['calls_per_second']}/s), server peak in flight "
+        f"{figures['server_peak_in_flight']}\n"
+        f"  fds: {figures['fds_start']} at the start -> {figures['fds_end']} at the end "
+        f"(pooled sockets before close: {figures['pooled_sockets_before_close']})\n"
+        f"  RSS: {figures['rss_start_mb']} MB at the start -> {figures['rss_end_mb']} MB "
+        f"at the end (growth over the run {figures['rss_growth_mb']:+} MB)"
+    )
     assert figures["server_peak_in_flight"] > 100

@@ -14,6 +14,11 @@ Pass criteria:
   10 s read timeout, and every worker thread has ended when the run does;
 * memory is flat: RSS growth between the end of the warm-up (a fifth of the run) and
   the end is below ``RSS_BOUND_MB`` (20 MB), measured after ``gc.collect()``;
+* no descriptor is left behind: once the clients are closed, the process has at most
+  ``FD_BOUND`` (5) more open file descriptors than at the start.
+
+The run prints its report (``make soak`` runs pytest with ``-s``): calls, outcomes, and
+the file descriptors and RSS at the start and at the end.
 
 The server runs in a child process (``python -m langchain_bytez.server``), so the RSS
 measured is the client's alone: the server's request log grows with every request and
@@ -45,6 +50,7 @@ from langchain_bytez.llms import BytezLLM
 
 SOAK_SECONDS = float(os.environ.get("BYTEZ_SOAK_SECONDS", "60"))
 RSS_BOUND_MB = 20.0
+FD_BOUND = 5  # descriptors left open once the clients are closed
 CALL_TIMEOUT = 30.0  # per async call; a retried call waits at most ~3 s in backoff
 ASYNC_WORKERS = 8
 THREAD_WORKERS = 4
@@ -191,6 +197,8 @@ async def test_soak_mixed_calls_with_random_faults(server_url: str) -> None:
         "emb": BytezEmbeddings(model="sentence-transformers/all-MiniLM-L6-v2", **common),
     }
     ledger = Ledger()
+    fds_start = psutil.Process().num_fds()
+    rss_start = _rss_mb()
     start = time.monotonic()
     until = start + SOAK_SECONDS
     warm_until = start + SOAK_SECONDS / 5
@@ -223,6 +231,7 @@ async def test_soak_mixed_calls_with_random_faults(server_url: str) -> None:
     for model in models.values():
         model._sync_client().close()
         await model._async_client().aclose()
+    fds_end = psutil.Process().num_fds()
 
     by_outcome: collections.Counter[str] = collections.Counter()
     for (_, outcome), n in ledger.outcomes.items():
@@ -232,7 +241,9 @@ async def test_soak_mixed_calls_with_random_faults(server_url: str) -> None:
         f"({ledger.started / elapsed:.0f}/s)\n"
         f"  outcomes: {dict(by_outcome)}\n"
         f"  per op:   {dict(sorted(ledger.outcomes.items()))}\n"
-        f"  RSS: {rss_warm:.1f} MB after warm-up -> {rss_end:.1f} MB at the end "
+        f"  fds: {fds_start} at the start -> {fds_end} at the end (clients closed)\n"
+        f"  RSS: {rss_start:.1f} MB at the start, "
+        f"{rss_warm:.1f} MB after warm-up -> {rss_end:.1f} MB at the end "
         f"(growth {growth:+.1f} MB, bound {RSS_BOUND_MB} MB); "
         f"min/max after warm-up {min(after_warm):.1f}/{max(after_warm):.1f} MB"
     )
@@ -243,3 +254,4 @@ async def test_soak_mixed_calls_with_random_faults(server_url: str) -> None:
     assert by_outcome["ok"] > 0.8 * ledger.started  # most faults are retried away
     assert len(by_outcome) > 1  # the faults really happened
     assert growth < RSS_BOUND_MB
+    assert fds_end <= fds_start + FD_BOUND  # the server is a child: these are ours

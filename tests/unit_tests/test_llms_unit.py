@@ -258,9 +258,12 @@ def test_stream_tokens_reach_callbacks_before_the_consumer(make: Any, fake: Fake
         pieces.append(piece)
     assert "".join(pieces) == " café 🚀 end"
     assert "".join(recorder.tokens) == "".join(pieces)
-    # Every token is reported before it is yielded.
+    # Every token is reported before it is yielded; the empty closing chunk (metadata
+    # only) is yielded as "" with no token callback.
+    assert pieces[-1] == ""
+    assert len(recorder.tokens) == len(pieces) - 1
     for index, entry in enumerate(log):
-        if entry[0] == "yield":
+        if entry[0] == "yield" and entry[1]:
             assert log[index - 1] == ("token", entry[1])
 
 
@@ -315,7 +318,7 @@ async def test_astream_stop_split_across_chunks(make: Any, fake: FakeBytez) -> N
     assert "".join(pieces) == " one two "
     assert fake.pulled == 4
     for index, entry in enumerate(log):
-        if entry[0] == "yield":
+        if entry[0] == "yield" and entry[1]:  # the closing "" has no token callback
             assert log[index - 1] == ("token", entry[1])
 
 
@@ -369,7 +372,7 @@ def test_streaming_flag_uses_the_stream_route_and_reports_tokens(
     result = make(streaming=True).generate(["Hi"], callbacks=[recorder])
     assert fake.requests[-1]["stream"] is True
     assert result.generations[0][0].text == " hello world"
-    assert recorder.tokens == [" hello", " world", ""]
+    assert recorder.tokens == [" hello", " world"]  # none for the closing chunk
     assert result.generations[0][0].generation_info["model_name"] == MODEL  # type: ignore[index]
 
 
