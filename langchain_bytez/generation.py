@@ -33,13 +33,12 @@ import json
 import math
 from collections.abc import AsyncGenerator, Callable, Generator, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar, Literal, TypeVar
+from typing import Any, ClassVar, Literal, Self, TypeVar
 
 from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
 from langchain_core.language_models import LangSmithParams
 from langchain_core.outputs import ChatGenerationChunk, GenerationChunk
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
-from typing_extensions import Self
 
 from langchain_bytez.base import AsyncRetryReporter, BytezModelMixin, gather_or_cancel
 from langchain_bytez.client import DEFAULT_BASE_URL
