@@ -668,6 +668,10 @@ class AsyncBytezClient(ClientCore):
             stream_idle_timeout=stream_idle_timeout,
         )
         self._transport = resolve_async_transport(async_transport, self._base_url)
+        if self._transport == "aiohttp" and http_client is None:
+            # Imported here, not by the first request: importing aiohttp takes a few
+            # hundred ms, which must not count against that call's deadline.
+            import langchain_bytez.clients.transports  # noqa: F401, PLC0415
         self._injected = http_client
         self._guard = AsyncRedirectGuard(http_client, self) if http_client is not None else None
         self._http: httpx.AsyncClient | None = http_client
