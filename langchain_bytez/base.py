@@ -39,7 +39,7 @@ import functools
 import hashlib
 import os
 import threading
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Self, TypeVar
 
@@ -72,7 +72,12 @@ from langchain_bytez.errors import (
     InvalidHeaderError,
     MissingAPIKeyError,
 )
-from langchain_bytez.manager import ModelManager
+from langchain_bytez.manager import (
+    AsyncProgressOption,
+    AutoLoadOptions,
+    ModelManager,
+    ProgressOption,
+)
 from langchain_bytez.progress import alangchain_progress_dispatcher, langchain_progress_dispatcher
 from langchain_bytez.registry import CLIENTS
 from langchain_bytez.run_helpers import AsyncRetryReporter, gather_or_cancel, store_signatures
@@ -94,6 +99,7 @@ __all__ = [
 ]
 
 _C = TypeVar("_C", BytezClient, AsyncBytezClient)
+_P = TypeVar("_P")
 
 PROVIDER_KEY_ENV = "BYTEZ_PROVIDER_KEY"
 """Environment variable read for ``provider_key`` when it is not passed."""
@@ -186,6 +192,29 @@ class _RuntimeState:
         return isinstance(other, _RuntimeState)
 
     __hash__ = None  # type: ignore[assignment]
+
+
+def _current(
+    made_for: _ClientKey | None, client: _C | None, key: _ClientKey, make: Callable[[], _C]
+) -> tuple[_ClientKey, _C]:
+    """An instance's own client for ``key``: the one it has, or a new one if a field changed.
+
+    Fields are plain attributes, so a client made before a change is rebuilt.
+    """
+    if client is None or made_for != key:
+        return key, make()
+    return key, client
+
+
+@contextlib.contextmanager
+def _forgetting_unloaded(manager: ModelManager, model_id: str) -> Iterator[None]:
+    """Make the manager forget a model whose run says it is not (or no longer) loaded."""
+    try:
+        yield
+    except BytezError as error:
+        if _means_not_loaded(error):
+            manager.forget(model_id)
+        raise
 
 
 def _means_not_loaded(error: BaseException) -> bool:
@@ -591,10 +620,7 @@ class BytezModelMixin(BaseModel):
             return client
         own = self._runtime
         with own.lock:
-            # Rebuilt if a field changed since (fields are plain attributes).
-            if own.sync is None or own.sync_key != key:
-                own.sync = self._new_client(BytezClient, http_client=self.http_client)
-                own.sync_key = key
+            own.sync_key, own.sync = _current(own.sync_key, own.sync, key, self._own_client)
             return own.sync
 
     def _async_client(self) -> AsyncBytezClient:
@@ -617,10 +643,16 @@ class BytezModelMixin(BaseModel):
             return aclient
         own = self._runtime
         with own.lock:
-            if own.async_ is None or own.async_key != key:
-                own.async_ = self._new_client(AsyncBytezClient, http_client=self.http_async_client)
-                own.async_key = key
+            own.async_key, own.async_ = _current(
+                own.async_key, own.async_, key, self._own_async_client
+            )
             return own.async_
+
+    def _own_client(self) -> BytezClient:
+        return self._new_client(BytezClient, http_client=self.http_client)
+
+    def _own_async_client(self) -> AsyncBytezClient:
+        return self._new_client(AsyncBytezClient, http_client=self.http_async_client)
 
     def _new_client(self, cls: type[_C], **extra: Any) -> _C:
         with plain_http_warned():  # this object warned at construction
@@ -639,6 +671,14 @@ class BytezModelMixin(BaseModel):
         return ModelManager.for_client(client)
 
     # ------------------------------------------------------------------ run preparation
+
+    def _auto_load(self, progress: _P) -> AutoLoadOptions[_P]:
+        """The settings of the implicit auto-load before a run, with its ``progress``."""
+        return {
+            "concurrency": self.concurrency,
+            "timeout": self.instance_timeout,
+            "progress": progress,
+        }
 
     @contextlib.contextmanager
     def _model_session(
@@ -666,25 +706,14 @@ class BytezModelMixin(BaseModel):
         """
         manager = self._manager(client)
         if self.auto_load:
-            manager.ensure_available(
-                client,
-                model_id,
-                concurrency=self.concurrency,
-                timeout=self.instance_timeout,
-                # Callbacks always hear progress (custom event "bytez_model_loading");
-                # the console reporter (stderr) only with load_progress=True.
-                progress=(
-                    langchain_progress_dispatcher(run_manager, self.load_progress)
-                    if run_manager is not None
-                    else self.load_progress
-                ),
-            )
-        try:
+            # Callbacks always hear progress (custom event "bytez_model_loading");
+            # the console reporter (stderr) only with load_progress=True.
+            progress: ProgressOption = self.load_progress
+            if run_manager is not None:
+                progress = langchain_progress_dispatcher(run_manager, self.load_progress)
+            manager.ensure_available(client, model_id, **self._auto_load(progress))
+        with _forgetting_unloaded(manager, model_id):
             yield  # the client takes the account's concurrency slot for the run
-        except BytezError as error:
-            if _means_not_loaded(error):
-                manager.forget(model_id)
-            raise
 
     @contextlib.asynccontextmanager
     async def _amodel_session(
@@ -696,20 +725,9 @@ class BytezModelMixin(BaseModel):
         """Async version of ``_model_session``."""
         manager = self._manager(client)
         if self.auto_load:
-            await manager.aensure_available(
-                client,
-                model_id,
-                concurrency=self.concurrency,
-                timeout=self.instance_timeout,
-                progress=(
-                    alangchain_progress_dispatcher(run_manager, self.load_progress)
-                    if run_manager is not None
-                    else self.load_progress
-                ),
-            )
-        try:
+            progress: AsyncProgressOption = self.load_progress
+            if run_manager is not None:
+                progress = alangchain_progress_dispatcher(run_manager, self.load_progress)
+            await manager.aensure_available(client, model_id, **self._auto_load(progress))
+        with _forgetting_unloaded(manager, model_id):
             yield  # the client takes the account's concurrency slot for the run
-        except BytezError as error:
-            if _means_not_loaded(error):
-                manager.forget(model_id)
-            raise

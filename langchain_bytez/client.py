@@ -28,7 +28,6 @@ import threading
 import time
 import weakref
 from collections.abc import Awaitable, Callable, Mapping
-from types import TracebackType
 from typing import Any, Literal, TypeVar
 
 import httpx
@@ -200,13 +199,8 @@ class BytezClient(SyncPooledClient):
         """Return the client itself."""
         return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        """Close the client."""
+    def __exit__(self, *exc_info: object) -> None:
+        """Close the client (whatever ended the ``with`` block, it propagates)."""
         self.close()
 
     # -- I/O --------------------------------------------------------------------------
@@ -603,13 +597,8 @@ class AsyncBytezClient(AsyncPooledClient):
         """Return the client itself."""
         return self
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        """Close the client."""
+    async def __aexit__(self, *exc_info: object) -> None:
+        """Close the client (whatever ended the ``async with`` block, it propagates)."""
         await self.aclose()
 
     # -- I/O --------------------------------------------------------------------------
