@@ -217,9 +217,7 @@ class BytezClient(SyncPooledClient):
         except httpx.HTTPError as exc:
             failure = exc
         else:
-            self._log_response(call, response.status_code, started)
-            deadline.body_timeouts(request, idle)
-            return response
+            return self._arrived(call, (request, started), response, deadline, idle)
         # Outside the except: see _caused_by.
         raise self._read_failure(failure, deadline, call.model_id)
 
@@ -606,7 +604,7 @@ class AsyncBytezClient(AsyncPooledClient):
     async def _send(
         self, call: Call[Any], deadline: Deadline, idle: float | None = None
     ) -> httpx.Response:
-        """Send one request; the response's body is still to be read (and closed)."""
+        """Async version of ``BytezClient._send``."""
         http = self._client()
         request = self._request(http, call, deadline)
         started = self._clock()
@@ -615,9 +613,7 @@ class AsyncBytezClient(AsyncPooledClient):
         except httpx.HTTPError as exc:
             failure = exc
         else:
-            self._log_response(call, response.status_code, started)
-            deadline.body_timeouts(request, idle)
-            return response
+            return self._arrived(call, (request, started), response, deadline, idle)
         raise self._read_failure(failure, deadline, call.model_id)  # see BytezClient._send
 
     async def _read(
