@@ -120,6 +120,7 @@ _ClientKey = tuple[
     float | None,
     str,
 ]
+_Own = tuple[_ClientKey, _C]  # an instance's own client and the key it was made for
 
 _MASK = "**********"  # what pydantic shows for a SecretStr
 
@@ -172,13 +173,12 @@ _REGISTRY = CLIENTS
 class _RuntimeState:
     """Per-instance runtime state: never copied, never pickled, ignored by ``==``.
 
-    Holds the clients wrapping an injected httpx client (per instance, never shared).
+    Holds the clients wrapping an injected httpx client (per instance, never shared),
+    each with the configuration key it was made for.
     """
 
-    sync_key: _ClientKey | None = None
-    sync: BytezClient | None = None
-    async_key: _ClientKey | None = None
-    async_: AsyncBytezClient | None = None
+    sync: _Own[BytezClient] | None = None
+    async_: _Own[AsyncBytezClient] | None = None
     # The pooled clients last used: held so that the shared pool (which holds clients
     # weakly) keeps them while this object lives, and closes them once it is dropped.
     pooled: BytezClient | None = None
@@ -194,16 +194,14 @@ class _RuntimeState:
     __hash__ = None  # type: ignore[assignment]
 
 
-def _current(
-    made_for: _ClientKey | None, client: _C | None, key: _ClientKey, make: Callable[[], _C]
-) -> tuple[_ClientKey, _C]:
+def _current(own: _Own[_C] | None, key: _ClientKey, make: Callable[[], _C]) -> _Own[_C]:
     """An instance's own client for ``key``: the one it has, or a new one if a field changed.
 
     Fields are plain attributes, so a client made before a change is rebuilt.
     """
-    if client is None or made_for != key:
+    if own is None or own[0] != key:
         return key, make()
-    return key, client
+    return own
 
 
 @contextlib.contextmanager
@@ -620,8 +618,8 @@ class BytezModelMixin(BaseModel):
             return client
         own = self._runtime
         with own.lock:
-            own.sync_key, own.sync = _current(own.sync_key, own.sync, key, self._own_client)
-            return own.sync
+            own.sync = _current(own.sync, key, self._own_client)
+            return own.sync[1]
 
     def _async_client(self) -> AsyncBytezClient:
         """The async client for this configuration and the running loop.
@@ -643,10 +641,8 @@ class BytezModelMixin(BaseModel):
             return aclient
         own = self._runtime
         with own.lock:
-            own.async_key, own.async_ = _current(
-                own.async_key, own.async_, key, self._own_async_client
-            )
-            return own.async_
+            own.async_ = _current(own.async_, key, self._own_async_client)
+            return own.async_[1]
 
     def _own_client(self) -> BytezClient:
         return self._new_client(BytezClient, http_client=self.http_client)
