@@ -5,7 +5,10 @@
 ones are coroutines): run a model, stream its text, read the catalogue, and manage a
 model's instance cluster. Everything but the I/O lives in
 [`langchain_bytez.wire`][langchain_bytez.wire]: each method asks the core for a
-[`Call`][langchain_bytez.wire.endpoints.Call] (or a plan of calls) and executes it.
+[`Call`][langchain_bytez.wire.endpoints.Call] (or a plan of calls) and executes it. The
+methods' typed options are defined in
+[`langchain_bytez.clients.options`][langchain_bytez.clients.options], and the pool a
+request goes through in [`langchain_bytez.clients.pools`][langchain_bytez.clients.pools].
 
 Retries: failures whose error ``is_retryable`` (429, 500/502/503/504, connection
 failures and timeouts before any answer) are retried up to ``max_retries`` times,
