@@ -15,11 +15,12 @@
   limit is the clients' own, see ``max_concurrent_requests``);
 * safe copying and pickling: clients are never copied (they are looked up again), and
   pickles never carry the API key;
-* two async helpers every class needs:
+* re-exported from [`langchain_bytez.run_helpers`][langchain_bytez.run_helpers], the
+  helpers every class needs around a run:
   [`AsyncRetryReporter`][langchain_bytez.base.AsyncRetryReporter] (LangChain's async
-  ``on_retry`` as the client's sync hook) and
+  ``on_retry`` as the client's sync hook),
   [`gather_or_cancel`][langchain_bytez.base.gather_or_cancel] (concurrent batches that
-  cancel the rest on the first failure).
+  cancel the rest on the first failure) and ``store_signatures``.
 
 Lifetime of the shared clients: each object holds the pooled clients it uses, and the
 registry keeps them while any object does, plus a few recently used configurations
@@ -32,16 +33,13 @@ and never close the injected client.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import copy
 import difflib
 import functools
 import hashlib
-import inspect
 import os
 import threading
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Self, TypeVar
 
@@ -58,7 +56,6 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-from tenacity import RetryCallState
 
 from langchain_bytez._version import __version__
 from langchain_bytez.client import (
@@ -75,9 +72,15 @@ from langchain_bytez.errors import (
     InvalidHeaderError,
     MissingAPIKeyError,
 )
-from langchain_bytez.manager import ModelManager
+from langchain_bytez.manager import (
+    AsyncProgressOption,
+    AutoLoadOptions,
+    ModelManager,
+    ProgressOption,
+)
 from langchain_bytez.progress import alangchain_progress_dispatcher, langchain_progress_dispatcher
 from langchain_bytez.registry import CLIENTS
+from langchain_bytez.run_helpers import AsyncRetryReporter, gather_or_cancel, store_signatures
 from langchain_bytez.wire import headers as wire_headers
 from langchain_bytez.wire.config import (
     plain_http_warned,
@@ -92,10 +95,11 @@ __all__ = [
     "AsyncRetryReporter",
     "BytezModelMixin",
     "gather_or_cancel",
+    "store_signatures",
 ]
 
-_T = TypeVar("_T")
 _C = TypeVar("_C", BytezClient, AsyncBytezClient)
+_P = TypeVar("_P")
 
 PROVIDER_KEY_ENV = "BYTEZ_PROVIDER_KEY"
 """Environment variable read for ``provider_key`` when it is not passed."""
@@ -116,6 +120,7 @@ _ClientKey = tuple[
     float | None,
     str,
 ]
+_Own = tuple[_ClientKey, _C]  # an instance's own client and the key it was made for
 
 _MASK = "**********"  # what pydantic shows for a SecretStr
 
@@ -168,13 +173,12 @@ _REGISTRY = CLIENTS
 class _RuntimeState:
     """Per-instance runtime state: never copied, never pickled, ignored by ``==``.
 
-    Holds the clients wrapping an injected httpx client (per instance, never shared).
+    Holds the clients wrapping an injected httpx client (per instance, never shared),
+    each with the configuration key it was made for.
     """
 
-    sync_key: _ClientKey | None = None
-    sync: BytezClient | None = None
-    async_key: _ClientKey | None = None
-    async_: AsyncBytezClient | None = None
+    sync: _Own[BytezClient] | None = None
+    async_: _Own[AsyncBytezClient] | None = None
     # The pooled clients last used: held so that the shared pool (which holds clients
     # weakly) keeps them while this object lives, and closes them once it is dropped.
     pooled: BytezClient | None = None
@@ -188,6 +192,27 @@ class _RuntimeState:
         return isinstance(other, _RuntimeState)
 
     __hash__ = None  # type: ignore[assignment]
+
+
+def _current(own: _Own[_C] | None, key: _ClientKey, make: Callable[[], _C]) -> _Own[_C]:
+    """An instance's own client for ``key``: the one it has, or a new one if a field changed.
+
+    Fields are plain attributes, so a client made before a change is rebuilt.
+    """
+    if own is None or own[0] != key:
+        return key, make()
+    return own
+
+
+@contextlib.contextmanager
+def _forgetting_unloaded(manager: ModelManager, model_id: str) -> Iterator[None]:
+    """Make the manager forget a model whose run says it is not (or no longer) loaded."""
+    try:
+        yield
+    except BytezError as error:
+        if _means_not_loaded(error):
+            manager.forget(model_id)
+        raise
 
 
 def _means_not_loaded(error: BaseException) -> bool:
@@ -593,11 +618,8 @@ class BytezModelMixin(BaseModel):
             return client
         own = self._runtime
         with own.lock:
-            # Rebuilt if a field changed since (fields are plain attributes).
-            if own.sync is None or own.sync_key != key:
-                own.sync = self._new_client(BytezClient, http_client=self.http_client)
-                own.sync_key = key
-            return own.sync
+            own.sync = _current(own.sync, key, self._own_client)
+            return own.sync[1]
 
     def _async_client(self) -> AsyncBytezClient:
         """The async client for this configuration and the running loop.
@@ -619,10 +641,14 @@ class BytezModelMixin(BaseModel):
             return aclient
         own = self._runtime
         with own.lock:
-            if own.async_ is None or own.async_key != key:
-                own.async_ = self._new_client(AsyncBytezClient, http_client=self.http_async_client)
-                own.async_key = key
-            return own.async_
+            own.async_ = _current(own.async_, key, self._own_async_client)
+            return own.async_[1]
+
+    def _own_client(self) -> BytezClient:
+        return self._new_client(BytezClient, http_client=self.http_client)
+
+    def _own_async_client(self) -> AsyncBytezClient:
+        return self._new_client(AsyncBytezClient, http_client=self.http_async_client)
 
     def _new_client(self, cls: type[_C], **extra: Any) -> _C:
         with plain_http_warned():  # this object warned at construction
@@ -641,6 +667,14 @@ class BytezModelMixin(BaseModel):
         return ModelManager.for_client(client)
 
     # ------------------------------------------------------------------ run preparation
+
+    def _auto_load(self, progress: _P) -> AutoLoadOptions[_P]:
+        """The settings of the implicit auto-load before a run, with its ``progress``."""
+        return {
+            "concurrency": self.concurrency,
+            "timeout": self.instance_timeout,
+            "progress": progress,
+        }
 
     @contextlib.contextmanager
     def _model_session(
@@ -668,25 +702,14 @@ class BytezModelMixin(BaseModel):
         """
         manager = self._manager(client)
         if self.auto_load:
-            manager.ensure_available(
-                client,
-                model_id,
-                concurrency=self.concurrency,
-                timeout=self.instance_timeout,
-                # Callbacks always hear progress (custom event "bytez_model_loading");
-                # the console reporter (stderr) only with load_progress=True.
-                progress=(
-                    langchain_progress_dispatcher(run_manager, self.load_progress)
-                    if run_manager is not None
-                    else self.load_progress
-                ),
-            )
-        try:
+            # Callbacks always hear progress (custom event "bytez_model_loading");
+            # the console reporter (stderr) only with load_progress=True.
+            progress: ProgressOption = self.load_progress
+            if run_manager is not None:
+                progress = langchain_progress_dispatcher(run_manager, self.load_progress)
+            manager.ensure_available(client, model_id, **self._auto_load(progress))
+        with _forgetting_unloaded(manager, model_id):
             yield  # the client takes the account's concurrency slot for the run
-        except BytezError as error:
-            if _means_not_loaded(error):
-                manager.forget(model_id)
-            raise
 
     @contextlib.asynccontextmanager
     async def _amodel_session(
@@ -698,134 +721,9 @@ class BytezModelMixin(BaseModel):
         """Async version of ``_model_session``."""
         manager = self._manager(client)
         if self.auto_load:
-            await manager.aensure_available(
-                client,
-                model_id,
-                concurrency=self.concurrency,
-                timeout=self.instance_timeout,
-                progress=(
-                    alangchain_progress_dispatcher(run_manager, self.load_progress)
-                    if run_manager is not None
-                    else self.load_progress
-                ),
-            )
-        try:
+            progress: AsyncProgressOption = self.load_progress
+            if run_manager is not None:
+                progress = alangchain_progress_dispatcher(run_manager, self.load_progress)
+            await manager.aensure_available(client, model_id, **self._auto_load(progress))
+        with _forgetting_unloaded(manager, model_id):
             yield  # the client takes the account's concurrency slot for the run
-        except BytezError as error:
-            if _means_not_loaded(error):
-                manager.forget(model_id)
-            raise
-
-
-# ---------------------------------------------------------------------- class helpers
-
-
-def store_signatures(cls: type, *names: str) -> None:
-    """Store each named method's ``inspect.signature`` on the function itself.
-
-    LangChain asks ``inspect.signature(self._generate)`` on every call (does it take
-    ``run_manager``?); a stored ``__signature__`` is what ``inspect`` returns first, so
-    the answer is the same at a third of the cost (about 9 us less per call).
-    Subclasses that override a method get the normal inspection of their own.
-
-    Args:
-        cls: The class defining the methods.
-        *names: Names of methods defined in ``cls`` itself.
-    """
-    for name in names:
-        function = cls.__dict__[name]
-        function.__signature__ = inspect.signature(function)
-
-
-# ---------------------------------------------------------------------- async helpers
-
-
-async def gather_or_cancel(coros: Sequence[Awaitable[_T]]) -> list[_T]:
-    """``asyncio.gather`` that cancels the other runs when one fails.
-
-    Args:
-        coros: The awaitables to run concurrently.
-
-    Returns:
-        Their results, in input order.
-    """
-    if len(coros) == 1:
-        # A single run (every ainvoke) needs no task of its own and has nothing to
-        # cancel: awaiting it here saves creating and scheduling a task.
-        return [await coros[0]]
-    tasks = [asyncio.ensure_future(coro) for coro in coros]
-    try:
-        return list(await asyncio.gather(*tasks))
-    except BaseException:
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        raise
-
-
-class AsyncRetryReporter:
-    """Adapt an async run manager's ``on_retry`` to the client's sync callback.
-
-    The client calls ``on_retry(state)`` synchronously from inside the event loop, just
-    before it sleeps between attempts; LangChain's async ``on_retry`` is a coroutine, so
-    it is scheduled as a task (it runs during that sleep). Used with ``async with``, the
-    run waits for the reports still pending when it ends (a slow handler, a short
-    ``Retry-After``), so every retry is reported before the run's end; only a cancelled
-    or abandoned run cancels them. The plain ``with`` form cancels them at once.
-    """
-
-    def __init__(self, run_manager: AsyncCallbackManagerForLLMRun | None) -> None:
-        """Wrap ``run_manager`` (``None``: no reporting).
-
-        Args:
-            run_manager: The run's async callback manager.
-        """
-        self._run_manager = run_manager
-        self._tasks: set[asyncio.Task[None]] = set()
-
-    def __enter__(self) -> Callable[[RetryCallState], None] | None:
-        """Start reporting.
-
-        Returns:
-            The sync callback for ``AsyncBytezClient.run/stream(on_retry=...)``, or
-            ``None`` without a run manager.
-        """
-        return None if self._run_manager is None else self._report
-
-    def __exit__(self, *exc_info: object) -> None:
-        """Cancel reports still pending."""
-        for task in self._tasks:
-            if not task.done():
-                task.cancel()
-
-    async def __aenter__(self) -> Callable[[RetryCallState], None] | None:
-        """Start reporting (see ``__enter__``).
-
-        Returns:
-            The sync callback for the client, or ``None`` without a run manager.
-        """
-        return self.__enter__()
-
-    async def __aexit__(self, kind: type[BaseException] | None, *exc_info: object) -> None:
-        """Wait for the pending reports; cancel them if the run was cancelled or closed.
-
-        Args:
-            kind: The type of the exception ending the run, if any.
-            *exc_info: The rest of the exception information.
-        """
-        if kind is not None and not issubclass(kind, Exception):
-            self.__exit__()  # cancelled, closed early or interrupted: don't hold it up
-            return
-        pending = [task for task in self._tasks if not task.done()]
-        if pending:
-            # LangChain's handler dispatch logs a handler's own failure; nothing to raise.
-            await asyncio.gather(*pending, return_exceptions=True)
-
-    def _report(self, state: RetryCallState) -> None:
-        assert self._run_manager is not None  # noqa: S101 - only handed out when set
-        # The task runs later, while tenacity keeps mutating the same state object
-        # (attempt_number, outcome): hand it a snapshot taken now.
-        snapshot = copy.copy(state)
-        task = asyncio.get_running_loop().create_task(self._run_manager.on_retry(snapshot))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)

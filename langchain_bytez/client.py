@@ -5,7 +5,10 @@
 ones are coroutines): run a model, stream its text, read the catalogue, and manage a
 model's instance cluster. Everything but the I/O lives in
 [`langchain_bytez.wire`][langchain_bytez.wire]: each method asks the core for a
-[`Call`][langchain_bytez.wire.endpoints.Call] (or a plan of calls) and executes it.
+[`Call`][langchain_bytez.wire.endpoints.Call] (or a plan of calls) and executes it. The
+methods' typed options are defined in
+[`langchain_bytez.clients.options`][langchain_bytez.clients.options], and the pool a
+request goes through in [`langchain_bytez.clients.pools`][langchain_bytez.clients.pools].
 
 Retries: failures whose error ``is_retryable`` (429, 500/502/503/504, connection
 failures and timeouts before any answer) are retried up to ``max_retries`` times,
@@ -28,22 +31,28 @@ import threading
 import time
 import weakref
 from collections.abc import Awaitable, Callable, Mapping
-from types import TracebackType
-from typing import Any, Literal, TypeAlias, TypedDict, TypeVar
+from typing import Any, Literal, TypeVar
 
 import httpx
 import tenacity
 from pydantic import SecretStr
 from typing_extensions import Unpack
 
-from langchain_bytez.clients.pools import close_on_its_loop, make_async_http
+from langchain_bytez.clients.options import (
+    ClusterCallOptions,
+    ClusterChanges,
+    RunOptions,
+    TimeoutArg,
+    stream_args,
+    update_plan,
+)
+from langchain_bytez.clients.pools import AsyncPooledClient, SyncPooledClient
 from langchain_bytez.clients.redirects import AsyncRedirectGuard, RedirectGuard
 from langchain_bytez.clients.streams import AsyncTextStream, TextStream
 from langchain_bytez.errors import BytezError
 from langchain_bytez.lifecycle.manager import AsyncModelHandle, ModelHandle
 from langchain_bytez.limiter import Slot
-from langchain_bytez.registry import CLIENTS
-from langchain_bytez.types import Capacity, ClusterStatus, ModelInfo, RunResult, check_options
+from langchain_bytez.types import Capacity, ClusterStatus, ModelInfo, RunResult
 from langchain_bytez.wire import endpoints
 from langchain_bytez.wire.config import (
     API_KEY_ENV,
@@ -54,7 +63,6 @@ from langchain_bytez.wire.config import (
     DEFAULT_STREAM_IDLE_TIMEOUT,
     DEFAULT_TIMEOUT,
     AsyncTransport,
-    ClientCore,
     ReadResponse,
     resolve_async_transport,
 )
@@ -90,64 +98,6 @@ Request timings go to ``DEBUG``, retries and other recovered problems to
 
 _T = TypeVar("_T")
 
-TimeoutArg: TypeAlias = float | httpx.Timeout | None
-"""A call's timeout: seconds, an ``httpx.Timeout``, or ``None`` for the client's own."""
-
-
-class RunOptions(TypedDict, total=False):
-    """The keyword-only options of ``run`` and ``stream`` (both default to ``None``).
-
-    Attributes:
-        timeout: Overrides the client's timeout for this call.
-        on_retry: Called with tenacity's ``RetryCallState`` before each retry.
-    """
-
-    timeout: TimeoutArg
-    on_retry: OnRetry | None
-
-
-class ClusterCallOptions(TypedDict, total=False):
-    """The keyword-only options of ``create_cluster`` and ``get_cluster``.
-
-    Attributes:
-        timeout: Overrides the client's request timeout for this call (default ``None``).
-        retry: ``False`` sends the request once, without the client's retries (default
-            ``True``).
-    """
-
-    timeout: TimeoutArg
-    retry: bool
-
-
-class ClusterChanges(TypedDict, total=False):
-    """What ``update_cluster`` changes (keyword-only, each ``None`` by default: kept).
-
-    Attributes:
-        capacity: New instance counts.
-        timeout_minutes: New idle timeout (1 to 1440 minutes).
-        status: ``"on"`` or ``"off"``.
-    """
-
-    capacity: Capacity | None
-    timeout_minutes: int | None
-    status: Literal["on", "off"] | None
-
-
-def _stream_args(
-    client: ClientCore, model_id: str, payload: Mapping[str, Any], options: RunOptions
-) -> tuple[str, bytes, httpx.Timeout, OnRetry | None]:
-    """What both clients' streams are built from: path, body, timeout and ``on_retry``."""
-    check_options("stream", options, RunOptions)
-    path, content = endpoints.stream_body(model_id, payload)
-    return path, content, client._call_timeout(options.get("timeout")), options.get("on_retry")
-
-
-def _update_plan(model_id: str, changes: ClusterChanges) -> Plan[ClusterStatus]:
-    """The wire core's ``update_cluster`` plan for the given changes."""
-    check_options("update_cluster", changes, ClusterChanges)
-    capacity, minutes = changes.get("capacity"), changes.get("timeout_minutes")
-    return endpoints.update_cluster(model_id, capacity, minutes, changes.get("status"))
-
 
 # Module-level so tests (and callers who must not block) can patch the retry sleeps.
 def _sleep(seconds: float) -> None:
@@ -161,7 +111,7 @@ async def _async_sleep(seconds: float) -> None:
 # ------------------------------------------------------------------------- the sync shell
 
 
-class BytezClient(ClientCore):
+class BytezClient(SyncPooledClient):
     """Synchronous client for the Bytez API.
 
     One pooled ``httpx.Client`` is created on first use and reused by every call
@@ -248,48 +198,12 @@ class BytezClient(ClientCore):
 
     # -- lifecycle --------------------------------------------------------------------
 
-    def _client(self) -> httpx.Client | RedirectGuard:
-        injected, guard = self._injected, self._guard
-        if injected is not None:
-            # Redirects an injected client would follow are followed by the guard,
-            # which keeps the keys off other hosts.
-            return guard if guard is not None and injected.follow_redirects else injected
-        http = self._http
-        if http is None:
-            # Only creation is locked; requests never are.
-            with self._lock:
-                if self._http is None:
-                    self._http = httpx.Client(
-                        headers=self._headers, timeout=self._timeout, limits=DEFAULT_LIMITS
-                    )
-                    # Dropped without close() (or evicted from the shared pool): the
-                    # sockets are closed when the client is collected.
-                    self._release = weakref.finalize(self, self._http.close)
-                http = self._http
-        return http
-
-    def close(self) -> None:
-        """Close our pooled connections (an injected ``http_client`` is left open).
-
-        The client stays usable: a new pool is opened on the next call.
-        """
-        with self._lock:
-            self._http = self._injected
-            release, self._release = self._release, None
-        if release is not None:
-            release()  # closes http, once
-
     def __enter__(self) -> BytezClient:
         """Return the client itself."""
         return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        """Close the client."""
+    def __exit__(self, *exc_info: object) -> None:
+        """Close the client (whatever ended the ``with`` block, it propagates)."""
         self.close()
 
     # -- I/O --------------------------------------------------------------------------
@@ -306,9 +220,7 @@ class BytezClient(ClientCore):
         except httpx.HTTPError as exc:
             failure = exc
         else:
-            self._log_response(call, response.status_code, started)
-            deadline.body_timeouts(request, idle)
-            return response
+            return self._arrived(call, (request, started), response, deadline, idle)
         # Outside the except: see _caused_by.
         raise self._read_failure(failure, deadline, call.model_id)
 
@@ -425,7 +337,7 @@ class BytezClient(ClientCore):
             InvalidModelIdError: If the model id is malformed (nothing is sent).
             ValueError: If the payload has unknown keys.
         """
-        return TextStream(self, model_id, *_stream_args(self, model_id, payload, options))
+        return TextStream(self, model_id, *stream_args(self, model_id, payload, options))
 
     # -- catalogue --------------------------------------------------------------------
 
@@ -540,7 +452,7 @@ class BytezClient(ClientCore):
             BytezNotFoundError: If the model has no cluster.
             BytezError: The typed error for other failures.
         """
-        return self._drive(_update_plan(model_id, changes))
+        return self._drive(update_plan(model_id, changes))
 
     def delete_cluster(self, model_id: str) -> None:
         """Stop and delete a model's instance cluster.
@@ -583,7 +495,7 @@ class BytezClient(ClientCore):
 # -------------------------------------------------- the async shell: BytezClient with awaits
 
 
-class AsyncBytezClient(ClientCore):
+class AsyncBytezClient(AsyncPooledClient):
     """Asynchronous client for the Bytez API (same methods as ``BytezClient``).
 
     One pooled ``httpx.AsyncClient`` is created on first use in an event loop; if the
@@ -686,58 +598,12 @@ class AsyncBytezClient(ClientCore):
         ``"injected"`` (the ``http_client`` given)."""  # noqa: D205, D209 - one sentence
         return "injected" if self._injected is not None else self._transport
 
-    def _client(self) -> httpx.AsyncClient | AsyncRedirectGuard:
-        injected, guard = self._injected, self._guard
-        if injected is not None:
-            return guard if guard is not None and injected.follow_redirects else injected
-        loop = asyncio.get_running_loop()
-        http = self._http
-        if http is None or self._http_loop is None or self._http_loop() is not loop:
-            # No await between the check and the assignment: no race within a loop.
-            self._let_go()  # a pool of another loop: closed on that loop, if it still runs
-            http = make_async_http(self._transport, self._headers, self._timeout)
-            self._http = http
-            self._http_loop = weakref.ref(loop)
-            # Closed when this loop shuts down, or when this client is collected.
-            CLIENTS.track(http)
-            self._release = weakref.finalize(self, close_on_its_loop, http, self._http_loop)
-        return http
-
-    def _let_go(self) -> None:
-        release, self._release = self._release, None
-        if release is not None:
-            release()
-
-    async def aclose(self) -> None:
-        """Close our pooled connections (an injected ``http_client`` is left open).
-
-        The client stays usable: a new pool is opened on the next call.
-        """
-        http, self._http = self._http, self._injected
-        owner = self._http_loop() if self._http_loop is not None else None
-        self._http_loop = None
-        if http is None or http is self._injected:
-            return
-        if owner is asyncio.get_running_loop():
-            release, self._release = self._release, None
-            if release is not None:
-                release.detach()
-            await http.aclose()
-        else:
-            # A pool of another loop is closed there (or with that loop's shutdown).
-            self._let_go()
-
     async def __aenter__(self) -> AsyncBytezClient:
         """Return the client itself."""
         return self
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        """Close the client."""
+    async def __aexit__(self, *exc_info: object) -> None:
+        """Close the client (whatever ended the ``async with`` block, it propagates)."""
         await self.aclose()
 
     # -- I/O --------------------------------------------------------------------------
@@ -745,7 +611,7 @@ class AsyncBytezClient(ClientCore):
     async def _send(
         self, call: Call[Any], deadline: Deadline, idle: float | None = None
     ) -> httpx.Response:
-        """Send one request; the response's body is still to be read (and closed)."""
+        """Async version of ``BytezClient._send``."""
         http = self._client()
         request = self._request(http, call, deadline)
         started = self._clock()
@@ -754,9 +620,7 @@ class AsyncBytezClient(ClientCore):
         except httpx.HTTPError as exc:
             failure = exc
         else:
-            self._log_response(call, response.status_code, started)
-            deadline.body_timeouts(request, idle)
-            return response
+            return self._arrived(call, (request, started), response, deadline, idle)
         raise self._read_failure(failure, deadline, call.model_id)  # see BytezClient._send
 
     async def _read(
@@ -846,7 +710,7 @@ class AsyncBytezClient(ClientCore):
         It returns an [`AsyncTextStream`][langchain_bytez.client.AsyncTextStream]: use
         ``async with client.stream(...) as s: async for t in s: ...``.
         """
-        return AsyncTextStream(self, model_id, *_stream_args(self, model_id, payload, options))
+        return AsyncTextStream(self, model_id, *stream_args(self, model_id, payload, options))
 
     async def list_models(
         self, task: str | None = None, *, model_id: str | None = None
@@ -883,7 +747,7 @@ class AsyncBytezClient(ClientCore):
         self, model_id: str, **changes: Unpack[ClusterChanges]
     ) -> ClusterStatus:
         """Async version of [`update_cluster`][langchain_bytez.client.BytezClient.update_cluster]."""  # noqa: E501 - one cross-reference
-        return await self._drive(_update_plan(model_id, changes))
+        return await self._drive(update_plan(model_id, changes))
 
     async def delete_cluster(self, model_id: str) -> None:
         """Async version of [`delete_cluster`][langchain_bytez.client.BytezClient.delete_cluster]."""  # noqa: E501 - one cross-reference

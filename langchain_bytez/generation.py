@@ -8,11 +8,10 @@ send (``text`` or ``messages``) and what they return (strings or messages):
   ``streaming``), the per-call argument check, the merge of instance fields, ``params``
   and per-call kwargs into the Hugging Face ``params`` dict
   (``BytezGenerationMixin._call_settings``), and the LangSmith standard params;
-* [`dedupe_stops`][langchain_bytez.generation.dedupe_stops],
-  [`finish_reason`][langchain_bytez.generation.finish_reason],
-  [`cut_output`][langchain_bytez.generation.cut_output],
-  [`generation_info`][langchain_bytez.generation.generation_info]: the stop and finish-reason
-  rules and the metadata shape;
+* the per-call rules (``CallArguments``, ``CallSettings``, ``dedupe_stops``,
+  ``finish_reason``, ``cut_output``, ``generation_info``, ``wire_params``,
+  ``check_request``), defined in [`langchain_bytez.call_settings`][langchain_bytez.call_settings]
+  and re-exported here;
 * [`run_model`][langchain_bytez.generation.run_model] /
   [`arun_model`][langchain_bytez.generation.arun_model]: one non-streamed run inside the model
   session (auto-load, in-flight cap, retries reported to the run manager);
@@ -30,21 +29,31 @@ from __future__ import annotations
 import copy
 import difflib
 import json
-import math
-from collections.abc import AsyncGenerator, Callable, Generator, Iterator, Mapping, Sequence
+from collections.abc import AsyncGenerator, Callable, Generator, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal, Self, TypeVar
 
 from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
 from langchain_core.language_models import LangSmithParams
 from langchain_core.outputs import ChatGenerationChunk, GenerationChunk
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
+from pydantic import Field, PrivateAttr, ValidationError
 
 from langchain_bytez.base import AsyncRetryReporter, BytezModelMixin, gather_or_cancel
+from langchain_bytez.call_settings import (
+    CallArguments,
+    CallSettings,
+    _check_param_types,
+    _stop_list,
+    check_request,
+    cut_output,
+    dedupe_stops,
+    finish_reason,
+    generation_info,
+    wire_params,
+)
 from langchain_bytez.client import DEFAULT_BASE_URL
 from langchain_bytez.errors import BytezStreamError
-from langchain_bytez.protocol import build_run_body, encode_json, validate_model_id
-from langchain_bytez.streaming import StopCutter, cut_at_stop
+from langchain_bytez.streaming import StopCutter
 from langchain_bytez.types import ResponseMeta, RunResult
 
 __all__ = [
@@ -71,176 +80,6 @@ __all__ = [
 
 GENERATION_FIELDS = ("max_new_tokens", "temperature", "top_p", "top_k")
 """First-class fields that are sent as Hugging Face ``generate()`` params."""
-
-
-# ---------------------------------------------------------------------- rules
-
-
-def dedupe_stops(*groups: Sequence[str] | None) -> tuple[str, ...]:
-    """Combine stop-sequence lists in order, dropping duplicates and empty strings.
-
-    Args:
-        *groups: Stop lists (instance ``stop``, ``params["stop_strings"]``, per call);
-            ``None`` entries are skipped.
-
-    Returns:
-        The combined stop sequences, first occurrence first.
-    """
-    return tuple(dict.fromkeys(s for group in groups if group for s in group if s))
-
-
-def finish_reason(*, stopped: bool, pieces: int | None, budget: int | None) -> str | None:
-    """Say why generation ended, as far as it is known.
-
-    Bytez does not say why generation ended. A stop sequence we cut at is certain; a
-    stream that delivered as many pieces as the token budget almost surely ran out of
-    it; otherwise we do not know and say ``None`` rather than guess.
-
-    Args:
-        stopped: Whether the text was cut at a stop sequence.
-        pieces: Number of streamed pieces (``None`` for a non-streamed run).
-        budget: The ``max_new_tokens`` sent, if any.
-
-    Returns:
-        ``"stop"``, ``"length"`` or ``None``.
-    """
-    if stopped:
-        return "stop"
-    if budget is not None and pieces is not None and pieces >= budget:
-        return "length"
-    return None
-
-
-def generation_info(
-    meta: ResponseMeta | None, model_id: str, reason: str | None, **extra: Any
-) -> dict[str, Any]:
-    """The metadata of one generation: Bytez headers, model name, extras, finish reason.
-
-    Args:
-        meta: The response's metadata headers (``None`` if the response never started).
-        model_id: The model that ran.
-        reason: The finish reason (see [`finish_reason`][langchain_bytez.generation.finish_reason]).
-        **extra: Further keys (e.g. ``model_provider``), placed before ``finish_reason``.
-
-    Returns:
-        A new dict for ``generation_info`` / ``response_metadata``.
-    """
-    return {
-        **(meta.as_dict() if meta is not None else {}),
-        "model_name": model_id,
-        **extra,
-        "finish_reason": reason,
-    }
-
-
-# ---------------------------------------------------------------------- call settings
-
-
-_ARGUMENT_NAMES: dict[type[CallArguments], frozenset[str]] = {}
-
-
-class CallArguments(BaseModel):
-    """Per-call keyword arguments LangChain passes through ``invoke(..., **kwargs)``.
-
-    Strict: ``max_new_tokens="10"`` is refused here, before anything is sent. Keys that
-    are not fields are kept (``extra="allow"``) and sent as generation params.
-    Classes with their own per-call options subclass it and set
-    ``BytezGenerationMixin._call_arguments``. A field left ``None`` keeps the
-    instance's setting.
-    """
-
-    model_config = ConfigDict(
-        strict=True, extra="allow", populate_by_name=True, title="Bytez call arguments"
-    )
-    """Pydantic settings: strict types, unknown keys kept, names or aliases accepted."""
-
-    model: str | None = Field(default=None, alias="model_id", min_length=1)
-    """Run another model for this call only (alias ``model_id``)."""
-
-    max_new_tokens: int | None = Field(default=None, alias="max_tokens", ge=1)
-    """Maximum number of new tokens for this call (alias ``max_tokens``)."""
-
-    temperature: float | None = Field(default=None, ge=0)
-    """Sampling temperature for this call."""
-
-    top_p: float | None = Field(default=None, gt=0, le=1)
-    """Nucleus sampling probability mass for this call."""
-
-    top_k: int | None = Field(default=None, ge=0)
-    """Sample from the ``top_k`` most likely tokens in this call."""
-
-    params: dict[str, Any] | None = Field(default=None, alias="model_kwargs")
-    """Extra Hugging Face ``generate()`` kwargs for this call (alias ``model_kwargs``).
-
-    Merged over the instance's ``params``."""
-
-    streaming: bool | None = None
-    """Use (or not) the streaming route for ``invoke``/``generate`` in this call."""
-
-    timeout: float | None = Field(default=None, gt=0)
-    """Request timeout for this call, in seconds."""
-
-    @classmethod
-    def names(cls) -> frozenset[str]:
-        """Every accepted keyword: field names and their aliases.
-
-        Returns:
-            The names (computed once per class: every call with kwargs asks).
-        """
-        names = _ARGUMENT_NAMES.get(cls)
-        if names is None:
-            found = set(cls.model_fields)
-            found.update(info.alias for info in cls.model_fields.values() if info.alias)
-            names = _ARGUMENT_NAMES[cls] = frozenset(found)
-        return names
-
-
-@dataclass(frozen=True)
-class CallSettings:
-    """Everything one call needs, resolved once per call (instance + call overrides).
-
-    Attributes:
-        model: The model id to run.
-        params: The Hugging Face params to send (``None`` values dropped).
-        stops: Stop sequences, enforced client-side only (never sent).
-        streaming: Whether ``invoke``/``generate`` should use the streaming route.
-        timeout: Per-call request timeout, if given.
-        max_new_tokens: The token budget sent, if any (for the finish reason).
-        arguments: The validated per-call arguments (class-specific options live here).
-    """
-
-    model: str
-    params: dict[str, Any]
-    stops: tuple[str, ...]
-    streaming: bool
-    timeout: float | None
-    max_new_tokens: int | None
-    arguments: CallArguments
-
-    def payload(self, **body: Any) -> dict[str, Any]:
-        """The run body: ``body`` (``text=...`` or ``messages=...``) plus ``params``.
-
-        Args:
-            **body: The input keys of the run body.
-
-        Returns:
-            The payload for ``client.run`` / ``client.stream``.
-        """
-        return {**body, "params": self.params}
-
-
-def cut_output(text: str, call: CallSettings) -> tuple[str, str | None]:
-    """Apply the stop sequences to a whole (non-streamed) output.
-
-    Args:
-        text: The generated text.
-        call: The call's settings.
-
-    Returns:
-        ``(text before the first stop sequence, finish reason)``.
-    """
-    text, stopped = cut_at_stop(text, call.stops)
-    return text, finish_reason(stopped=stopped, pieces=None, budget=None)
 
 
 _MEMO_STOPS = 8  # distinct per-call stop lists kept per configuration
@@ -518,100 +357,6 @@ class BytezGenerationMixin(BytezModelMixin):
             max_new_tokens=budget if isinstance(budget, int) else None,
             arguments=call,
         )
-
-
-_INT_PARAMS = ("max_new_tokens", "min_new_tokens", "top_k", "num_return_sequences")
-_NUMBER_PARAMS = ("temperature", "top_p", "repetition_penalty")
-
-
-def _stop_list(name: str, value: Any, *, allow_str: bool = True) -> Sequence[str] | None:
-    """Check a stop-sequence list before it is iterated (a string would be split).
-
-    ``params["stop_strings"]`` may be one string (Hugging Face accepts it); LangChain's
-    ``stop`` is typed ``list[str]``, and a string there is refused like in the
-    constructor rather than silently cut into one-character stops.
-    """
-    if value is None:
-        return None
-    if isinstance(value, str) and allow_str:
-        return [value]
-    if (
-        isinstance(value, str)
-        or not isinstance(value, (list, tuple))
-        or not all(isinstance(item, str) for item in value)
-    ):
-        raise ValueError(f"{name} must be a list of strings, got {value!r}")
-    return list(value)
-
-
-def _check_param_types(params: Mapping[str, Any]) -> None:
-    """Refuse known generation params of the wrong type before anything is sent.
-
-    First-class arguments are validated by their models; this catches the same names
-    arriving through ``params={...}`` or as extra keyword arguments.
-    """
-    for key in _INT_PARAMS:
-        value = params.get(key)
-        if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
-            raise ValueError(f"{key} must be an integer, got {value!r}")
-    for key in _NUMBER_PARAMS:
-        value = params.get(key)
-        if value is not None and (
-            isinstance(value, bool)
-            or not isinstance(value, (int, float))
-            or not math.isfinite(value)
-        ):
-            raise ValueError(f"{key} must be a finite number, got {value!r}")
-
-
-def wire_params(params: Mapping[str, Any]) -> dict[str, Any]:
-    """The params as the service accepts them (``docs/protocol.md``, run body).
-
-    ``temperature=0`` means greedy decoding: Hugging Face models that sample by default
-    answer ``temperature: 0`` with 422, so it is sent as ``do_sample: false`` with no
-    temperature. ``stop_strings`` is never sent (models behind Bytez's vLLM adapter refuse
-    it with 422, pipelines cannot use it): stop sequences are enforced client-side.
-
-    Args:
-        params: The merged params, ``None`` values already dropped.
-
-    Returns:
-        A new dict to send.
-    """
-    sent = {key: value for key, value in params.items() if key != "stop_strings"}
-    temperature = sent.get("temperature")
-    if (
-        isinstance(temperature, (int, float))
-        and not isinstance(temperature, bool)
-        and temperature == 0
-    ):
-        del sent["temperature"]
-        sent["do_sample"] = False
-    return sent
-
-
-# ---------------------------------------------------------------------- runs
-
-
-def check_request(model_id: str, payload: Mapping[str, Any], *, stream: bool) -> None:
-    """Refuse a request the client would refuse anyway, before auto-load sends anything.
-
-    A bad model id, an unknown payload key or a value JSON cannot carry (a lone
-    surrogate, NaN) would fail when the run body is encoded: checked here, the model's
-    cluster is never touched for a run that cannot be sent.
-
-    Args:
-        model_id: The model to run.
-        payload: The run body (without ``stream``).
-        stream: Whether the run is streamed.
-
-    Raises:
-        InvalidModelIdError: If the model id breaks the protocol's rule.
-        TypeError: If the payload is not a mapping.
-        ValueError: If the payload cannot be sent.
-    """
-    validate_model_id(model_id)
-    encode_json(build_run_body(payload, stream))
 
 
 def run_model(

@@ -1,6 +1,11 @@
-"""The package's own async httpx clients: made on the chosen transport, closed on their loop.
+"""The package's own httpx clients: made on first use, reused, closed (on their loop).
 
-[`make_async_http`][langchain_bytez.clients.pools.make_async_http] builds the pooled
+[`SyncPooledClient`][langchain_bytez.clients.pools.SyncPooledClient] and
+[`AsyncPooledClient`][langchain_bytez.clients.pools.AsyncPooledClient] are the pool side of
+[`BytezClient`][langchain_bytez.client.BytezClient] and
+[`AsyncBytezClient`][langchain_bytez.client.AsyncBytezClient]: which ``httpx`` client a
+request goes through (the injected one, its redirect guard, or our own pool) and how our
+pool is closed. [`make_async_http`][langchain_bytez.clients.pools.make_async_http] builds the pooled
 ``httpx.AsyncClient`` of an [`AsyncBytezClient`][langchain_bytez.client.AsyncBytezClient]
 (``DEFAULT_LIMITS``, httpx's pool or the aiohttp transport);
 [`close_on_its_loop`][langchain_bytez.clients.pools.close_on_its_loop] is what its
@@ -12,15 +17,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import threading
 import weakref
 from collections.abc import Mapping
-from typing import Literal
+from typing import Any, Literal
 
 import httpx
 
-from langchain_bytez.wire.config import DEFAULT_LIMITS
+from langchain_bytez.clients.redirects import AsyncRedirectGuard, RedirectGuard
+from langchain_bytez.registry import CLIENTS
+from langchain_bytez.wire.config import DEFAULT_LIMITS, ClientCore
 
-__all__ = ["close_on_its_loop", "make_async_http"]
+__all__ = ["AsyncPooledClient", "SyncPooledClient", "close_on_its_loop", "make_async_http"]
 
 
 def make_async_http(
@@ -67,3 +75,102 @@ def close_on_its_loop(
 
     with contextlib.suppress(RuntimeError):  # closed in the meantime
         loop.call_soon_threadsafe(spawn)
+
+
+class SyncPooledClient(ClientCore):
+    """The pool of a sync client: one ``httpx.Client``, created on first use.
+
+    The subclass's ``__init__`` sets the attributes below (after ``ClientCore``'s).
+    """
+
+    _injected: httpx.Client | None
+    _guard: RedirectGuard | None
+    _http: httpx.Client | None
+    _release: weakref.finalize[Any, Any] | None
+    _lock: threading.Lock
+
+    def _client(self) -> httpx.Client | RedirectGuard:
+        injected, guard = self._injected, self._guard
+        if injected is not None:
+            # Redirects an injected client would follow are followed by the guard,
+            # which keeps the keys off other hosts.
+            return guard if guard is not None and injected.follow_redirects else injected
+        http = self._http
+        if http is None:
+            # Only creation is locked; requests never are.
+            with self._lock:
+                if self._http is None:
+                    self._http = httpx.Client(
+                        headers=self._headers, timeout=self._timeout, limits=DEFAULT_LIMITS
+                    )
+                    # Dropped without close() (or evicted from the shared pool): the
+                    # sockets are closed when the client is collected.
+                    self._release = weakref.finalize(self, self._http.close)
+                http = self._http
+        return http
+
+    def close(self) -> None:
+        """Close our pooled connections (an injected ``http_client`` is left open).
+
+        The client stays usable: a new pool is opened on the next call.
+        """
+        with self._lock:
+            self._http = self._injected
+            release, self._release = self._release, None
+        if release is not None:
+            release()  # closes http, once
+
+
+class AsyncPooledClient(ClientCore):
+    """The pool of an async client: one ``httpx.AsyncClient`` per event loop.
+
+    The subclass's ``__init__`` sets the attributes below (after ``ClientCore``'s).
+    """
+
+    _transport: Literal["httpx", "aiohttp"]
+    _injected: httpx.AsyncClient | None
+    _guard: AsyncRedirectGuard | None
+    _http: httpx.AsyncClient | None
+    _http_loop: weakref.ref[asyncio.AbstractEventLoop] | None
+    _release: weakref.finalize[Any, Any] | None
+
+    def _client(self) -> httpx.AsyncClient | AsyncRedirectGuard:
+        injected, guard = self._injected, self._guard
+        if injected is not None:
+            return guard if guard is not None and injected.follow_redirects else injected
+        loop = asyncio.get_running_loop()
+        http = self._http
+        if http is None or self._http_loop is None or self._http_loop() is not loop:
+            # No await between the check and the assignment: no race within a loop.
+            self._let_go()  # a pool of another loop: closed on that loop, if it still runs
+            http = make_async_http(self._transport, self._headers, self._timeout)
+            self._http = http
+            self._http_loop = weakref.ref(loop)
+            # Closed when this loop shuts down, or when this client is collected.
+            CLIENTS.track(http)
+            self._release = weakref.finalize(self, close_on_its_loop, http, self._http_loop)
+        return http
+
+    def _let_go(self) -> None:
+        release, self._release = self._release, None
+        if release is not None:
+            release()
+
+    async def aclose(self) -> None:
+        """Close our pooled connections (an injected ``http_client`` is left open).
+
+        The client stays usable: a new pool is opened on the next call.
+        """
+        http, self._http = self._http, self._injected
+        owner = self._http_loop() if self._http_loop is not None else None
+        self._http_loop = None
+        if http is None or http is self._injected:
+            return
+        if owner is asyncio.get_running_loop():
+            release, self._release = self._release, None
+            if release is not None:
+                release.detach()
+            await http.aclose()
+        else:
+            # A pool of another loop is closed there (or with that loop's shutdown).
+            self._let_go()

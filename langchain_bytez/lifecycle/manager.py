@@ -2,9 +2,10 @@
 
 * [`ModelManager`][langchain_bytez.manager.ModelManager]: one per API endpoint and key.
   ``ensure_loaded`` (explicit, single-flight), ``ensure_available`` (the implicit,
-  best-effort auto-load before a run), ``limit``/``alimit`` (the in-flight cap, see
-  [`langchain_bytez.limiter`][langchain_bytez.limiter]), and the ``load``/``status``/
-  ``stop``/``session`` shortcuts.
+  best-effort auto-load before a run), ``limit``/``alimit`` (an optional per-model cap
+  for callers' own code, which runs do not take: they are limited account-wide by the
+  clients, see [`langchain_bytez.limiter`][langchain_bytez.limiter]), and the
+  ``load``/``status``/``stop``/``session`` shortcuts.
 * [`ModelHandle`][langchain_bytez.manager.ModelHandle] /
   [`AsyncModelHandle`][langchain_bytez.manager.AsyncModelHandle]: what ``client.model(id)``
   returns; they share everything but the I/O.
@@ -117,9 +118,12 @@ class ModelManager(LoadCoordinator):
       running is remembered for ``min(running_ttl, idle timeout / 2)`` seconds, so hot paths cost no
       request; [`forget`][langchain_bytez.manager.ModelManager.forget] drops that memory.
     * [`limit`][langchain_bytez.manager.ModelManager.limit] /
-      [`alimit`][langchain_bytez.manager.ModelManager.alimit]: at most ``concurrency`` in-flight
-      runs per model; the rest queue in arrival order. Threads and tasks of all loops share one
-      count.
+      [`alimit`][langchain_bytez.manager.ModelManager.alimit]: an optional per-model cap for your
+      own code: at most ``concurrency`` holders of a model's slots at once through this manager,
+      the rest waiting in arrival order; threads and tasks of all loops share one count, and a
+      new ``concurrency`` applies from the next acquisition. The LangChain classes and the
+      clients do not take it: model runs are limited account-wide by the clients (one
+      ``AccountLimiter`` per base URL and key, see ``max_concurrent_requests``).
     * [`session`][langchain_bytez.manager.ModelManager.session] /
       [`asession`][langchain_bytez.manager.ModelManager.asession]: load on entry, stop on exit.
     * [`load`][langchain_bytez.manager.ModelManager.load],

@@ -638,10 +638,34 @@ class ClientCore:
             response.status_code, response.headers, body, model_id, redact=self._redact
         )
 
-    def _log_response(self, call: Call[Any], status: int, started: float | None) -> None:
+    def _arrived(
+        self,
+        call: Call[Any],
+        sent: tuple[httpx.Request, float | None],
+        response: httpx.Response,
+        deadline: Deadline,
+        idle: float | None,
+    ) -> httpx.Response:
+        """A response's head arrived: log it; its body's reads are cut to the time left.
+
+        Args:
+            call: The call sent.
+            sent: The request and when it was sent (``None`` when not timed).
+            response: The response, its body still to be read.
+            deadline: The call's deadline.
+            idle: The longest wait for a chunk of a stream's body, if any.
+
+        Returns:
+            ``response``.
+        """
+        request, started = sent
         if started is not None:
             elapsed = (time.perf_counter() - started) * 1000
-            logger.debug("Bytez %s -> HTTP %d in %.1f ms", call.label, status, elapsed)
+            logger.debug(
+                "Bytez %s -> HTTP %d in %.1f ms", call.label, response.status_code, elapsed
+            )
+        deadline.body_timeouts(request, idle)
+        return response
 
     def _retry_loop(
         self,

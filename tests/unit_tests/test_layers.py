@@ -18,6 +18,7 @@ PACKAGE = Path(langchain_bytez.__file__).parent
 LANGCHAIN_LAYER = {
     "langchain_bytez",
     "langchain_bytez.base",
+    "langchain_bytez.call_settings",
     "langchain_bytez.chat_messages",
     "langchain_bytez.chat_models",
     "langchain_bytez.chat_tools",
@@ -27,6 +28,7 @@ LANGCHAIN_LAYER = {
     "langchain_bytez.llms",
     "langchain_bytez.manager",
     "langchain_bytez.progress",
+    "langchain_bytez.run_helpers",
     "langchain_bytez.tool_calling",
 }
 # Below the LangChain layer and fully checked (lazy imports included).
