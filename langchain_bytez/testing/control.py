@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import collections
 import ipaddress
+import itertools
 import json
 import threading
 from collections.abc import Callable
@@ -59,6 +60,9 @@ class RecordedRequest:
         status: The HTTP status answered; ``0`` if the connection was aborted.
         model_id: The model id in the path (or ``modelId`` query), if any.
         stream: Whether the body asked for streaming.
+        arrival: The request's place in the order requests arrived (the log is in this
+            order: a request answered late, or aborted when its client gave up, stands
+            where it arrived, not where it ended).
     """
 
     method: str
@@ -70,10 +74,11 @@ class RecordedRequest:
     status: int
     model_id: str | None
     stream: bool
+    arrival: int = 0
 
 
 class RequestLog:
-    """The requests answered since the last reset, oldest first, at most ``limit``."""
+    """The requests answered since the last reset, in arrival order, at most ``limit``."""
 
     def __init__(self, limit: int) -> None:
         """An empty log.
@@ -89,7 +94,12 @@ class RequestLog:
             raise ValueError(msg)
         self._lock = threading.Lock()
         self._entries: collections.deque[RecordedRequest] = collections.deque(maxlen=limit)
+        self._arrivals = itertools.count(1)
         self.dropped = 0
+
+    def arrived(self) -> int:
+        """The arrival number of a request that has just come in."""
+        return next(self._arrivals)  # atomic under the GIL: no lock needed
 
     @property
     def limit(self) -> int:
@@ -106,7 +116,7 @@ class RequestLog:
     def snapshot(self) -> list[RecordedRequest]:
         """A copy of the log."""
         with self._lock:
-            return list(self._entries)
+            return sorted(self._entries, key=lambda record: record.arrival)
 
     def clear(self) -> None:
         """Empty the log."""

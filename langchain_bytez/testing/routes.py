@@ -66,6 +66,7 @@ class _Info:
     """What the request log records about one exchange."""
 
     epoch: int
+    arrival: int = 0
     json: Any = None
     auth_ok: bool = True
     model_id: str | None = None
@@ -89,7 +90,7 @@ class Router:
     async def handle(self, ex: Exchange) -> None:
         """Answer one exchange (never raises for a route's bug: answers 500)."""
         server = self.server
-        info = _Info(epoch=server._epoch)
+        info = _Info(epoch=server._epoch, arrival=server._log.arrived())
         recorded = False
 
         def finalize() -> None:
@@ -141,6 +142,7 @@ class Router:
             status=0 if ex.aborted else ex.status,
             model_id=info.model_id,
             stream=info.stream,
+            arrival=info.arrival,
         )
 
     # ------------------------------------------------------------------ responses

@@ -210,6 +210,30 @@ def test_hanging_cluster_routes_hold_until_the_client_gives_up(
     assert run(client, GPT2, {"text": "x"}).status_code == 200  # nothing else is held
 
 
+def test_the_log_keeps_arrival_order_when_a_hung_request_ends_late(
+    server: LocalBytezServer, client: httpx.Client
+) -> None:
+    # A cluster call hangs (its connection held open), a run is answered meanwhile, then
+    # the hung call's client gives up: the log still shows the cluster call first, as
+    # the requests arrived, though it ended last.
+    server.cluster_routes = ClusterRoutes.HANG
+    host, port = server.url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=5) as hung:
+        hung.sendall(
+            f"GET /models/v2/{GPT2} HTTP/1.1\r\nHost: {host}\r\n"
+            f"Authorization: Key {KEY}\r\n\r\n".encode()
+        )
+        time.sleep(0.2)  # the server has read it and hangs
+        assert run(client, GPT2, {"text": "x"}).status_code == 200
+        assert [r.method for r in server.requests] == ["POST"]
+    deadline = time.monotonic() + 3
+    while len(server.requests) < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)  # the server notices the hang-up and logs the aborted call
+    log = server.requests
+    assert [(r.method, r.status) for r in log] == [("GET", 0), ("POST", 200)]
+    assert log[0].arrival < log[1].arrival
+
+
 def test_a_hanging_request_ends_when_the_server_stops(bytez_server_factory) -> None:
     server = bytez_server_factory(cluster_routes="hang")
     t0 = time.perf_counter()
