@@ -11,10 +11,21 @@ associative), so only a block's chunks are kept. What is the same for ``stream``
 ``astream`` lives here; ``chat_models.py`` holds the two loops. ``BytezLLM``'s own
 linear ``stream`` shares
 [`callback_configuration`][langchain_bytez.chat_stream.callback_configuration].
+
+Core's ``stream`` and its streamed ``invoke`` (``_generate_with_cache``) call ``_stream``
+without the run manager (they report the tokens themselves), so the client's retries and
+the load progress would reach no callback. ``ChatBytez.stream`` hands its run manager to
+the chunk loop for those alone; for core's streamed ``invoke``,
+[`retry_manager`][langchain_bytez.chat_stream.retry_manager] finds the run manager
+[`streamed_run`][langchain_bytez.chat_stream.streamed_run] noted for the very
+``messages`` list core passes on.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
 
@@ -42,7 +53,44 @@ if TYPE_CHECKING:
         LanguageModelInput,
     )
 
-__all__ = ["ChatStreamRun", "ChunkBlocks", "callback_configuration"]
+__all__ = [
+    "ChatStreamRun",
+    "ChunkBlocks",
+    "callback_configuration",
+    "retry_manager",
+    "streamed_run",
+]
+
+_RUN: ContextVar[tuple[list[BaseMessage], Any] | None] = ContextVar(
+    "langchain_bytez_chat_run", default=None
+)
+
+
+@contextmanager
+def streamed_run(messages: list[BaseMessage], run_manager: Any) -> Iterator[None]:
+    """Note the run manager of a call whose ``_stream`` core will call without it.
+
+    Args:
+        messages: The list core passes to ``_stream`` (matched by identity).
+        run_manager: The run's (sync or async) callback manager, or ``None``.
+
+    Yields:
+        Nothing; the note is removed on exit.
+    """
+    token = _RUN.set((messages, run_manager))
+    try:
+        yield
+    finally:
+        _RUN.reset(token)
+
+
+def retry_manager(messages: list[BaseMessage]) -> Any:
+    """The run manager noted by ``streamed_run`` for ``messages``, or ``None``.
+
+    Only for retries and load progress: the tokens are reported by core's caller.
+    """
+    noted = _RUN.get()
+    return noted[1] if noted is not None and noted[0] is messages else None
 
 
 class ChunkBlocks:
