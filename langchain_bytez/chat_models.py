@@ -45,7 +45,13 @@ from pydantic import BaseModel
 from langchain_bytez.base import store_signatures
 from langchain_bytez.chat_messages import MEDIA_TYPES as _MEDIA_TYPES
 from langchain_bytez.chat_messages import convert_messages
-from langchain_bytez.chat_stream import ChatStreamRun, ChunkBlocks, retry_manager, streamed_run
+from langchain_bytez.chat_stream import (
+    ChatStreamRun,
+    ChunkBlocks,
+    retry_manager,
+    streamed_run,
+    text_chunk,
+)
 from langchain_bytez.chat_tools import (
     AnswerMode,
     StructuredParser,
@@ -427,9 +433,8 @@ class ChatBytez(BytezGenerationMixin, BaseChatModel):
         if isinstance(item, StreamEnd):
             # The closing chunk: no text, the metadata, and the end-of-stream marker.
             message = AIMessageChunk(content="", response_metadata=item.info, chunk_position="last")
-        else:
-            message = AIMessageChunk(content=item)
-        return ChatGenerationChunk(message=message)
+            return ChatGenerationChunk(message=message)
+        return text_chunk(item)
 
     def _prepare(
         self, messages: list[BaseMessage], stop: list[str] | None, kwargs: Mapping[str, Any]
