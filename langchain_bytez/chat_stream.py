@@ -81,8 +81,12 @@ class _Layout:
         self.private = prototype.__pydantic_private__
 
     def make(self, **values: Any) -> Any:
+        """A copy of the prototype with ``values`` set (no validation: checked once)."""
         obj = object.__new__(self.cls)
-        state = {**self.values, **{k: type(self.values[k])() for k in self.fresh}, **values}
+        state = self.values.copy()
+        for key in self.fresh:
+            state[key] = type(state[key])()
+        state.update(values)
         object.__setattr__(obj, "__dict__", state)
         object.__setattr__(obj, "__pydantic_fields_set__", set(self.fields_set))
         extra = None if self.extra is None else dict(self.extra)
