@@ -46,10 +46,10 @@ from langchain_bytez.base import store_signatures
 from langchain_bytez.chat_messages import MEDIA_TYPES as _MEDIA_TYPES
 from langchain_bytez.chat_messages import convert_messages
 from langchain_bytez.chat_stream import (
+    STREAMED_RUN,
     ChatStreamRun,
     ChunkBlocks,
     retry_manager,
-    streamed_run,
     text_chunk,
 )
 from langchain_bytez.chat_tools import (
@@ -535,8 +535,11 @@ class ChatBytez(BytezGenerationMixin, BaseChatModel):
         **kwargs: Any,
     ) -> ChatResult:
         """Core's method, with the run manager noted for the ``_stream`` it may call."""
-        with streamed_run(messages, run_manager):
+        noted = STREAMED_RUN.set((messages, run_manager))
+        try:
             return super()._generate_with_cache(messages, stop, run_manager, **kwargs)
+        finally:
+            STREAMED_RUN.reset(noted)
 
     # ------------------------------------------------------------------ async
 
@@ -609,8 +612,11 @@ class ChatBytez(BytezGenerationMixin, BaseChatModel):
         **kwargs: Any,
     ) -> ChatResult:
         """Async version of ``_generate_with_cache``."""
-        with streamed_run(messages, run_manager):
+        noted = STREAMED_RUN.set((messages, run_manager))
+        try:
             return await super()._agenerate_with_cache(messages, stop, run_manager, **kwargs)
+        finally:
+            STREAMED_RUN.reset(noted)
 
     # ------------------------------------------------------------------ public streams
 

@@ -17,14 +17,12 @@ without the run manager (they report the tokens themselves), so the client's ret
 the load progress would reach no callback. ``ChatBytez.stream`` hands its run manager to
 the chunk loop for those alone; for core's streamed ``invoke``,
 [`retry_manager`][langchain_bytez.chat_stream.retry_manager] finds the run manager
-[`streamed_run`][langchain_bytez.chat_stream.streamed_run] noted for the very
-``messages`` list core passes on.
+noted in ``STREAMED_RUN`` for the very ``messages`` list core passes on.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
@@ -54,17 +52,19 @@ if TYPE_CHECKING:
     )
 
 __all__ = [
+    "STREAMED_RUN",
     "ChatStreamRun",
     "ChunkBlocks",
     "callback_configuration",
     "retry_manager",
-    "streamed_run",
     "text_chunk",
 ]
 
-_RUN: ContextVar[tuple[list[BaseMessage], Any] | None] = ContextVar(
+STREAMED_RUN: ContextVar[tuple[list[BaseMessage], Any] | None] = ContextVar(
     "langchain_bytez_chat_run", default=None
 )
+"""``(messages, run manager)`` of a call whose ``_stream`` core calls without the run
+manager; ``ChatBytez._generate_with_cache`` sets it (and resets it) around core's."""
 
 
 class _Layout:
@@ -135,30 +135,12 @@ text_chunk = _copied_chunk_maker()
 """``ChatGenerationChunk(message=AIMessageChunk(content=text))``, built cheaply."""
 
 
-@contextmanager
-def streamed_run(messages: list[BaseMessage], run_manager: Any) -> Iterator[None]:
-    """Note the run manager of a call whose ``_stream`` core will call without it.
-
-    Args:
-        messages: The list core passes to ``_stream`` (matched by identity).
-        run_manager: The run's (sync or async) callback manager, or ``None``.
-
-    Yields:
-        Nothing; the note is removed on exit.
-    """
-    token = _RUN.set((messages, run_manager))
-    try:
-        yield
-    finally:
-        _RUN.reset(token)
-
-
 def retry_manager(messages: list[BaseMessage]) -> Any:
-    """The run manager noted by ``streamed_run`` for ``messages``, or ``None``.
+    """The run manager noted in ``STREAMED_RUN`` for ``messages``, or ``None``.
 
     Only for retries and load progress: the tokens are reported by core's caller.
     """
-    noted = _RUN.get()
+    noted = STREAMED_RUN.get()
     return noted[1] if noted is not None and noted[0] is messages else None
 
 
