@@ -14,7 +14,7 @@ read by [`ToolProtocol`][langchain_bytez.tool_calling.ToolProtocol].
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from operator import itemgetter
 from typing import Any, ClassVar, Literal, cast
@@ -45,7 +45,13 @@ from pydantic import BaseModel
 from langchain_bytez.base import store_signatures
 from langchain_bytez.chat_messages import MEDIA_TYPES as _MEDIA_TYPES
 from langchain_bytez.chat_messages import convert_messages
-from langchain_bytez.chat_stream import ChatStreamRun, ChunkBlocks
+from langchain_bytez.chat_stream import (
+    STREAMED_RUN,
+    ChatStreamRun,
+    ChunkBlocks,
+    retry_manager,
+    text_chunk,
+)
 from langchain_bytez.chat_tools import (
     AnswerMode,
     StructuredParser,
@@ -427,9 +433,8 @@ class ChatBytez(BytezGenerationMixin, BaseChatModel):
         if isinstance(item, StreamEnd):
             # The closing chunk: no text, the metadata, and the end-of-stream marker.
             message = AIMessageChunk(content="", response_metadata=item.info, chunk_position="last")
-        else:
-            message = AIMessageChunk(content=item)
-        return ChatGenerationChunk(message=message)
+            return ChatGenerationChunk(message=message)
+        return text_chunk(item)
 
     def _prepare(
         self, messages: list[BaseMessage], stop: list[str] | None, kwargs: Mapping[str, Any]
@@ -493,22 +498,48 @@ class ChatBytez(BytezGenerationMixin, BaseChatModel):
             One chunk per decoded piece, then an empty ``chunk_position="last"`` chunk
             carrying the response metadata.
         """
+        # Core's streamed invoke passes no run manager (it reports the tokens itself):
+        # the retries still go to the one it noted for these messages.
+        retries = run_manager or retry_manager(messages)
+        yield from self._chunks(messages, stop, retries, run_manager, kwargs)
+
+    def _chunks(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None,
+        run_manager: CallbackManagerForLLMRun | None,
+        token_manager: CallbackManagerForLLMRun | None,
+        kwargs: Mapping[str, Any],
+    ) -> Iterator[ChatGenerationChunk]:
+        """``_stream`` with retries/load progress (``run_manager``) and tokens apart."""
         call, mode, payload = self._prepare(messages, stop, kwargs)
         items = stream_text(self, call, payload, run_manager, model_provider=_PROVIDER)
-        # BaseChatModel.stream() reports tokens itself and passes no run manager; a run
-        # manager here comes from a path that expects us to report them.
         if not mode.reads_calls or mode.tools is None:
-            yield from report_chunks(items, self._chunk, run_manager)
+            yield from report_chunks(items, self._chunk, token_manager)
             return
         reader = ToolCallStream(mode.tools)
         try:
             for item in items:
                 for chunk in reader.feed(item):
-                    if run_manager is not None and not _closing(chunk):
-                        run_manager.on_llm_new_token(chunk.text, chunk=chunk)
+                    if token_manager is not None and not _closing(chunk):
+                        token_manager.on_llm_new_token(chunk.text, chunk=chunk)
                     yield chunk
         finally:
             items.close()  # frees the response and the in-flight slot on early exit
+
+    def _generate_with_cache(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> ChatResult:
+        """Core's method, with the run manager noted for the ``_stream`` it may call."""
+        noted = STREAMED_RUN.set((messages, run_manager))
+        try:
+            return super()._generate_with_cache(messages, stop, run_manager, **kwargs)
+        finally:
+            STREAMED_RUN.reset(noted)
 
     # ------------------------------------------------------------------ async
 
@@ -536,10 +567,27 @@ class ChatBytez(BytezGenerationMixin, BaseChatModel):
         **kwargs: Any,
     ) -> AsyncIterator[ChatGenerationChunk]:
         """Async version of ``_stream``."""
+        retries = run_manager or retry_manager(messages)
+        chunks = self._achunks(messages, stop, retries, run_manager, kwargs)
+        try:
+            async for chunk in chunks:
+                yield chunk
+        finally:
+            await chunks.aclose()
+
+    async def _achunks(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None,
+        run_manager: AsyncCallbackManagerForLLMRun | None,
+        token_manager: AsyncCallbackManagerForLLMRun | None,
+        kwargs: Mapping[str, Any],
+    ) -> AsyncGenerator[ChatGenerationChunk, None]:
+        """Async version of ``_chunks``."""
         call, mode, payload = self._prepare(messages, stop, kwargs)
         items = astream_text(self, call, payload, run_manager, model_provider=_PROVIDER)
         if not mode.reads_calls or mode.tools is None:
-            chunks = areport_chunks(items, self._chunk, run_manager)
+            chunks = areport_chunks(items, self._chunk, token_manager)
             try:
                 async for chunk in chunks:
                     yield chunk
@@ -550,11 +598,25 @@ class ChatBytez(BytezGenerationMixin, BaseChatModel):
         try:
             async for item in items:
                 for chunk in reader.feed(item):
-                    if run_manager is not None and not _closing(chunk):
-                        await run_manager.on_llm_new_token(chunk.text, chunk=chunk)
+                    if token_manager is not None and not _closing(chunk):
+                        await token_manager.on_llm_new_token(chunk.text, chunk=chunk)
                     yield chunk
         finally:
             await items.aclose()
+
+    async def _agenerate_with_cache(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: AsyncCallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> ChatResult:
+        """Async version of ``_generate_with_cache``."""
+        noted = STREAMED_RUN.set((messages, run_manager))
+        try:
+            return await super()._agenerate_with_cache(messages, stop, run_manager, **kwargs)
+        finally:
+            STREAMED_RUN.reset(noted)
 
     # ------------------------------------------------------------------ public streams
 
@@ -590,7 +652,9 @@ class ChatBytez(BytezGenerationMixin, BaseChatModel):
         blocks = ChunkBlocks()
         try:
             last = None
-            for last in self._stream(run.begin(run_manager.run_id), stop=stop, **run.kwargs):
+            # The run manager hears the retries and load progress; the tokens are ours.
+            messages = run.begin(run_manager.run_id)
+            for last in self._chunks(messages, stop, run_manager, None, run.kwargs):
                 run.shape(last, self.output_version)
                 run_manager.on_llm_new_token(last.message.content, chunk=last)
                 blocks.append(last)
@@ -629,7 +693,10 @@ class ChatBytez(BytezGenerationMixin, BaseChatModel):
         blocks = ChunkBlocks()
         try:
             last = None
-            async for last in self._astream(run.begin(run_manager.run_id), stop=stop, **run.kwargs):
+            chunks = self._achunks(
+                run.begin(run_manager.run_id), stop, run_manager, None, run.kwargs
+            )
+            async for last in chunks:
                 run.shape(last, self.output_version)
                 await run_manager.on_llm_new_token(last.message.content, chunk=last)
                 blocks.append(last)

@@ -11,10 +11,19 @@ associative), so only a block's chunks are kept. What is the same for ``stream``
 ``astream`` lives here; ``chat_models.py`` holds the two loops. ``BytezLLM``'s own
 linear ``stream`` shares
 [`callback_configuration`][langchain_bytez.chat_stream.callback_configuration].
+
+Core's ``stream`` and its streamed ``invoke`` (``_generate_with_cache``) call ``_stream``
+without the run manager (they report the tokens themselves), so the client's retries and
+the load progress would reach no callback. ``ChatBytez.stream`` hands its run manager to
+the chunk loop for those alone; for core's streamed ``invoke``,
+[`retry_manager`][langchain_bytez.chat_stream.retry_manager] finds the run manager
+noted in ``STREAMED_RUN`` for the very ``messages`` list core passes on.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
 
@@ -42,7 +51,97 @@ if TYPE_CHECKING:
         LanguageModelInput,
     )
 
-__all__ = ["ChatStreamRun", "ChunkBlocks", "callback_configuration"]
+__all__ = [
+    "STREAMED_RUN",
+    "ChatStreamRun",
+    "ChunkBlocks",
+    "callback_configuration",
+    "retry_manager",
+    "text_chunk",
+]
+
+STREAMED_RUN: ContextVar[tuple[list[BaseMessage], Any] | None] = ContextVar(
+    "langchain_bytez_chat_run", default=None
+)
+"""``(messages, run manager)`` of a call whose ``_stream`` core calls without the run
+manager; ``ChatBytez._generate_with_cache`` sets it (and resets it) around core's."""
+
+
+class _Layout:
+    """What a freshly validated pydantic object of one class holds, to copy it cheaply."""
+
+    def __init__(self, prototype: Any) -> None:
+        self.cls = type(prototype)
+        self.values = dict(prototype.__dict__)
+        # Mutable defaults ({} / []) get a fresh (empty) container per copy, as pydantic's
+        # default factories give.
+        self.fresh = [k for k, v in self.values.items() if isinstance(v, (dict, list))]
+        self.fields_set = frozenset(prototype.__pydantic_fields_set__)
+        self.extra = prototype.__pydantic_extra__
+        self.private = prototype.__pydantic_private__
+
+    def make(self, **values: Any) -> Any:
+        """A copy of the prototype with ``values`` set (no validation: checked once)."""
+        obj = object.__new__(self.cls)
+        state = self.values.copy()
+        for key in self.fresh:
+            state[key] = type(state[key])()
+        state.update(values)
+        object.__setattr__(obj, "__dict__", state)
+        object.__setattr__(obj, "__pydantic_fields_set__", set(self.fields_set))
+        extra = None if self.extra is None else dict(self.extra)
+        object.__setattr__(obj, "__pydantic_extra__", extra)
+        private = None if self.private is None else dict(self.private)
+        object.__setattr__(obj, "__pydantic_private__", private)
+        return obj
+
+
+def _validated_chunk(text: str) -> ChatGenerationChunk:
+    return ChatGenerationChunk(message=AIMessageChunk(content=text))
+
+
+def _copied_chunk_maker() -> Callable[[str], ChatGenerationChunk]:
+    """A maker of text chunks equal to ``_validated_chunk``'s, or that function itself.
+
+    Validating an ``AIMessageChunk`` and its ``ChatGenerationChunk`` costs about 15 us,
+    most of a streamed piece's CPU; for a text piece the result is always the same but
+    for the text, so it is copied from a validated prototype (about 4 us). Checked once
+    against the validated objects: on any difference (another pydantic or core), the
+    validated construction is used.
+    """
+    try:
+        message = _Layout(AIMessageChunk(content=""))
+        generation = _Layout(_validated_chunk(""))
+
+        def make(text: str) -> ChatGenerationChunk:
+            chunk = message.make(content=text)
+            return cast("ChatGenerationChunk", generation.make(text=text, message=chunk))
+
+        sample, expected = make("x y"), _validated_chunk("x y")
+        same = (
+            sample == expected
+            and sample.model_dump() == expected.model_dump()
+            and sample.model_fields_set == expected.model_fields_set
+            and sample.message.model_fields_set == expected.message.model_fields_set
+            and sample.message.__pydantic_extra__ == expected.message.__pydantic_extra__
+            and "content" not in generation.fresh
+        )
+    except Exception:  # noqa: BLE001 - any surprise: keep core's own construction
+        return _validated_chunk
+    return make if same else _validated_chunk
+
+
+text_chunk = _copied_chunk_maker()
+"""``ChatGenerationChunk(message=AIMessageChunk(content=text))``, built cheaply."""
+
+
+def retry_manager(messages: list[BaseMessage]) -> Any:
+    """The run manager noted in ``STREAMED_RUN`` for ``messages``, or ``None``.
+
+    Only for retries and load progress: the tokens are reported by core's caller.
+    """
+    noted = STREAMED_RUN.get()
+    return noted[1] if noted is not None and noted[0] is messages else None
 
 
 class ChunkBlocks:

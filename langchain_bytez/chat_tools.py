@@ -104,6 +104,8 @@ def _json_format(response_format: Any) -> tuple[bool, Mapping[str, Any] | None]:
 
 def answer_mode(kwargs: Mapping[str, Any]) -> AnswerMode:
     """Split the tool and JSON options off the call's kwargs (never sent as params)."""
+    if not kwargs:
+        return AnswerMode()  # the common call: plain text, nothing to split
     for key, why in _REFUSED_KWARGS.items():
         if key in kwargs:
             raise ValueError(why)

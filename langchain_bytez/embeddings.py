@@ -158,6 +158,10 @@ class BytezEmbeddings(BytezModelMixin, Embeddings, Serializable):
             checked.append(text)
         return checked
 
+    def _width(self, unique: Sequence[str]) -> int:
+        """Requests in flight for a batch, sync and async alike."""
+        return min(len(unique), self.max_concurrency, self.concurrency)
+
     def _finish(self, output: Any, model_id: str) -> list[float]:
         vector = normalize_embedding_output(output, model_id)
         return _l2_normalized(vector) if self.normalize else vector
@@ -190,7 +194,7 @@ class BytezEmbeddings(BytezModelMixin, Embeddings, Serializable):
         unique = list(dict.fromkeys(checked))  # identical texts are embedded once
         if not unique:
             return []
-        workers = min(len(unique), self.max_concurrency, self.concurrency)
+        workers = self._width(unique)
         if workers == 1:
             vectors = [self._embed_one(text) for text in unique]
         else:
@@ -216,12 +220,12 @@ class BytezEmbeddings(BytezModelMixin, Embeddings, Serializable):
         return self.embed_documents([text])[0]
 
     async def aembed_documents(self, texts: list[str]) -> list[list[float]]:
-        """Async version of ``embed_documents``: at most ``max_concurrency`` in flight."""
+        """Async version of ``embed_documents`` (the same requests in flight)."""
         checked = self._check(texts)
         unique = list(dict.fromkeys(checked))
         if not unique:
             return []
-        gate = asyncio.Semaphore(self.max_concurrency)
+        gate = asyncio.Semaphore(self._width(unique))
         vectors = await gather_or_cancel([self._aembed_one(text, gate) for text in unique])
         by_text = dict(zip(unique, vectors, strict=True))
         return [list(by_text[text]) for text in checked]

@@ -123,19 +123,35 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
-def _vector(values: Sequence[Any], model_id: str | None) -> list[float]:
-    vector = [float(v) for v in values]
-    if not vector or not all(math.isfinite(v) for v in vector):
+_FLOAT_ONLY = frozenset({float})
+_NUMBER_TYPES = frozenset({int, float})
+
+
+def _numbers(values: Sequence[Any]) -> list[float] | None:
+    """``values`` as floats if every item is a number (a bool is not), else ``None``.
+
+    The item types are gathered in one C-level pass (a decoded vector holds floats, and
+    sometimes ints); other types (subclasses) get the item-by-item check.
+    """
+    types = set(map(type, values))
+    if types <= _FLOAT_ONLY:
+        return list(values)
+    if types <= _NUMBER_TYPES or all(_is_number(v) for v in values):
+        return list(map(float, values))
+    return None
+
+
+def _vector(values: list[float], model_id: str | None) -> list[float]:
+    # A finite sum means every item is finite (NaN and inf propagate); only when it is
+    # not (or a sum of huge values overflowed) is each item checked.
+    if not values or not (math.isfinite(sum(values)) or all(math.isfinite(v) for v in values)):
         raise _unexpected("The embedding output holds an empty or non-finite vector", model_id)
-    return vector
+    return values
 
 
 def _mean(rows: Sequence[Any], model_id: str | None) -> list[float]:
-    vectors = [
-        _vector(row, model_id)
-        for row in rows
-        if isinstance(row, list) and all(_is_number(v) for v in row)
-    ]
+    numbers = [_numbers(row) if isinstance(row, list) else None for row in rows]
+    vectors = [_vector(row, model_id) for row in numbers if row is not None]
     if not vectors or len(vectors) != len(rows) or len({len(v) for v in vectors}) != 1:
         raise _unexpected(
             "The per-token embedding output is not a list of equal-length vectors", model_id
@@ -166,12 +182,12 @@ def embedding_vector(output: Any, model_id: str | None = None) -> list[float]:
             if key in output:
                 return embedding_vector(output[key], model_id)
     if isinstance(output, list) and output:
-        if all(_is_number(v) for v in output):
-            return _vector(output, model_id)  # [v]
+        if (flat := _numbers(output)) is not None:
+            return _vector(flat, model_id)  # [v]
         if len(output) == 1 and isinstance(output[0], list):
             inner = output[0]
-            if inner and all(_is_number(v) for v in inner):
-                return _vector(inner, model_id)  # [[v]]
+            if inner and (flat := _numbers(inner)) is not None:
+                return _vector(flat, model_id)  # [[v]]
             if inner and all(isinstance(row, list) for row in inner):
                 return _mean(inner, model_id)  # [[[token vectors]]]
         if all(isinstance(row, list) for row in output):

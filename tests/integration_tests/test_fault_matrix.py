@@ -138,10 +138,9 @@ ROWS = [
 RUN_SURFACES = ("llm.invoke", "llm.ainvoke", "chat.invoke", "embeddings.embed_query")
 STREAM_SURFACES = ("llm.stream", "llm.astream", "chat.stream")
 SURFACES = RUN_SURFACES + STREAM_SURFACES
-# langchain-core's BaseChatModel.stream()/astream() call _stream() without a run manager,
-# so retries (and load progress) of a chat *stream* cannot reach on_retry: an upstream
-# limitation, kept visible here so a fix upstream shows up as a failing expectation.
-NO_RUN_MANAGER = frozenset({"chat.stream"})
+# Surfaces whose retries reach no on_retry. None: ChatBytez.stream() hands its run
+# manager to the chunk loop for retries and load progress (core's stream passes none).
+NO_RUN_MANAGER: frozenset[str] = frozenset()
 MODEL_OF = {"llm": LLM_MODEL, "chat": CHAT_MODEL, "embeddings": EMBED_MODEL}
 
 
@@ -258,7 +257,7 @@ def render_matrix(observations: dict[tuple[str, str], dict[str, Any]]) -> str:
     """Markdown table of the observed outcomes, surfaces with equal outcomes merged.
 
     ``on_retry`` counts are those of the surfaces with a run manager (embeddings have no
-    callbacks; ``chat.stream`` gets none from langchain-core: both report 0).
+    callbacks: they report 0).
     """
     lines = [
         "| fault | injected | surfaces | observed outcome | server requests | on_retry calls |"

@@ -2,8 +2,10 @@
 
 Against the local server's fault knobs (429 with a wait, 503, an HTML 502, a reset
 before the first byte): the number of ``on_retry`` callbacks equals the number of run
-requests sent minus one, for plain and streamed runs, sync and async, after an
-auto-load, and with an async handler slower than the run itself.
+requests sent minus one, for plain and streamed runs (``stream``/``astream``, the
+``streaming`` argument and field), sync and async, for ``BytezLLM`` and ``ChatBytez``,
+after an auto-load, and with an async handler slower than the run itself; the tokens
+of a retried stream are reported once each.
 """
 
 from __future__ import annotations
@@ -35,6 +37,15 @@ class Retries(BaseCallbackHandler):
         with self.lock:
             self.count += 1
             self.attempts.append(retry_state.attempt_number)
+
+
+class RetriesAndTokens(Retries):
+    def __init__(self) -> None:
+        super().__init__()
+        self.tokens: list[str] = []
+
+    def on_llm_new_token(self, token: str, **kwargs: Any) -> None:
+        self.tokens.append(token)
 
 
 class SlowAsyncRetries(AsyncCallbackHandler):
@@ -80,6 +91,11 @@ async def _call(model: Any, how: str, handler: Any) -> Any:
         return await model.ainvoke("Hi", config)
     if how == "astreaming-invoke":
         return await model.ainvoke("Hi", config, streaming=True)
+    if how == "streaming-field-invoke":
+        streamed = model.model_copy(update={"streaming": True})
+        return await asyncio.to_thread(streamed.invoke, "Hi", config)
+    if how == "astreaming-field-invoke":
+        return await model.model_copy(update={"streaming": True}).ainvoke("Hi", config)
     return [chunk async for chunk in model.astream("Hi", config)]
 
 
@@ -98,6 +114,12 @@ CASES = [
     ("chat", "ainvoke"),
     ("chat", "streaming-invoke"),
     ("chat", "astreaming-invoke"),
+    ("chat", "stream"),
+    ("chat", "astream"),
+    ("chat", "streaming-field-invoke"),
+    ("chat", "astreaming-field-invoke"),
+    ("llm", "streaming-field-invoke"),
+    ("llm", "astreaming-field-invoke"),
 ]
 
 
@@ -117,13 +139,34 @@ async def test_every_retry_is_reported(
     assert handler.attempts == [1, 2]
 
 
-@pytest.mark.parametrize("how", ["ainvoke", "astream"])
+CHAT_STREAMS = ["stream", "astream", "streaming-field-invoke", "astreaming-field-invoke"]
+
+
+@pytest.mark.parametrize("how", CHAT_STREAMS)
+@pytest.mark.parametrize("fault", [FaultKind.RATE_LIMIT, FaultKind.STATUS_503])
+async def test_chat_stream_reports_retries_and_each_token_once(
+    server: LocalBytezServer, how: str, fault: FaultKind
+) -> None:
+    server.inject(fault, 1, retry_after=0.05)
+    retried = RetriesAndTokens()
+    await _call(_model(server, "chat"), how, retried)
+    assert _runs(server) == 2
+    assert retried.count == 1
+    clean = RetriesAndTokens()
+    await _call(_model(server, "chat"), how, clean)
+    assert clean.count == 0
+    assert retried.tokens == clean.tokens  # the same tokens, none reported twice
+    assert len([t for t in clean.tokens if t]) >= 2
+
+
+@pytest.mark.parametrize("how", ["ainvoke", "astream", "chat-astream"])
 async def test_slow_async_handler_hears_every_retry_before_the_run_ends(
     server: LocalBytezServer, how: str
 ) -> None:
     server.inject(FaultKind.RATE_LIMIT, 1, retry_after=0.0)
     handler = SlowAsyncRetries()
-    await _call(_model(server, "llm"), how, handler)
+    kind = "chat" if how.startswith("chat-") else "llm"
+    await _call(_model(server, kind), how.removeprefix("chat-"), handler)
     assert _runs(server) == 2
     assert handler.count == 1  # not cancelled when the run ended first
 

@@ -160,18 +160,22 @@ def test_concurrency_is_bounded(
     assert fake.peak_in_flight == bound
 
 
-@pytest.mark.parametrize(("max_concurrency", "cap", "bound"), [(8, 3, 3), (2, 8, 2), (8, 1, 1)])
+@pytest.mark.parametrize(
+    ("max_concurrency", "concurrency", "cap", "bound"),
+    [(8, 8, 3, 3), (2, 8, 8, 2), (8, 1, 8, 1), (8, 3, 8, 3), (8, 3, 2, 2)],
+)
 async def test_async_concurrency_is_bounded(
-    make: Any, fake: FakeBytez, max_concurrency: int, cap: int, bound: int
+    make: Any, fake: FakeBytez, max_concurrency: int, concurrency: int, cap: int, bound: int
 ) -> None:
-    # Async batches: max_concurrency, and the account-wide limit of runs in flight
-    # (max_concurrent_requests; concurrency now only sizes a new cluster). A base URL
-    # of its own: the learned account limit is shared process-wide.
+    # As embed_documents: min(max_concurrency, concurrency), and the account-wide limit
+    # of runs in flight (max_concurrent_requests). A base URL of its own: the learned
+    # account limit is shared process-wide.
     texts = [f"text {i}" for i in range(12)]
     model = make(
         max_concurrency=max_concurrency,
+        concurrency=concurrency,
         max_concurrent_requests=cap,
-        base_url=f"http://127.0.0.{10 + bound + max_concurrency}:9",
+        base_url=f"http://127.0.{concurrency}.{10 + cap + max_concurrency}:9",
     )
     assert await model.aembed_documents(texts) == [vector_of(t) for t in texts]
     assert fake.peak_in_flight == bound

@@ -23,6 +23,7 @@ EXPECTED_ALL = {
     "BytezRateLimitError",
     "BytezResponseTooLargeError",
     "BytezStreamError",
+    "BytezStreamTimeoutError",
     "BytezTimeoutError",
     "Capacity",
     "ChatBytez",
@@ -73,3 +74,10 @@ def test_version_matches_metadata() -> None:
     from importlib.metadata import version
 
     assert langchain_bytez.__version__ == version("langchain-bytez")
+
+
+def test_every_public_error_is_exported() -> None:
+    from langchain_bytez import errors
+
+    assert set(errors.__all__) <= set(langchain_bytez.__all__)
+    assert langchain_bytez.BytezStreamTimeoutError is errors.BytezStreamTimeoutError

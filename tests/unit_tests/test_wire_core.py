@@ -318,6 +318,42 @@ def test_embedding_vector_refuses_other_shapes(output: Any) -> None:
     assert info.value.is_retryable is False
 
 
+_LONG = [0.25] * 768
+
+
+@pytest.mark.parametrize(
+    "output",
+    [
+        [*_LONG, True],
+        [*_LONG, "0.5"],
+        [*_LONG, None],
+        [*_LONG, float("inf")],
+        [float("-inf"), *_LONG],
+        [*_LONG[:300], float("nan"), *_LONG[300:]],
+        [float("inf"), float("-inf")],
+        [[*_LONG, False], _LONG],
+        [_LONG, [*_LONG[:-1], float("nan")]],
+    ],
+    ids=["bool", "str", "none", "inf", "-inf", "nan", "inf-inf", "token-bool", "token-nan"],
+)
+def test_long_embedding_vectors_are_checked_item_by_item(output: Any) -> None:
+    with pytest.raises(BytezAPIError):
+        embedding_vector(output, MODEL)
+
+
+class _Float(float):
+    pass
+
+
+def test_embedding_vector_keeps_finite_extremes_and_number_subclasses() -> None:
+    # The sum of these overflows; every item is finite all the same.
+    assert embedding_vector([1e308, 1e308], MODEL) == [1e308, 1e308]
+    assert embedding_vector([_Float(0.5), 1], MODEL) == [0.5, 1.0]
+    vector = embedding_vector([*_LONG, 3], MODEL)
+    assert vector == [*_LONG, 3.0]
+    assert all(type(v) is float for v in vector)
+
+
 # ------------------------------------------------------------------------ retry loop
 
 
