@@ -38,11 +38,13 @@ from langchain_core.messages import (
     SystemMessage,
 )
 
+from langchain_bytez.errors import BytezAPIError
 from langchain_bytez.tool_calling import (
     render_history,
 )
+from langchain_bytez.wire.outputs import chat_content
 
-__all__ = ["MEDIA_TYPES", "convert_messages"]
+__all__ = ["MEDIA_TYPES", "Answer", "content_of", "convert_messages", "output_answer"]
 
 MEDIA_TYPES = ("image", "audio", "video")
 """Bytez content-block types that carry media."""
@@ -254,3 +256,87 @@ def convert_messages(messages: Sequence[BaseMessage]) -> list[dict[str, Any]]:
         else:
             groups.append([part])
     return [_render(group) for group in groups]
+
+
+# ------------------------------------------------------------- answers (output parsing)
+
+
+@dataclass(frozen=True)
+class Answer:
+    """A chat answer: its text, and its blocks when it holds more than text."""
+
+    text: str
+    blocks: list[dict[str, Any]] | None = None
+    """All blocks in their order (text blocks included), only if some are not text."""
+
+
+def _media_out(block: Mapping[str, Any]) -> dict[str, Any]:
+    """A Bytez media block of an answer as a LangChain standard block."""
+    out = dict(block)
+    for key in ("base64", "url"):
+        value = out.get(key)
+        if isinstance(value, str) and value.startswith("data:") and ";base64," in value:
+            # A data URL: LangChain's standard form is the bare data plus its mime type.
+            head, _, data = value.partition(";base64,")
+            out.pop(key)
+            out["base64"] = data
+            out.setdefault("mime_type", head.removeprefix("data:"))
+    return out
+
+
+def _answer_of_content(content: Any, model_id: str) -> Answer:
+    if isinstance(content, str):
+        return Answer(content)
+    if isinstance(content, list):
+        texts: list[str] = []
+        blocks: list[dict[str, Any]] = []
+        others = False
+        for block in content:
+            if isinstance(block, str):
+                texts.append(block)
+                blocks.append({"type": "text", "text": block})
+            elif isinstance(block, Mapping) and block.get("type") == "text":
+                text = str(block.get("text") or "")
+                texts.append(text)
+                blocks.append({"type": "text", "text": text})
+            elif isinstance(block, Mapping) and isinstance(block.get("type"), str):
+                others = True  # kept: an image (or other block) is part of the answer
+                blocks.append(_media_out(block) if block["type"] in MEDIA_TYPES else dict(block))
+            else:
+                raise BytezAPIError(
+                    f"Unexpected block in the chat output: {block!r}",
+                    model_id=model_id,
+                    retryable=False,
+                )
+        return Answer("".join(texts), blocks if others else None)
+    raise BytezAPIError(
+        f"Unexpected chat output content of type {type(content).__name__}; "
+        "is this a chat or *-text-to-text model?",
+        model_id=model_id,
+        retryable=False,
+    )
+
+
+def output_answer(output: Any, model_id: str) -> Answer:
+    """The reply of a chat ``output``, whatever its form.
+
+    Current API: ``{"role": "assistant", "content": str | [blocks]}``. Older
+    pipelines: ``[{"generated_text": [..., {"role": "assistant", ...}]}]`` (the whole
+    conversation, reply last) or ``[{"generated_text": str}]``; a bare string is taken
+    as the reply.
+    """
+    return _answer_of_content(chat_content(output), model_id)
+
+
+def content_of(text: str, answer: Answer) -> str | list[str | dict[str, Any]]:
+    """The message content: ``text``, plus the answer's non-text blocks if it had any.
+
+    The blocks keep their order when ``text`` is the answer's whole text; when stop
+    sequences or tool calls changed the text, it comes first, then the other blocks.
+    """
+    if answer.blocks is None:
+        return text
+    if text == answer.text:
+        return list(answer.blocks)
+    rest: list[str | dict[str, Any]] = [b for b in answer.blocks if b.get("type") != "text"]
+    return [{"type": "text", "text": text}, *rest] if text else rest

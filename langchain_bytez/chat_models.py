@@ -15,7 +15,6 @@ read by [`ToolProtocol`][langchain_bytez.tool_calling.ToolProtocol].
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
 from operator import itemgetter
 from typing import Any, ClassVar, Literal, cast
 
@@ -43,8 +42,9 @@ from langchain_core.utils.pydantic import is_basemodel_subclass
 from pydantic import BaseModel
 
 from langchain_bytez.base import store_signatures
-from langchain_bytez.chat_messages import MEDIA_TYPES as _MEDIA_TYPES
+from langchain_bytez.chat_messages import content_of as _content
 from langchain_bytez.chat_messages import convert_messages
+from langchain_bytez.chat_messages import output_answer as _output_answer
 from langchain_bytez.chat_stream import (
     STREAMED_RUN,
     ChatStreamRun,
@@ -60,7 +60,6 @@ from langchain_bytez.chat_tools import (
 )
 from langchain_bytez.chat_tools import answer_mode as _answer_mode
 from langchain_bytez.chat_tools import with_system_text as _with_system_text
-from langchain_bytez.errors import BytezAPIError
 from langchain_bytez.generation import (
     BytezGenerationMixin,
     CallArguments,
@@ -78,95 +77,10 @@ from langchain_bytez.generation import (
 from langchain_bytez.tool_calling import (
     ToolProtocol,
 )
-from langchain_bytez.wire.outputs import chat_content
 
 __all__ = ["ChatBytez", "convert_messages"]
 
 _PROVIDER = "bytez"
-
-
-# ---------------------------------------------------------------------- output parsing
-
-
-@dataclass(frozen=True)
-class _Answer:
-    """A chat answer: its text, and its blocks when it holds more than text."""
-
-    text: str
-    blocks: list[dict[str, Any]] | None = None
-    """All blocks in their order (text blocks included), only if some are not text."""
-
-
-def _media_out(block: Mapping[str, Any]) -> dict[str, Any]:
-    """A Bytez media block of an answer as a LangChain standard block."""
-    out = dict(block)
-    for key in ("base64", "url"):
-        value = out.get(key)
-        if isinstance(value, str) and value.startswith("data:") and ";base64," in value:
-            # A data URL: LangChain's standard form is the bare data plus its mime type.
-            head, _, data = value.partition(";base64,")
-            out.pop(key)
-            out["base64"] = data
-            out.setdefault("mime_type", head.removeprefix("data:"))
-    return out
-
-
-def _answer_of_content(content: Any, model_id: str) -> _Answer:
-    if isinstance(content, str):
-        return _Answer(content)
-    if isinstance(content, list):
-        texts: list[str] = []
-        blocks: list[dict[str, Any]] = []
-        others = False
-        for block in content:
-            if isinstance(block, str):
-                texts.append(block)
-                blocks.append({"type": "text", "text": block})
-            elif isinstance(block, Mapping) and block.get("type") == "text":
-                text = str(block.get("text") or "")
-                texts.append(text)
-                blocks.append({"type": "text", "text": text})
-            elif isinstance(block, Mapping) and isinstance(block.get("type"), str):
-                others = True  # kept: an image (or other block) is part of the answer
-                blocks.append(_media_out(block) if block["type"] in _MEDIA_TYPES else dict(block))
-            else:
-                raise BytezAPIError(
-                    f"Unexpected block in the chat output: {block!r}",
-                    model_id=model_id,
-                    retryable=False,
-                )
-        return _Answer("".join(texts), blocks if others else None)
-    raise BytezAPIError(
-        f"Unexpected chat output content of type {type(content).__name__}; "
-        "is this a chat or *-text-to-text model?",
-        model_id=model_id,
-        retryable=False,
-    )
-
-
-def _output_answer(output: Any, model_id: str) -> _Answer:
-    """The reply of a chat ``output``, whatever its form.
-
-    Current API: ``{"role": "assistant", "content": str | [blocks]}``. Older
-    pipelines: ``[{"generated_text": [..., {"role": "assistant", ...}]}]`` (the whole
-    conversation, reply last) or ``[{"generated_text": str}]``; a bare string is taken
-    as the reply.
-    """
-    return _answer_of_content(chat_content(output), model_id)
-
-
-def _content(text: str, answer: _Answer) -> str | list[str | dict[str, Any]]:
-    """The message content: ``text``, plus the answer's non-text blocks if it had any.
-
-    The blocks keep their order when ``text`` is the answer's whole text; when stop
-    sequences or tool calls changed the text, it comes first, then the other blocks.
-    """
-    if answer.blocks is None:
-        return text
-    if text == answer.text:
-        return list(answer.blocks)
-    rest: list[str | dict[str, Any]] = [b for b in answer.blocks if b.get("type") != "text"]
-    return [{"type": "text", "text": text}, *rest] if text else rest
 
 
 # ---------------------------------------------------------------------- the model

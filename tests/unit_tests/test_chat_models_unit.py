@@ -22,7 +22,9 @@ from langchain_core.messages import (
     ToolMessage,
 )
 
-from langchain_bytez.chat_models import ChatBytez, _Answer, _output_answer, convert_messages
+from langchain_bytez.chat_messages import Answer as _Answer
+from langchain_bytez.chat_messages import output_answer as _output_answer
+from langchain_bytez.chat_models import ChatBytez, convert_messages
 from langchain_bytez.errors import BytezAPIError
 from tests.unit_tests.fake_bytez import FAKE_KEY, URL, FakeBytez
 
