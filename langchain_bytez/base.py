@@ -441,6 +441,19 @@ class BytezModelMixin(BaseModel):
 
     # ------------------------------------------------------------------ serialisation
 
+    @classmethod
+    def get_lc_namespace(cls) -> list[str]:
+        """The import path used by LangChain serialisation: the package class's module.
+
+        A subclass defined elsewhere serialises under the package class it extends
+        (``["langchain_bytez", "llms"]`` for a ``BytezLLM`` subclass).
+
+        Returns:
+            The module path of the first ``langchain_bytez`` class in the MRO, split.
+        """
+        home = next(k for k in cls.__mro__ if k.__module__.startswith("langchain_bytez."))
+        return home.__module__.split(".")
+
     @property
     def lc_secrets(self) -> dict[str, str]:
         """Constructor arguments that are secrets, and their environment variables.

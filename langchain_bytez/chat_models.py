@@ -301,15 +301,6 @@ class ChatBytez(BytezGenerationMixin, BaseChatModel):
 
     # ------------------------------------------------------------------ LangChain hooks
 
-    @classmethod
-    def get_lc_namespace(cls) -> list[str]:
-        """The import path used by LangChain serialisation.
-
-        Returns:
-            ``["langchain_bytez", "chat_models"]``.
-        """
-        return ["langchain_bytez", "chat_models"]
-
     @property
     def _llm_type(self) -> str:
         return "bytez-chat"

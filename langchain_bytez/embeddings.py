@@ -131,15 +131,6 @@ class BytezEmbeddings(BytezModelMixin, Embeddings, Serializable):
     default 1) caps this process's in-flight runs as well, so the effective
     parallelism is ``min(max_concurrency, concurrency)``."""
 
-    @classmethod
-    def get_lc_namespace(cls) -> list[str]:
-        """The import path used by LangChain serialisation.
-
-        Returns:
-            ``["langchain_bytez", "embeddings"]``.
-        """
-        return ["langchain_bytez", "embeddings"]
-
     # ------------------------------------------------------------------ helpers
 
     @staticmethod

@@ -213,15 +213,6 @@ class BytezLLM(BytezGenerationMixin, LLM):
 
     # ------------------------------------------------------------------ LangChain hooks
 
-    @classmethod
-    def get_lc_namespace(cls) -> list[str]:
-        """The import path used by LangChain serialisation.
-
-        Returns:
-            ``["langchain_bytez", "llms"]``.
-        """
-        return ["langchain_bytez", "llms"]
-
     @property
     def _llm_type(self) -> str:
         return "bytez"

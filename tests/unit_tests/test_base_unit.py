@@ -14,7 +14,9 @@ import pytest
 from pydantic import SecretStr, ValidationError
 
 from langchain_bytez.base import BytezModelMixin, _means_not_loaded
+from langchain_bytez.chat_models import ChatBytez
 from langchain_bytez.client import AsyncBytezClient, BytezClient
+from langchain_bytez.embeddings import BytezEmbeddings
 from langchain_bytez.errors import (
     BytezAPIError,
     BytezInvalidRequestError,
@@ -228,6 +230,13 @@ def test_lc_secrets_and_serialisable() -> None:
     assert llm.lc_secrets == {"api_key": "BYTEZ_API_KEY", "provider_key": "BYTEZ_PROVIDER_KEY"}
     assert BytezLLM.is_lc_serializable()
     assert BytezLLM.get_lc_namespace() == ["langchain_bytez", "llms"]
+    assert ChatBytez.get_lc_namespace() == ["langchain_bytez", "chat_models"]
+    assert BytezEmbeddings.get_lc_namespace() == ["langchain_bytez", "embeddings"]
+
+    class MyLLM(BytezLLM):  # a user's subclass serialises under the class it extends
+        pass
+
+    assert MyLLM.get_lc_namespace() == ["langchain_bytez", "llms"]
 
 
 # ----------------------------------------------------------------------- model preparation
