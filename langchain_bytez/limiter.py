@@ -18,6 +18,7 @@ here knows HTTP: the client shells take and release slots around model runs.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 import weakref
 from collections import deque
@@ -268,9 +269,10 @@ class InFlightLimiter:
                 await future
             else:
                 # shield: a timeout must not cancel the future a releaser may resolve.
-                await asyncio.wait_for(asyncio.shield(future), timeout)
-        except TimeoutError:
-            pass
+                # No slot in time is not an error here: _settle gives up the place in the
+                # queue, or keeps a slot granted at the last moment.
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(asyncio.shield(future), timeout)
         except BaseException:
             self._abandon(waiter)
             raise
