@@ -23,15 +23,17 @@ LINT_PATHS := $(wildcard langchain_bytez tests benchmarks cookbook .ci conftest.
 # installable next to the lowest dependencies: langchain-tests 1.1.9 needs a newer
 # langchain-core; the cookbook and docs groups are tools, not runtime dependencies; the
 # packaging and benchmark smoke tests check the build and the timing table, which the
-# dependency versions do not change (the main run covers them).
+# dependency versions do not change (the main run covers them); the generated-modules test
+# compares source files, and needs ruff (lint group).
 LOWEST_IGNORE := --ignore=tests/unit_tests/test_standard.py \
                  --ignore=tests/integration_tests/test_standard.py \
                  --ignore=tests/integration_tests/test_cookbook.py \
                  --ignore=tests/integration_tests/test_docs.py \
                  --ignore=tests/integration_tests/test_packaging.py \
-                 --ignore=tests/integration_tests/test_benchmarks_smoke.py
+                 --ignore=tests/integration_tests/test_benchmarks_smoke.py \
+                 --ignore=tests/unit_tests/test_generated.py
 
-.PHONY: demo test lint typecheck pytest docs-snippets lowest load soak bench docs clean install
+.PHONY: demo test generate lint typecheck pytest docs-snippets lowest load soak bench docs clean install
 
 # Without pip: seeding pip into a venv takes seconds, and the demo's install does not need
 # it (the interpreter's own pip installs into the venv with --python, pip >= 22.3).
@@ -71,6 +73,11 @@ demo: $(BASE_STAMP)
 lint: $(DEV_STAMP)
 	$(BIN)/ruff check $(LINT_PATHS)
 	$(BIN)/ruff format --check $(LINT_PATHS)
+	$(BIN)/python .ci/unasync.py --check
+
+# Rewrites every generated sync module (langchain_bytez/**/_sync/) from its async source.
+generate: $(DEV_STAMP)
+	$(BIN)/python .ci/unasync.py
 
 typecheck: $(DEV_STAMP)
 	$(BIN)/mypy langchain_bytez
