@@ -74,7 +74,8 @@ TEXT: list[tuple[str, str]] = [
     (r"\b([Aa])n async\b", r"\1"),
     (r"\bAsynchronous\b", "Synchronous"),
     (r"\basynchronous\b", "synchronous"),
-    (r"\bcoroutines?\b", "function"),
+    (r"\bcoroutine\b", "function"),
+    (r"\bcoroutines\b", "functions"),
 ]
 ASYNC_ONLY_WORDS: tuple[str, ...] = ("async_transport",)
 
