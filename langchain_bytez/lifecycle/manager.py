@@ -17,32 +17,32 @@ flight in [`coordinator`][langchain_bytez.lifecycle.coordinator].
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
-from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypedDict, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
 from typing_extensions import Unpack
 
+from langchain_bytez.lifecycle._async.handle import AsyncHandleMethods
+from langchain_bytez.lifecycle._sync.handle import HandleMethods
 from langchain_bytez.lifecycle.coordinator import LoadCoordinator, LoadRequest
-from langchain_bytez.lifecycle.drivers import PlanRun, adrive, drive
-from langchain_bytez.lifecycle.plans import Plan
-from langchain_bytez.lifecycle.progress import AsyncProgressOption, ProgressOption
-from langchain_bytez.lifecycle.settings import (
-    DEFAULT_DEADLINE_SECONDS,
-    DEFAULT_TIMEOUT_SECONDS,
-    LoadSpec,
-    run_payload,
+from langchain_bytez.lifecycle.options import (
+    AsyncLoad,
+    Load,
+    LoadOptions,
+    SizedLoadOptions,
+    load_spec,
 )
+from langchain_bytez.lifecycle.progress import AsyncProgressOption, ProgressOption
+from langchain_bytez.lifecycle.settings import DEFAULT_TIMEOUT_SECONDS
 from langchain_bytez.protocol import validate_model_id
 from langchain_bytez.registry import SharedInstances
-from langchain_bytez.types import Capacity, ClusterStatus, RunResult, check_options
+from langchain_bytez.types import ClusterStatus
 
 if TYPE_CHECKING:
     from langchain_bytez.client import (
         AsyncBytezClient,
-        AsyncTextStream,
         BytezClient,
-        TextStream,
     )
 
 __all__ = [
@@ -54,54 +54,6 @@ __all__ = [
 ]
 
 logger = logging.getLogger("langchain_bytez")
-
-_P = TypeVar("_P")
-
-
-class LoadOptions(TypedDict, Generic[_P], total=False):
-    """The keyword-only settings of an explicit load, besides its sizes.
-
-    Attributes:
-        capacity: Full capacity (``Capacity`` or ``{"min", "desired", "max"}``) for
-            autoscaling; when given it overrides ``concurrency``.
-        progress: ``True`` prints progress to stderr (the default, but for
-            ``ensure_loaded``: silent); a callable receives
-            [`LoadProgress`][langchain_bytez.manager.LoadProgress] events (the async
-            methods also take an async callable); ``False``/``None`` is silent.
-        deadline: Seconds to wait overall before giving up (default 15 min).
-    """
-
-    capacity: Capacity | Mapping[str, int] | None
-    progress: _P
-    deadline: float
-
-
-class SizedLoadOptions(LoadOptions[_P], total=False):
-    """[`LoadOptions`][langchain_bytez.manager.LoadOptions] and the sizes (``None`` by default).
-
-    Attributes:
-        concurrency: Instances to run (``min = desired = max``); ``None`` keeps an
-            existing cluster's capacity (a new one gets 1).
-        timeout: Idle seconds before shutdown (whole minutes, rounded up, 1-1440);
-            ``None`` keeps an existing cluster's timeout (a new one gets 300 s).
-    """
-
-    concurrency: int | None
-    timeout: float | None
-
-
-# Short names for the signatures below.
-_SyncLoad = SizedLoadOptions[ProgressOption]
-_AsyncLoad = SizedLoadOptions[AsyncProgressOption]
-
-
-def _spec(
-    concurrency: int | None, timeout: float | None, options: LoadOptions[Any], function: str
-) -> LoadSpec:
-    """Check a load's settings into its spec (``function`` names the caller in errors)."""
-    check_options(function, options, LoadOptions)
-    deadline = options.get("deadline", DEFAULT_DEADLINE_SECONDS)
-    return LoadSpec.build(concurrency, timeout, options.get("capacity"), deadline)
 
 
 class ModelManager(LoadCoordinator):
@@ -204,7 +156,7 @@ class ModelManager(LoadCoordinator):
             BytezModelLoadError: If the load fails or misses the deadline.
             BytezError: On other service errors (unknown model, bad key...).
         """
-        spec = _spec(concurrency, timeout, options, "ensure_loaded")
+        spec = load_spec(concurrency, timeout, options, "ensure_loaded")
         model_id = validate_model_id(model_id)
         load, progress = LoadRequest(model_id, spec), options.get("progress")
         return self._load_sync(client, load, progress, use_cache=True)
@@ -223,7 +175,7 @@ class ModelManager(LoadCoordinator):
         It shares the single flight with sync callers; ``progress`` may also be an async
         callable.
         """
-        spec = _spec(concurrency, timeout, options, "aensure_loaded")
+        spec = load_spec(concurrency, timeout, options, "aensure_loaded")
         model_id = validate_model_id(model_id)
         progress = options.get("progress")
         return await self._load_async(client, LoadRequest(model_id, spec), progress, use_cache=True)
@@ -231,7 +183,7 @@ class ModelManager(LoadCoordinator):
     # ------------------------------------------------------------------ conveniences
 
     def load(
-        self, model_id: str, *, client: BytezClient, **options: Unpack[_SyncLoad]
+        self, model_id: str, *, client: BytezClient, **options: Unpack[Load]
     ) -> ClusterStatus | None:
         """Shortcut for ``ModelHandle(client, model_id, manager=self).load(...)``.
 
@@ -248,7 +200,7 @@ class ModelManager(LoadCoordinator):
         return ModelHandle(client, model_id, manager=self).load(**options)
 
     async def aload(
-        self, model_id: str, *, client: AsyncBytezClient, **options: Unpack[_AsyncLoad]
+        self, model_id: str, *, client: AsyncBytezClient, **options: Unpack[AsyncLoad]
     ) -> ClusterStatus | None:
         """Async version of [`load`][langchain_bytez.manager.ModelManager.load].
 
@@ -287,7 +239,7 @@ class ModelManager(LoadCoordinator):
 
     @contextmanager
     def session(
-        self, model_id: str, *, client: BytezClient, **options: Unpack[_SyncLoad]
+        self, model_id: str, *, client: BytezClient, **options: Unpack[Load]
     ) -> Iterator[ModelHandle]:
         """Load a model for the duration of a ``with`` block, then stop it.
 
@@ -310,7 +262,7 @@ class ModelManager(LoadCoordinator):
 
     @asynccontextmanager
     async def asession(
-        self, model_id: str, *, client: AsyncBytezClient, **options: Unpack[_AsyncLoad]
+        self, model_id: str, *, client: AsyncBytezClient, **options: Unpack[AsyncLoad]
     ) -> AsyncIterator[AsyncModelHandle]:
         """Async version of [`session`][langchain_bytez.manager.ModelManager.session].
 
@@ -382,8 +334,11 @@ class _ModelHandleBase(Generic[_C]):
         return f"{type(self).__name__}(model_id={self._model_id!r})"
 
 
-class ModelHandle(_ModelHandleBase["BytezClient"]):
+class ModelHandle(_ModelHandleBase["BytezClient"], HandleMethods):
     """One Bytez model seen through a sync client: what ``client.model(id)`` returns.
+
+    Its methods (``load``, ``start``, ``status``, ``stop``, ``run``, ``stream``) are
+    generated from [`AsyncModelHandle`][langchain_bytez.manager.AsyncModelHandle]'s.
 
     Example:
         ```python
@@ -397,120 +352,13 @@ class ModelHandle(_ModelHandleBase["BytezClient"]):
         ```
     """
 
-    def load(
-        self,
-        concurrency: int | None = None,
-        timeout: float | None = None,
-        **options: Unpack[LoadOptions[ProgressOption]],
-    ) -> ClusterStatus | None:
-        """Create (or update) the model's cluster and wait until it is running.
 
-        An existing cluster is updated (PATCH) when the capacity or timeout *given here*
-        differ from its own (sizes left ``None`` are kept as they are), and turned back
-        on when off. Polling backs off from 0.05 s, doubling up to 5 s.
-
-        Args:
-            concurrency: Instances to run (``min = desired = max = concurrency``);
-                ``None`` keeps an existing cluster's capacity (a new one gets 1).
-            timeout: Idle seconds before the cluster shuts down (``None`` keeps an
-                existing cluster's, a new one gets 300 s); Bytez counts whole
-                minutes, so this is rounded **up** to minutes and must be 1..1440
-                minutes (at most 86400 s).
-            **options: Keyword-only [`LoadOptions`][langchain_bytez.manager.LoadOptions]:
-                ``capacity`` (autoscaling; overrides ``concurrency``), ``progress``
-                (``True``, the default, prints to stderr), ``deadline`` (default 15 min).
-
-        Returns:
-            The running cluster's status, or ``None`` in serverless mode (cluster
-            routes unavailable: the first run starts the model).
-
-        Raises:
-            ValueError: On out-of-range or wrongly typed settings.
-            BytezModelLoadError: If the cluster fails (message has the server's reason)
-                or is not running by the deadline (message has the last status).
-            BytezError: On other service errors (unknown model, bad key...).
-        """
-        spec, progress = _spec(concurrency, timeout, options, "load"), options.get("progress", True)
-        load = LoadRequest(self._model_id, spec)
-        return self._manager._load_sync(self._client, load, progress, use_cache=False)
-
-    def _drive(self, plan: Plan[_T]) -> _T:
-        return drive(plan, self._client, PlanRun(self._model_id, state=self._manager))
-
-    def start(
-        self,
-        concurrency: int | None = None,
-        timeout: float | None = None,
-        *,
-        capacity: Capacity | Mapping[str, int] | None = None,
-    ) -> ClusterStatus | None:
-        """Like ``load`` but returns as soon as the cluster is requested.
-
-        Args:
-            concurrency: Instances to run; ``None`` keeps an existing cluster's capacity
-                (a new one gets 1).
-            timeout: Idle seconds before shutdown (whole minutes, rounded up, 1-1440);
-                ``None`` keeps an existing cluster's timeout (a new one gets 300 s).
-            capacity: Full capacity for autoscaling; overrides ``concurrency``.
-
-        Returns:
-            The cluster status known right after the request (usually deploying), or
-            ``None`` in serverless mode.
-        """
-        spec = LoadSpec.build(concurrency, timeout, capacity, DEFAULT_DEADLINE_SECONDS)
-        plan = self._manager._load_plan(self._model_id, spec, wait=False)
-        return self._drive(plan)
-
-    def status(self) -> ClusterStatus:
-        """Read the cluster's status.
-
-        Returns:
-            The status; ``ClusterState.STOPPED`` when the model has no cluster, and
-            ``raw_status="serverless"`` in serverless mode.
-        """
-        return self._drive(self._manager._status_plan(self._model_id))
-
-    def stop(self) -> None:
-        """Delete the cluster. Idempotent: stopping a stopped model is fine."""
-        self._drive(self._manager._stop_plan(self._model_id))
-
-    def run(
-        self,
-        input: str | Sequence[Mapping[str, Any]],  # noqa: A002
-        params: Mapping[str, Any] | None = None,
-    ) -> RunResult:
-        """Run the model once.
-
-        Args:
-            input: A string (sent as ``text``) or a list of message dicts (sent as
-                ``messages``) for chat and ``*-text-to-text`` models.
-            params: Generation parameters (``max_new_tokens``, ``temperature``...).
-
-        Returns:
-            The run's output and response metadata.
-        """
-        return self._client.run(self._model_id, run_payload(input, params))
-
-    def stream(
-        self,
-        input: str | Sequence[Mapping[str, Any]],  # noqa: A002
-        params: Mapping[str, Any] | None = None,
-    ) -> TextStream:
-        """Stream the model's output as text.
-
-        Args:
-            input: A string or a list of message dicts, as for
-                [`run`][langchain_bytez.manager.ModelHandle.run].
-            params: Generation parameters.
-
-        Returns:
-            The client's ``TextStream``: ``with handle.stream(...) as s: for t in s``.
-        """
-        return self._client.stream(self._model_id, run_payload(input, params))
-
-
-class AsyncModelHandle(_ModelHandleBase["AsyncBytezClient"]):
+class AsyncModelHandle(_ModelHandleBase["AsyncBytezClient"], AsyncHandleMethods):
     """One Bytez model seen through an async client: what ``async_client.model(id)`` returns.
+
+    Its methods are those of [`ModelHandle`][langchain_bytez.manager.ModelHandle], to be
+    awaited (``stream`` returns an ``AsyncTextStream``); ``load``'s ``progress`` may
+    also be an async callable.
 
     Example:
         ```python
@@ -525,59 +373,3 @@ class AsyncModelHandle(_ModelHandleBase["AsyncBytezClient"]):
             await gpt2.stop()
         ```
     """
-
-    async def load(
-        self,
-        concurrency: int | None = None,
-        timeout: float | None = None,
-        **options: Unpack[LoadOptions[AsyncProgressOption]],
-    ) -> ClusterStatus | None:
-        """Async version of [`ModelHandle.load`][langchain_bytez.manager.ModelHandle.load].
-
-        ``progress`` may also be an async callable.
-        """
-        spec, progress = _spec(concurrency, timeout, options, "load"), options.get("progress", True)
-        load = LoadRequest(self._model_id, spec)
-        return await self._manager._load_async(self._client, load, progress, use_cache=False)
-
-    async def _drive(self, plan: Plan[_T]) -> _T:
-        return await adrive(plan, self._client, PlanRun(self._model_id, state=self._manager))
-
-    async def start(
-        self,
-        concurrency: int | None = None,
-        timeout: float | None = None,
-        *,
-        capacity: Capacity | Mapping[str, int] | None = None,
-    ) -> ClusterStatus | None:
-        """Async version of [`ModelHandle.start`][langchain_bytez.manager.ModelHandle.start]."""
-        spec = LoadSpec.build(concurrency, timeout, capacity, DEFAULT_DEADLINE_SECONDS)
-        plan = self._manager._load_plan(self._model_id, spec, wait=False)
-        return await self._drive(plan)
-
-    async def status(self) -> ClusterStatus:
-        """Async version of [`ModelHandle.status`][langchain_bytez.manager.ModelHandle.status]."""
-        return await self._drive(self._manager._status_plan(self._model_id))
-
-    async def stop(self) -> None:
-        """Async version of [`ModelHandle.stop`][langchain_bytez.manager.ModelHandle.stop]."""
-        await self._drive(self._manager._stop_plan(self._model_id))
-
-    async def run(
-        self,
-        input: str | Sequence[Mapping[str, Any]],  # noqa: A002
-        params: Mapping[str, Any] | None = None,
-    ) -> RunResult:
-        """Async version of [`ModelHandle.run`][langchain_bytez.manager.ModelHandle.run]."""
-        return await self._client.run(self._model_id, run_payload(input, params))
-
-    def stream(
-        self,
-        input: str | Sequence[Mapping[str, Any]],  # noqa: A002
-        params: Mapping[str, Any] | None = None,
-    ) -> AsyncTextStream:
-        """Async version of [`ModelHandle.stream`][langchain_bytez.manager.ModelHandle.stream].
-
-        Use it as ``async with handle.stream(...) as s: async for t in s``.
-        """
-        return self._client.stream(self._model_id, run_payload(input, params))
