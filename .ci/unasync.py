@@ -57,6 +57,7 @@ NAMES: dict[str, str] = {
     "__aiter__": "__iter__",
     "__anext__": "__next__",
     "_async": "_sync",
+    "_aperform": "_perform",
     "_load_async": "_load_sync",
     "aacquire": "acquire",
     "aclose": "close",
@@ -66,6 +67,7 @@ NAMES: dict[str, str] = {
     "aiter_raw": "iter_raw",
     "anext": "next",
     "async_sleep": "sleep",
+    "call_async": "call_sync",
     "StopAsyncIteration": "StopIteration",
 }
 # Async names that must stay as they are on the sync side.

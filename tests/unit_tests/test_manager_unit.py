@@ -23,7 +23,7 @@ from langchain_bytez.errors import (
     BytezNotFoundError,
     InvalidModelIdError,
 )
-from langchain_bytez.lifecycle import drivers as drivers_mod
+from langchain_bytez.lifecycle._sync import drive as drive_mod
 from langchain_bytez.lifecycle.flight import Flight
 from langchain_bytez.manager import (
     AsyncModelHandle,
@@ -423,7 +423,7 @@ def test_deadline_raises_with_last_status(client: Client, mgr: ModelManager) -> 
 def test_polling_backs_off_exponentially(client: Client, monkeypatch: pytest.MonkeyPatch) -> None:
     client.backend.polls_to_run = 9
     sleeps: list[float] = []
-    monkeypatch.setattr(drivers_mod.time, "sleep", sleeps.append)
+    monkeypatch.setattr(drive_mod.time, "sleep", sleeps.append)
     ModelHandle(client, MODEL, manager=ModelManager()).load(progress=False)
     assert sleeps[:4] == pytest.approx([0.05, 0.1, 0.2, 0.4])
     assert max(sleeps) == pytest.approx(5.0)
