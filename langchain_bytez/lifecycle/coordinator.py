@@ -5,7 +5,9 @@
 serverless mode, models whose auto-load is skipped) and coordinates (one load per model
 at a time, shared by every thread and task). It builds plans
 ([`plans`][langchain_bytez.lifecycle.plans]) from that state and runs them with the
-drivers; the decisions themselves are in the plans.
+drivers; the decisions themselves are in the plans. The public methods built on it
+(``ensure_loaded``, ``ensure_available``, ``limit`` and their async twins) are the
+manager's, in ``lifecycle/_async/manager.py`` (the sync ones generated from it).
 """
 
 from __future__ import annotations
@@ -18,12 +20,10 @@ import logging
 import threading
 import time
 import warnings
-from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Generic, NamedTuple, TypedDict, TypeVar
-
-from typing_extensions import Unpack
 
 from langchain_bytez.errors import (
     BytezAuthenticationError,
@@ -490,68 +490,6 @@ class LoadCoordinator:
             return None, cached
         return LoadRequest(model_id, spec, implicit=True), None
 
-    def ensure_available(
-        self, client: BytezClient, model_id: str, **options: Unpack[AutoLoadOptions[ProgressOption]]
-    ) -> ClusterStatus | None:
-        """Implicit auto-load before a run: best effort, never breaks or alters anything.
-
-        The rule (``docs/model-management.md``):
-
-        * closed-source models (``openai/...``, ``anthropic/...``; see
-          [`is_closed_source`][langchain_bytez.protocol.is_closed_source]) get no cluster
-          call;
-        * a cluster that is on is used as it is; one that is loading is waited for; one
-          that is off or failed is left alone (the run is sent; never PATCH, PUT on top
-          of it, or DELETE);
-        * a cluster is created (PUT, with ``concurrency`` and ``timeout``) only when none
-          exists;
-        * each cluster call is sent once with a timeout of
-          [`IMPLICIT_CALL_TIMEOUT`][langchain_bytez.manager.IMPLICIT_CALL_TIMEOUT] seconds;
-          any failure except 401/402 returns ``None`` (the run is sent anyway), warns once
-          per model and base URL, and skips the model's auto-load for
-          [`IMPLICIT_RETRY_AFTER`][langchain_bytez.manager.IMPLICIT_RETRY_AFTER] seconds.
-
-        Args:
-            client: The sync client to use.
-            model_id: The Bytez model id.
-            **options: Keyword-only
-                [`AutoLoadOptions`][langchain_bytez.manager.AutoLoadOptions]
-                (``concurrency``, ``timeout``, ``progress``, ``deadline``).
-
-        Returns:
-            The running cluster's status, or ``None`` when the run is to be sent as is.
-
-        Raises:
-            ValueError: On out-of-range or wrongly typed settings.
-            BytezAuthenticationError: On 401 (the run would fail the same way).
-            BytezPaymentRequiredError: On 402.
-        """
-        load, known = self._implicit_start(model_id, options)
-        if load is None:
-            return known
-        try:
-            return self._load_sync(client, load, options.get("progress"), use_cache=False)
-        except BytezError as error:
-            self._implicit_fallback(client.cache_key[0], load.model_id, error)
-            return None
-
-    async def aensure_available(
-        self,
-        client: AsyncBytezClient,
-        model_id: str,
-        **options: Unpack[AutoLoadOptions[AsyncProgressOption]],
-    ) -> ClusterStatus | None:
-        """Async version of ``ensure_available``; ``progress`` may be an async callable."""
-        load, known = self._implicit_start(model_id, options)
-        if load is None:
-            return known
-        running = self._load_async(client, load, options.get("progress"), use_cache=False)
-        try:
-            return await running
-        except BytezError as error:
-            self._implicit_fallback(client.cache_key[0], load.model_id, error)
-            return None
-
     # ------------------------------------------------------------------ limits
 
     def _limiter(self, model_id: str, concurrency: int) -> InFlightLimiter:
@@ -566,38 +504,3 @@ class LoadCoordinator:
         # A new cap applies from the next acquisition; runs already in flight finish.
         limiter.resize(concurrency)
         return limiter
-
-    @contextmanager
-    def limit(self, model_id: str, concurrency: int) -> Iterator[None]:
-        """Hold one of ``concurrency`` slots of a model (blocks while all are taken).
-
-        An optional per-model cap for your own code: the LangChain classes and the
-        clients do not take it. Model runs are limited account-wide by the clients
-        (see ``max_concurrent_requests``).
-
-        Args:
-            model_id: The Bytez model id.
-            concurrency: Most holders of this model's slots at once through this manager.
-
-        Yields:
-            Nothing; the slot is released on exit.
-
-        Raises:
-            ValueError: If ``concurrency`` is not a positive integer.
-        """
-        slot = self._limiter(model_id, concurrency).acquire()
-        try:
-            yield
-        finally:
-            if slot is not None:
-                slot.release()
-
-    @asynccontextmanager
-    async def alimit(self, model_id: str, concurrency: int) -> AsyncIterator[None]:
-        """Async version of ``limit``: waits without blocking the loop; any loop may use it."""
-        slot = await self._limiter(model_id, concurrency).aacquire()
-        try:
-            yield
-        finally:
-            if slot is not None:
-                slot.release()

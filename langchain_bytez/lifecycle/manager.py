@@ -24,17 +24,15 @@ from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 from typing_extensions import Unpack
 
 from langchain_bytez.lifecycle._async.handle import AsyncHandleMethods
+from langchain_bytez.lifecycle._async.manager import AsyncManagerMethods
 from langchain_bytez.lifecycle._sync.handle import HandleMethods
-from langchain_bytez.lifecycle.coordinator import LoadCoordinator, LoadRequest
+from langchain_bytez.lifecycle._sync.manager import ManagerMethods
 from langchain_bytez.lifecycle.options import (
     AsyncLoad,
     Load,
     LoadOptions,
     SizedLoadOptions,
-    load_spec,
 )
-from langchain_bytez.lifecycle.progress import AsyncProgressOption, ProgressOption
-from langchain_bytez.lifecycle.settings import DEFAULT_TIMEOUT_SECONDS
 from langchain_bytez.protocol import validate_model_id
 from langchain_bytez.registry import SharedInstances
 from langchain_bytez.types import ClusterStatus
@@ -56,7 +54,7 @@ __all__ = [
 logger = logging.getLogger("langchain_bytez")
 
 
-class ModelManager(LoadCoordinator):
+class ModelManager(ManagerMethods, AsyncManagerMethods):
     """Shared model-lifecycle state for one Bytez endpoint and API key.
 
     Obtain it with [`for_client`][langchain_bytez.manager.ModelManager.for_client] (one instance per
@@ -125,60 +123,6 @@ class ModelManager(LoadCoordinator):
             The shared manager, created on first use.
         """
         return cls._registry.get(client.cache_key, cls)
-
-    # ------------------------------------------------------------------ loading
-
-    def ensure_loaded(
-        self,
-        client: BytezClient,
-        model_id: str,
-        *,
-        concurrency: int = 1,
-        timeout: float = DEFAULT_TIMEOUT_SECONDS,
-        **options: Unpack[LoadOptions[ProgressOption]],
-    ) -> ClusterStatus | None:
-        """Make sure a model's cluster is running, loading it if needed (single-flight).
-
-        Args:
-            client: The sync client to use.
-            model_id: The Bytez model id.
-            concurrency: Instances to run (``min = desired = max``).
-            timeout: Idle seconds before the cluster shuts down; sent as whole minutes,
-                rounded up, 1 to 1440.
-            **options: Keyword-only [`LoadOptions`][langchain_bytez.manager.LoadOptions]
-                (``capacity``, ``progress``: silent by default, ``deadline``).
-
-        Returns:
-            The running cluster's status, or ``None`` in serverless mode.
-
-        Raises:
-            ValueError: On out-of-range or wrongly typed settings.
-            BytezModelLoadError: If the load fails or misses the deadline.
-            BytezError: On other service errors (unknown model, bad key...).
-        """
-        spec = load_spec(concurrency, timeout, options, "ensure_loaded")
-        model_id = validate_model_id(model_id)
-        load, progress = LoadRequest(model_id, spec), options.get("progress")
-        return self._load_sync(client, load, progress, use_cache=True)
-
-    async def aensure_loaded(
-        self,
-        client: AsyncBytezClient,
-        model_id: str,
-        *,
-        concurrency: int = 1,
-        timeout: float = DEFAULT_TIMEOUT_SECONDS,
-        **options: Unpack[LoadOptions[AsyncProgressOption]],
-    ) -> ClusterStatus | None:
-        """Async version of [`ensure_loaded`][langchain_bytez.manager.ModelManager.ensure_loaded].
-
-        It shares the single flight with sync callers; ``progress`` may also be an async
-        callable.
-        """
-        spec = load_spec(concurrency, timeout, options, "aensure_loaded")
-        model_id = validate_model_id(model_id)
-        progress = options.get("progress")
-        return await self._load_async(client, LoadRequest(model_id, spec), progress, use_cache=True)
 
     # ------------------------------------------------------------------ conveniences
 
