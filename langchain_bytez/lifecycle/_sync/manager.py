@@ -125,7 +125,7 @@ class ManagerMethods(LoadCoordinator):
         An optional per-model cap for your own code: the LangChain classes and the
         clients do not take it. Model runs are limited account-wide by the clients
         (see ``max_concurrent_requests``). Threads and the tasks of every event loop
-        share one count; waiting never blocks an event loop.
+        share one count.
 
         Args:
             model_id: The Bytez model id.
