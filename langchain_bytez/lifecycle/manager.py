@@ -11,7 +11,12 @@
   returns; they share everything but the I/O.
 
 The decisions are in [`plans`][langchain_bytez.lifecycle.plans]; the state and single
-flight in [`coordinator`][langchain_bytez.lifecycle.coordinator].
+flight in [`coordinator`][langchain_bytez.lifecycle.coordinator]. The I/O methods are
+written once, async, in ``lifecycle/_async/`` (``handle.py``: the handles' methods;
+``manager.py``: ``ensure_loaded``, ``ensure_available``, ``limit``) and their sync twins
+generated into ``lifecycle/_sync/``; the classes here put them together. The shortcuts
+and sessions stay here: they build handles, and the handles need ``ModelManager`` (the
+default manager), so they cannot live below it.
 """
 
 from __future__ import annotations
