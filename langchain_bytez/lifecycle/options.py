@@ -72,7 +72,8 @@ def load_spec(
         The checked spec.
 
     Raises:
-        ValueError: On out-of-range or wrongly typed settings (or an unknown option).
+        ValueError: On out-of-range or wrongly typed settings.
+        TypeError: On an option ``LoadOptions`` does not name.
     """
     check_options(function, options, LoadOptions)
     deadline = options.get("deadline", DEFAULT_DEADLINE_SECONDS)

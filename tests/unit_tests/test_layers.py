@@ -31,11 +31,6 @@ LANGCHAIN_LAYER = {
     "langchain_bytez.run_helpers",
     "langchain_bytez.tool_calling",
 }
-# Below the LangChain layer and fully checked (lazy imports included).
-LIFECYCLE = {"langchain_bytez.limiter"} | {
-    f"langchain_bytez.lifecycle.{p.stem}" if p.stem != "__init__" else "langchain_bytez.lifecycle"
-    for p in (PACKAGE / "lifecycle").glob("*.py")
-}
 
 
 def _module_name(path: Path) -> str:
@@ -43,6 +38,13 @@ def _module_name(path: Path) -> str:
         return path.stem
     parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+# Below the LangChain layer and fully checked (lazy imports included), the generated
+# ``_sync/`` modules and their ``_async/`` sources too.
+LIFECYCLE = {"langchain_bytez.limiter"} | {
+    _module_name(p) for p in (PACKAGE / "lifecycle").rglob("*.py")
+}
 
 
 def _is_type_checking(test: ast.expr) -> bool:
