@@ -8,31 +8,16 @@ leftovers, and the generator rules this layout relies on.
 from __future__ import annotations
 
 import ast
-import importlib.util
-import sys
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 
 from langchain_bytez import client
 from langchain_bytez.clients import _async, _sync, io, redirects, streams
+from tests.unit_tests.test_generated import unasync
 
 ROOT = Path(__file__).resolve().parents[2]
 SYNC = Path(_sync.__file__).parent
-
-
-def _load_generator() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("unasync_for_shells", ROOT / ".ci/unasync.py")
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-unasync = _load_generator()
 
 
 def test_the_public_paths_lead_to_the_shells() -> None:
