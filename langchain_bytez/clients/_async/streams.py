@@ -72,7 +72,7 @@ class AsyncTextStream(StreamCore["AsyncBytezClient"]):
         """Iterate the text chunks.
 
         Returns:
-            An iterator of text chunks.
+            An async iterator of text chunks.
         """
         return self._iterate()
 
