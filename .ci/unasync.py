@@ -41,9 +41,11 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "langchain_bytez"
+# The source's path stands alone on the first line, which stays within ruff's line length.
 HEADER = (
-    "# Generated from {source} by .ci/unasync.py (make generate): do not edit; edit the\n"
-    "# async source and regenerate. `make lint` and tests/unit_tests/test_generated.py check it.\n"
+    "# Generated from {source} by .ci/unasync.py:\n"
+    "# do not edit; edit the async source and run `make generate`.\n"
+    "# `make lint` and tests/unit_tests/test_generated.py check it.\n"
 )
 GENERATED_MARK = "# Generated from "
 
@@ -61,7 +63,9 @@ NAMES: dict[str, str] = {
     "aiter_bytes": "iter_bytes",
     "aiter_raw": "iter_raw",
     "anext": "next",
+    "aread": "read",
     "async_sleep": "sleep",
+    "AsyncPooledClient": "SyncPooledClient",
     "StopAsyncIteration": "StopIteration",
 }
 # Async names that must stay as they are on the sync side.
@@ -76,6 +80,8 @@ TEXT: list[tuple[str, str]] = [
     (r"\basynchronous\b", "synchronous"),
     (r"\bcoroutine\b", "function"),
     (r"\bcoroutines\b", "functions"),
+    # "an ``AsyncBytezClient``" -> "a ``BytezClient``" ("an AsyncIterator" keeps its "an").
+    (r"\b([Aa])n (?=[`\[]*_?Async(?![AEIOU])[A-Z])", r"\1 "),
 ]
 ASYNC_ONLY_WORDS: tuple[str, ...] = ("async_transport",)
 
