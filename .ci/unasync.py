@@ -41,10 +41,10 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "langchain_bytez"
-# The source's path has a line of its own: a deep one must not push it past the line limit.
+# The source's path stands alone on the first line, which stays within ruff's line length.
 HEADER = (
-    "# Generated from {source}\n"
-    "# by .ci/unasync.py (make generate): do not edit; edit the async source and regenerate.\n"
+    "# Generated from {source} by .ci/unasync.py:\n"
+    "# do not edit; edit the async source and run `make generate`.\n"
     "# `make lint` and tests/unit_tests/test_generated.py check it.\n"
 )
 GENERATED_MARK = "# Generated from "
@@ -69,8 +69,10 @@ NAMES: dict[str, str] = {
     "aiter_raw": "iter_raw",
     "alimit": "limit",
     "anext": "next",
+    "aread": "read",
     "async_sleep": "sleep",
     "asynccontextmanager": "contextmanager",
+    "AsyncPooledClient": "SyncPooledClient",
     "call_async": "call_sync",
     "StopAsyncIteration": "StopIteration",
 }
@@ -86,6 +88,8 @@ TEXT: list[tuple[str, str]] = [
     (r"\basynchronous\b", "synchronous"),
     (r"\bcoroutine\b", "function"),
     (r"\bcoroutines\b", "functions"),
+    # "an ``AsyncBytezClient``" -> "a ``BytezClient``" ("an AsyncIterator" keeps its "an").
+    (r"\b([Aa])n (?=[`\[]*_?Async(?![AEIOU])[A-Z])", r"\1 "),
 ]
 ASYNC_ONLY_WORDS: tuple[str, ...] = ("async_transport",)
 

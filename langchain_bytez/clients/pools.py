@@ -23,10 +23,16 @@ from collections.abc import Mapping
 from typing import Any, Literal
 
 import httpx
+from pydantic import SecretStr
 
 from langchain_bytez.clients.redirects import AsyncRedirectGuard, RedirectGuard
 from langchain_bytez.registry import CLIENTS
-from langchain_bytez.wire.config import DEFAULT_LIMITS, ClientCore
+from langchain_bytez.wire.config import (
+    DEFAULT_LIMITS,
+    AsyncTransport,
+    ClientCore,
+    resolve_async_transport,
+)
 
 __all__ = ["AsyncPooledClient", "SyncPooledClient", "close_on_its_loop", "make_async_http"]
 
@@ -80,14 +86,29 @@ def close_on_its_loop(
 class SyncPooledClient(ClientCore):
     """The pool of a sync client: one ``httpx.Client``, created on first use.
 
-    The subclass's ``__init__`` sets the attributes below (after ``ClientCore``'s).
+    Threads may share the client: only the pool's creation is locked, requests never are.
     """
 
-    _injected: httpx.Client | None
-    _guard: RedirectGuard | None
-    _http: httpx.Client | None
-    _release: weakref.finalize[Any, Any] | None
-    _lock: threading.Lock
+    def __init__(
+        self, api_key: str | SecretStr | None, *, http_client: httpx.Client | None, **settings: Any
+    ) -> None:
+        """Check ``http_client``, resolve the settings, and set up an empty pool.
+
+        Args:
+            api_key: The key, or ``None`` for ``BYTEZ_API_KEY``.
+            http_client: An injected ``httpx.Client``, or ``None`` for our own pool.
+            **settings: The other keyword arguments of ``ClientCore``.
+
+        Raises:
+            TypeError: If ``http_client`` is not an ``httpx.Client``.
+        """
+        self._check_http_client(http_client, httpx.Client)
+        super().__init__(api_key, injected=http_client is not None, **settings)
+        self._injected = http_client
+        self._guard = RedirectGuard(http_client, self) if http_client is not None else None
+        self._http: httpx.Client | None = http_client
+        self._release: weakref.finalize[Any, Any] | None = None
+        self._lock = threading.Lock()
 
     def _client(self) -> httpx.Client | RedirectGuard:
         injected, guard = self._injected, self._guard
@@ -124,15 +145,51 @@ class SyncPooledClient(ClientCore):
 class AsyncPooledClient(ClientCore):
     """The pool of an async client: one ``httpx.AsyncClient`` per event loop.
 
-    The subclass's ``__init__`` sets the attributes below (after ``ClientCore``'s).
+    The pool is opened on first use in an event loop; if the client is later used from
+    another loop, a fresh pool is opened there (connections belong to the loop that
+    opened them). Concurrent calls and streams of one loop share the pool.
     """
 
-    _transport: Literal["httpx", "aiohttp"]
-    _injected: httpx.AsyncClient | None
-    _guard: AsyncRedirectGuard | None
-    _http: httpx.AsyncClient | None
-    _http_loop: weakref.ref[asyncio.AbstractEventLoop] | None
-    _release: weakref.finalize[Any, Any] | None
+    def __init__(
+        self,
+        api_key: str | SecretStr | None,
+        *,
+        http_client: httpx.AsyncClient | None,
+        async_transport: AsyncTransport,
+        **settings: Any,
+    ) -> None:
+        """Check ``http_client``, resolve the settings and the transport of our own pool.
+
+        Args:
+            api_key: The key, or ``None`` for ``BYTEZ_API_KEY``.
+            http_client: An injected ``httpx.AsyncClient``, or ``None`` for our own pools.
+            async_transport: The transport of our own pools (``resolve_async_transport``).
+            **settings: The other keyword arguments of ``ClientCore``.
+
+        Raises:
+            TypeError: If ``http_client`` is not an ``httpx.AsyncClient``.
+            ValueError: If ``async_transport`` is none of ``"auto"``, ``"httpx"``,
+                ``"aiohttp"``.
+            ImportError: If ``async_transport="aiohttp"`` and the extra is not installed.
+        """
+        self._check_http_client(http_client, httpx.AsyncClient)
+        super().__init__(api_key, injected=http_client is not None, **settings)
+        self._transport = resolve_async_transport(async_transport, self._base_url)
+        if self._transport == "aiohttp" and http_client is None:
+            # Imported here, not by the first request: importing aiohttp takes a few
+            # hundred ms, which must not count against that call's deadline.
+            import langchain_bytez.clients.transports  # noqa: F401, PLC0415
+        self._injected = http_client
+        self._guard = AsyncRedirectGuard(http_client, self) if http_client is not None else None
+        self._http: httpx.AsyncClient | None = http_client
+        self._http_loop: weakref.ref[asyncio.AbstractEventLoop] | None = None
+        self._release: weakref.finalize[Any, Any] | None = None
+
+    @property
+    def transport(self) -> Literal["httpx", "aiohttp", "injected"]:
+        """The transport of the requests: our own ``"httpx"`` or ``"aiohttp"`` pool, or
+        ``"injected"`` (the ``http_client`` given)."""  # noqa: D205, D209 - one sentence
+        return "injected" if self._injected is not None else self._transport
 
     def _client(self) -> httpx.AsyncClient | AsyncRedirectGuard:
         injected, guard = self._injected, self._guard

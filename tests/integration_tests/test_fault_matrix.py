@@ -32,8 +32,8 @@ from typing import Any
 import pytest
 from langchain_core.callbacks import BaseCallbackHandler
 
-from langchain_bytez import client as client_module
 from langchain_bytez.chat_models import ChatBytez
+from langchain_bytez.clients import io as client_io
 from langchain_bytez.embeddings import BytezEmbeddings
 from langchain_bytez.errors import (
     BytezAPIError,
@@ -172,8 +172,8 @@ def waits(monkeypatch: pytest.MonkeyPatch) -> list[float]:
         seen.append(seconds)
         await asyncio.sleep(min(seconds, 0.01))
 
-    monkeypatch.setattr(client_module, "_sleep", sleep)
-    monkeypatch.setattr(client_module, "_async_sleep", asleep)
+    monkeypatch.setattr(client_io, "sleep", sleep)
+    monkeypatch.setattr(client_io, "async_sleep", asleep)
     return seen
 
 

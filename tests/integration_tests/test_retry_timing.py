@@ -18,9 +18,9 @@ import httpx
 import pytest
 from langchain_core.callbacks import BaseCallbackHandler
 
-from langchain_bytez import client as client_module
 from langchain_bytez.chat_models import ChatBytez
 from langchain_bytez.client import BytezClient
+from langchain_bytez.clients import io as client_io
 from langchain_bytez.errors import BytezAPIError, BytezRateLimitError
 from langchain_bytez.llms import BytezLLM
 from langchain_bytez.server import FaultKind, LocalBytezServer
@@ -176,7 +176,7 @@ def test_a_long_server_wait_fails_at_once(
     # max_retry_wait) used to be shortened to 60 s and retried into the same 429. Now
     # the call fails at once, saying how long the server asked to wait.
     asked: list[float] = []
-    monkeypatch.setattr(client_module, "_sleep", asked.append)
+    monkeypatch.setattr(client_io, "sleep", asked.append)
     server.inject(FaultKind.RATE_LIMIT, 1, retry_after=3600)
     with pytest.raises(BytezRateLimitError, match=r"asked to wait 3\.6e\+03 s"):
         _llm(server).invoke("x")
@@ -210,8 +210,8 @@ async def test_attempts_never_exceed_max_retries_plus_one(
     async def asleep(seconds: float) -> None:
         slept.append(seconds)
 
-    monkeypatch.setattr(client_module, "_sleep", slept.append)
-    monkeypatch.setattr(client_module, "_async_sleep", asleep)
+    monkeypatch.setattr(client_io, "sleep", slept.append)
+    monkeypatch.setattr(client_io, "async_sleep", asleep)
     server.inject(FaultKind.RATE_LIMIT, 10, retry_after=0.01)  # more than any budget
     kind, method = surface.split(".")
     model = (_llm if kind == "llm" else _chat)(server, max_retries=max_retries)

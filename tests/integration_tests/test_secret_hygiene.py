@@ -96,14 +96,14 @@ def debug_logs(caplog: pytest.LogCaptureFixture) -> Iterator[pytest.LogCaptureFi
 
 
 def _fast(monkeypatch: pytest.MonkeyPatch) -> None:
-    from langchain_bytez import client as client_module  # noqa: PLC0415
+    from langchain_bytez.clients import io as client_io  # noqa: PLC0415
 
-    monkeypatch.setattr(client_module, "_sleep", lambda s: None)
+    monkeypatch.setattr(client_io, "sleep", lambda s: None)
 
     async def asleep(s: float) -> None:
         return None
 
-    monkeypatch.setattr(client_module, "_async_sleep", asleep)
+    monkeypatch.setattr(client_io, "async_sleep", asleep)
 
 
 # ------------------------------------------------------------------------- callbacks, tracers

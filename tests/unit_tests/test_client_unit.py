@@ -16,7 +16,6 @@ import pytest
 import tenacity
 from pydantic import SecretStr
 
-from langchain_bytez import client as client_module
 from langchain_bytez._version import __version__
 from langchain_bytez.client import (
     DEFAULT_TIMEOUT,
@@ -25,6 +24,7 @@ from langchain_bytez.client import (
     BytezClient,
     TextStream,
 )
+from langchain_bytez.clients import io as client_io
 from langchain_bytez.errors import (
     BytezAPIError,
     BytezAuthenticationError,
@@ -101,8 +101,8 @@ def sleeps(monkeypatch: pytest.MonkeyPatch) -> list[float]:
     async def fake_async_sleep(seconds: float) -> None:
         recorded.append(seconds)
 
-    monkeypatch.setattr(client_module, "_sleep", fake_sleep)
-    monkeypatch.setattr(client_module, "_async_sleep", fake_async_sleep)
+    monkeypatch.setattr(client_io, "sleep", fake_sleep)
+    monkeypatch.setattr(client_io, "async_sleep", fake_async_sleep)
     return recorded
 
 

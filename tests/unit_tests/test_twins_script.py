@@ -128,6 +128,27 @@ def test_the_report_counts_pairs_and_lines(twins: ModuleType, tmp_path: Path) ->
     (package / "n.py").write_text("def nothing():\n    return 1\n")
     modules = twins.read_package(tmp_path)
     assert [m.path for m in modules] == [f"{twins.PACKAGE}/m.py", f"{twins.PACKAGE}/n.py"]
-    text = twins.report(modules, listing=True)
-    assert text.splitlines()[0] == "1 pairs, 4 lines"
+    text = twins.report(tmp_path, listing=True)
+    assert text.splitlines()[0] == (
+        "1 pairs, 4 lines (generated modules counted too: 1 pairs, 4 lines)"
+    )
     assert "afetch" in text.splitlines()[1]
+
+
+def test_generated_modules_count_only_in_the_second_figure(
+    twins: ModuleType, tmp_path: Path
+) -> None:
+    package = tmp_path / twins.PACKAGE
+    (package / "_async").mkdir(parents=True)
+    (package / "_sync").mkdir()
+    (package / "_async" / "m.py").write_text(
+        "class AsyncFoo:\n    async def run(self):\n        pass\n"
+    )
+    generated = f"{twins.GENERATED_MARK}x by y\nclass Foo:\n    def run(self):\n        pass\n"
+    (package / "_sync" / "m.py").write_text(generated)
+    maintained = twins.read_package(tmp_path)
+    assert [m.path for m in maintained] == [f"{twins.PACKAGE}/_async/m.py"]
+    assert len(twins.read_package(tmp_path, generated=True)) == 2
+    assert twins.report(tmp_path, listing=False) == (
+        "0 pairs, 0 lines (generated modules counted too: 2 pairs, 6 lines)"
+    )

@@ -1,5 +1,5 @@
-# Generated from langchain_bytez/lifecycle/_async/manager.py
-# by .ci/unasync.py (make generate): do not edit; edit the async source and regenerate.
+# Generated from langchain_bytez/lifecycle/_async/manager.py by .ci/unasync.py:
+# do not edit; edit the async source and run `make generate`.
 # `make lint` and tests/unit_tests/test_generated.py check it.
 """The manager's async methods: explicit and implicit loads, and the per-model cap.
 
