@@ -1,0 +1,279 @@
+"""The per-call shortcuts of the overhead work: each gives what the long way gives.
+
+* ``ResponseMeta.from_headers`` reads an ``httpx.Headers`` in one pass: the result must
+  be the one httpx's own ``get`` gives for every header shape.
+* ``_client_key`` keeps the last key while its inputs hold: any change of a field, of
+  the ``default_headers`` dict in place, or of the environment's keys gives a new key
+  (and a new client).
+* ``BodyReader`` keeps a body sent as is without copying it: the size limit and the
+  deadline are still checked for every chunk.
+"""
+
+from __future__ import annotations
+
+import gzip
+import time
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+import httpx
+import pytest
+from pydantic import SecretStr
+
+from langchain_bytez.base import API_KEY_ENV, PROVIDER_KEY_ENV
+from langchain_bytez.errors import (
+    BytezNotFoundError,
+    BytezResponseTooLargeError,
+    BytezTimeoutError,
+    MissingAPIKeyError,
+)
+from langchain_bytez.llms import BytezLLM
+from langchain_bytez.types import ResponseMeta
+from langchain_bytez.wire.deadline import BodyReader, Deadline
+
+URL = "http://127.0.0.1:9"  # never contacted: clients are made, not used
+FAKE_KEY = "bytez-test-key-perf"
+
+
+class _ViaGet(Mapping[str, str]):
+    """A plain mapping answering ``get`` exactly as ``httpx.Headers.get`` does."""
+
+    def __init__(self, headers: httpx.Headers) -> None:
+        self._headers = headers
+
+    def __getitem__(self, name: str) -> str:
+        return self._headers[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._headers)
+
+    def __len__(self) -> int:
+        return len(self._headers)
+
+
+HEADER_CASES: list[list[tuple[bytes, bytes]]] = [
+    [],
+    [(b"content-type", b"application/json")],
+    [
+        (b"Ratelimit-Limit", b"100"),
+        (b"RATELIMIT-REMAINING", b" 99 "),
+        (b"ratelimit-reset", b"12.5"),
+        (b"Inference-Meter", b"sm-gpu"),
+        (b"inference-meter-price", b"0.0006478333 / sec"),
+        (b"inference-time", b"0.25"),
+        (b"inference-cost", b"0.00016"),
+    ],
+    # repeated headers read as their values joined with ", " (as get() returns them)
+    [(b"inference-meter", b"a"), (b"x-other", b"1"), (b"inference-meter", b"b")],
+    [(b"ratelimit-limit", b"10"), (b"ratelimit-limit", b"20")],
+    # malformed, infinite and empty values become None
+    [
+        (b"ratelimit-limit", b"lots"),
+        (b"ratelimit-reset", b"inf"),
+        (b"inference-time", b"nan"),
+        (b"inference-cost", b""),
+        (b"inference-meter-price", b"free"),
+    ],
+    [(b"inference-meter-price", b"2"), (b"ratelimit-remaining", b"1e3")],
+    # a value that is not UTF-8: httpx decodes every header with one detected encoding
+    [(b"inference-meter", b"caf\xe9"), (b"inference-time", b"1")],
+    [(b"inference-meter", "gpu-é".encode()), (b"ratelimit-limit", b"5")],
+]
+
+
+@pytest.mark.parametrize("raw", HEADER_CASES)
+def test_response_meta_reads_httpx_headers_as_their_get_does(
+    raw: list[tuple[bytes, bytes]],
+) -> None:
+    headers = httpx.Headers(raw)
+    fast = ResponseMeta.from_headers(headers, 200)
+    slow = ResponseMeta.from_headers(_ViaGet(headers), 200)
+    assert fast == slow
+    assert fast.status_code == 200
+
+
+def test_response_meta_values_of_a_full_set() -> None:
+    meta = ResponseMeta.from_headers(httpx.Headers(HEADER_CASES[2]), 201)
+    assert meta == ResponseMeta(
+        status_code=201,
+        ratelimit_limit=100,
+        ratelimit_remaining=99,
+        ratelimit_reset=12.5,
+        inference_meter="sm-gpu",
+        inference_meter_price=0.0006478333,
+        inference_time=0.25,
+        inference_cost=0.00016,
+        inference_meter_price_unit="sec",
+    )
+    joined = ResponseMeta.from_headers(httpx.Headers(HEADER_CASES[3]))
+    assert joined.inference_meter == "a, b"
+    assert ResponseMeta.from_headers({"inference-meter": "m"}).inference_meter == "m"
+
+
+# ----------------------------------------------------------------------- client key
+
+
+def make(**kwargs: Any) -> BytezLLM:
+    kwargs.setdefault("model", "org/model")
+    kwargs.setdefault("api_key", FAKE_KEY)
+    kwargs.setdefault("base_url", URL)
+    return BytezLLM(**kwargs)
+
+
+def test_an_unchanged_configuration_reuses_its_key() -> None:
+    llm = make()
+    first = llm._client_key()
+    assert llm._client_key() is first  # kept, not rebuilt
+    assert llm._sync_client() is llm._sync_client()
+
+
+CHANGES: list[tuple[str, Any]] = [
+    ("base_url", "http://127.0.0.1:10"),
+    ("api_key", SecretStr("bytez-test-key-other")),
+    ("provider_key", SecretStr("provider-key")),
+    ("timeout", 7.0),
+    ("max_retries", 5),
+    ("max_retry_wait", 3.0),
+    ("default_headers", {"X-Team": "a"}),
+    ("max_concurrent_requests", 3),
+    ("max_response_bytes", 1234),
+    ("stream_idle_timeout", 9.0),
+    ("async_transport", "httpx"),
+]
+
+
+@pytest.mark.parametrize(("name", "value"), CHANGES)
+def test_a_changed_field_gives_a_new_key_and_client(name: str, value: Any) -> None:
+    llm = make()
+    key, client = llm._client_key(), llm._sync_client()
+    setattr(llm, name, value)
+    assert llm._client_key() != key
+    assert llm._client_key() == llm._new_client_key()
+    if name != "async_transport":  # the sync client does not use the async transport
+        assert llm._sync_client() is not client
+        assert llm._sync_client()._max_response_bytes == llm.max_response_bytes
+
+
+def test_headers_changed_in_place_give_a_new_key() -> None:
+    llm = make(default_headers={"X-Team": "a"})
+    key, client = llm._client_key(), llm._sync_client()
+    assert llm.default_headers is not None
+    llm.default_headers["X-Team"] = "b"
+    assert llm._client_key() != key
+    assert dict(llm._client_key()[5]) == {"X-Team": "b"}
+    assert llm._sync_client() is not client
+    llm.default_headers["X-Extra"] = "c"
+    assert dict(llm._client_key()[5]) == {"X-Team": "b", "X-Extra": "c"}
+
+
+def test_keys_from_the_environment_are_read_at_each_call(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv(API_KEY_ENV, "bytez-test-key-env-1")
+    monkeypatch.delenv(PROVIDER_KEY_ENV, raising=False)
+    llm = make(api_key=None)
+    first = llm._client_key()
+    monkeypatch.setenv(API_KEY_ENV, "bytez-test-key-env-2")
+    second = llm._client_key()
+    assert second[1] != first[1]
+    monkeypatch.setenv(PROVIDER_KEY_ENV, "provider-env")
+    assert llm._client_key()[6] != second[6]
+    monkeypatch.delenv(API_KEY_ENV)
+    with pytest.raises(MissingAPIKeyError):
+        llm._client_key()
+    with pytest.raises(MissingAPIKeyError):  # a failure is never kept as a key
+        llm._client_key()
+
+
+def test_a_copy_with_an_update_has_its_own_key() -> None:
+    llm = make()
+    key = llm._client_key()
+    copied = llm.model_copy(update={"timeout": 3.0})
+    assert copied._client_key() != key
+    assert llm._client_key() is key
+
+
+def test_the_key_memo_is_not_in_the_repr_of_the_runtime_state(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv(API_KEY_ENV, "bytez-test-key-secret-env")
+    llm = make(api_key=None)
+    llm._client_key()
+    assert "bytez-test-key-secret-env" not in repr(llm._runtime)
+
+
+def test_the_session_forgets_a_model_only_on_a_not_loaded_error() -> None:
+    llm = make(auto_load=False)
+    client = llm._sync_client()
+    manager = llm._manager(client)
+    forgotten: list[str] = []
+    manager.forget = forgotten.append  # type: ignore[method-assign]
+    try:
+        with pytest.raises(BytezNotFoundError), llm._model_session(client, "org/model"):
+            raise BytezNotFoundError("gone", status_code=404)
+        assert forgotten == ["org/model"]
+        with pytest.raises(KeyError), llm._model_session(client, "org/model"):
+            raise KeyError("not a Bytez error")
+        with llm._model_session(client, "org/model"):
+            pass
+        assert forgotten == ["org/model"]
+    finally:
+        del manager.forget
+
+
+# ----------------------------------------------------------------------- body reader
+
+MIB = 1024 * 1024
+
+
+def test_a_body_of_one_chunk_is_handed_on_without_a_copy() -> None:
+    reader = BodyReader(MIB, "", "m/x")
+    deadline = Deadline(httpx.Timeout(5.0))
+    chunk = b'{"output": "hi", "error": null}'
+    reader.take(chunk, deadline)
+    reader.take(None, deadline)
+    assert reader.content() is chunk
+    assert reader.received == len(chunk)
+
+
+def test_a_body_of_many_chunks_is_joined_in_order() -> None:
+    reader = BodyReader(MIB, "identity", "m/x")
+    deadline = Deadline(httpx.Timeout(5.0))
+    for chunk in (b"ab", b"", b"cd", b"ef"):
+        reader.take(chunk, deadline)
+    reader.take(None, deadline)
+    assert reader.content() == b"abcdef"
+    assert reader.received == 6
+
+
+def test_the_plain_path_counts_every_chunk_against_the_limit() -> None:
+    reader = BodyReader(10, "", "m/x")
+    deadline = Deadline(httpx.Timeout(5.0))
+    reader.take(b"123456", deadline)
+    with pytest.raises(BytezResponseTooLargeError) as info:
+        reader.take(b"78901", deadline)
+    assert info.value.received == 11
+    assert info.value.limit == 10
+
+
+def test_the_plain_path_checks_the_deadline_after_each_chunk() -> None:
+    reader = BodyReader(MIB, "", "m/x")
+    late = Deadline(httpx.Timeout(1.0), clock=time.monotonic() - 2)
+    with pytest.raises(BytezTimeoutError):
+        reader.take(b"abc", late)
+    with pytest.raises(BytezTimeoutError):
+        reader.take(None, late)
+
+
+def test_a_compressed_body_still_goes_through_the_decoder() -> None:
+    data = b'{"output": "' + b"x" * 5000 + b'"}'
+    packed = gzip.compress(data)
+    reader = BodyReader(MIB, "gzip", "m/x")
+    deadline = Deadline(httpx.Timeout(5.0))
+    reader.take(packed[:50], deadline)
+    reader.take(packed[50:], deadline)
+    reader.take(None, deadline)
+    assert reader.content() == data
+    small = BodyReader(100, "gzip", "m/x")
+    with pytest.raises(BytezResponseTooLargeError):
+        small.take(packed, deadline)
