@@ -175,7 +175,7 @@ def run(
         ValueError: If the payload has unknown keys.
     """
     path = protocol.model_path(model_id)
-    body = protocol.encode_json(protocol.build_run_body(payload, stream=False))
+    body = protocol.run_content(payload, stream=False)
 
     def parse(answer: Answer, _: Redact) -> RunResult:
         return RunResult(
@@ -193,7 +193,7 @@ def stream_body(model_id: str, payload: Mapping[str, Any]) -> tuple[str, bytes]:
         ValueError: If the payload has unknown keys.
     """
     path = protocol.model_path(model_id)
-    return path, protocol.encode_json(protocol.build_run_body(payload, stream=True))
+    return path, protocol.run_content(payload, stream=True)
 
 
 def stream_call(model_id: str, path: str, content: bytes) -> Call[Any]:

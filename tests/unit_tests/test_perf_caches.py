@@ -7,6 +7,7 @@
   (and a new client).
 * ``BodyReader`` keeps a body sent as is without copying it: the size limit and the
   deadline are still checked for every chunk.
+* ``check_request`` encodes a run's body once: the client sends those bytes.
 """
 
 from __future__ import annotations
@@ -20,7 +21,9 @@ import httpx
 import pytest
 from pydantic import SecretStr
 
+from langchain_bytez import protocol
 from langchain_bytez.base import API_KEY_ENV, PROVIDER_KEY_ENV
+from langchain_bytez.call_settings import check_request
 from langchain_bytez.errors import (
     BytezNotFoundError,
     BytezResponseTooLargeError,
@@ -28,8 +31,13 @@ from langchain_bytez.errors import (
     MissingAPIKeyError,
 )
 from langchain_bytez.llms import BytezLLM
+from langchain_bytez.protocol import build_run_body, encode_json
 from langchain_bytez.types import ResponseMeta
+from langchain_bytez.wire import endpoints
 from langchain_bytez.wire.deadline import BodyReader, Deadline
+from tests.unit_tests.fake_bytez import FAKE_KEY as FAKE_BYTEZ_KEY
+from tests.unit_tests.fake_bytez import URL as FAKE_URL
+from tests.unit_tests.fake_bytez import FakeBytez
 
 URL = "http://127.0.0.1:9"  # never contacted: clients are made, not used
 FAKE_KEY = "bytez-test-key-perf"
@@ -277,3 +285,72 @@ def test_a_compressed_body_still_goes_through_the_decoder() -> None:
     small = BodyReader(100, "gzip", "m/x")
     with pytest.raises(BytezResponseTooLargeError):
         small.take(packed, deadline)
+
+
+# ----------------------------------------------------------------------- encoded once
+
+
+def test_the_checked_body_is_the_one_sent() -> None:
+    payload: dict[str, Any] = {"text": "hi", "params": {"max_new_tokens": 5, "top_k": None}}
+    checked = check_request("org/model", payload, stream=False)
+    assert checked.content == encode_json(build_run_body(payload, stream=False))
+    assert dict(checked) == {"text": "hi", "params": {"max_new_tokens": 5}}
+    call = endpoints.run("org/model", checked)
+    assert call.content is checked.content  # not encoded again
+    streamed = check_request("org/model", payload, stream=True)
+    assert streamed.content == encode_json(build_run_body(payload, stream=True))
+    assert "stream" not in streamed
+    assert endpoints.stream_body("org/model", streamed)[1] is streamed.content
+
+
+def test_a_body_encoded_for_the_other_mode_is_encoded_again() -> None:
+    payload = {"text": "hi"}
+    streamed = check_request("org/model", payload, stream=True)
+    assert endpoints.run("org/model", streamed).content == b'{"text":"hi"}'
+    plain = check_request("org/model", payload, stream=False)
+    assert endpoints.stream_body("org/model", plain)[1] == b'{"text":"hi","stream":true}'
+
+
+def test_an_encoded_payload_cannot_drift_from_its_content() -> None:
+    payload: dict[str, Any] = {"text": "before"}
+    checked = check_request("org/model", payload, stream=False)
+    payload["text"] = "after"  # the caller's dict: not the one that was checked
+    assert checked["text"] == "before"
+    assert checked.content == b'{"text":"before"}'
+    with pytest.raises(TypeError):
+        checked["text"] = "changed"  # type: ignore[index]
+
+
+def test_a_refused_payload_is_refused_before_anything_is_sent() -> None:
+    with pytest.raises(ValueError, match="unknown top-level key"):
+        check_request("org/model", {"text": "x", "prompt": "y"}, stream=False)
+    with pytest.raises(ValueError, match="cannot be encoded"):
+        check_request("org/model", {"text": "\ud800"}, stream=True)
+
+
+def test_one_invoke_encodes_its_body_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    fake = FakeBytez()
+    http, ahttp = fake.clients()
+    llm = BytezLLM(
+        model="org/model",
+        api_key=FAKE_BYTEZ_KEY,
+        base_url=FAKE_URL,
+        auto_load=False,
+        max_new_tokens=5,
+        http_client=http,
+        http_async_client=ahttp,
+    )
+    encoded: list[Any] = []
+    real = protocol.encode_json
+
+    def counting(body: Any) -> bytes:
+        encoded.append(body)
+        return real(body)
+
+    monkeypatch.setattr(protocol, "encode_json", counting)
+    try:
+        llm.invoke("Hello")
+        assert encoded == [{"text": "Hello", "params": {"max_new_tokens": 5}}]
+        assert fake.requests == encoded
+    finally:
+        http.close()
