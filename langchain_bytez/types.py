@@ -86,14 +86,9 @@ def parse_price(raw: Any) -> tuple[float | None, str | None]:
     return amount, match.group(2) or None
 
 
-_META_HEADERS = (
-    "ratelimit-limit",
-    "ratelimit-remaining",
-    "ratelimit-reset",
-    "inference-meter",
-    "inference-meter-price",
-    "inference-time",
-    "inference-cost",
+# The seven metadata headers: the rate-limit trio, then the meter's four.
+_META_HEADERS = tuple(f"ratelimit-{n}" for n in ("limit", "remaining", "reset")) + tuple(
+    f"inference-{n}" for n in ("meter", "meter-price", "time", "cost")
 )
 _META_BYTES = {name.encode("ascii"): name for name in _META_HEADERS}
 

@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import gzip
 import time
-from collections.abc import Iterator, Mapping
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, cast
 
 import httpx
 import pytest
@@ -30,33 +30,19 @@ from langchain_bytez.errors import (
     BytezTimeoutError,
     MissingAPIKeyError,
 )
-from langchain_bytez.llms import BytezLLM
 from langchain_bytez.protocol import build_run_body, encode_json
 from langchain_bytez.types import ResponseMeta
 from langchain_bytez.wire import endpoints
 from langchain_bytez.wire.deadline import BodyReader, Deadline
-from tests.unit_tests.fake_bytez import FAKE_KEY as FAKE_BYTEZ_KEY
-from tests.unit_tests.fake_bytez import URL as FAKE_URL
 from tests.unit_tests.fake_bytez import FakeBytez
-
-URL = "http://127.0.0.1:9"  # never contacted: clients are made, not used
-FAKE_KEY = "bytez-test-key-perf"
+from tests.unit_tests.test_base_unit import make
 
 
-class _ViaGet(Mapping[str, str]):
-    """A plain mapping answering ``get`` exactly as ``httpx.Headers.get`` does."""
+class _ViaGet:
+    """Answers ``get`` exactly as ``httpx.Headers.get`` does, as a plain mapping would."""
 
     def __init__(self, headers: httpx.Headers) -> None:
-        self._headers = headers
-
-    def __getitem__(self, name: str) -> str:
-        return self._headers[name]
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._headers)
-
-    def __len__(self) -> int:
-        return len(self._headers)
+        self.get = headers.get
 
 
 HEADER_CASES: list[list[tuple[bytes, bytes]]] = [
@@ -95,7 +81,7 @@ def test_response_meta_reads_httpx_headers_as_their_get_does(
 ) -> None:
     headers = httpx.Headers(raw)
     fast = ResponseMeta.from_headers(headers, 200)
-    slow = ResponseMeta.from_headers(_ViaGet(headers), 200)
+    slow = ResponseMeta.from_headers(cast(Mapping[str, str], _ViaGet(headers)), 200)
     assert fast == slow
     assert fast.status_code == 200
 
@@ -119,13 +105,6 @@ def test_response_meta_values_of_a_full_set() -> None:
 
 
 # ----------------------------------------------------------------------- client key
-
-
-def make(**kwargs: Any) -> BytezLLM:
-    kwargs.setdefault("model", "org/model")
-    kwargs.setdefault("api_key", FAKE_KEY)
-    kwargs.setdefault("base_url", URL)
-    return BytezLLM(**kwargs)
 
 
 def test_an_unchanged_configuration_reuses_its_key() -> None:
@@ -331,15 +310,7 @@ def test_a_refused_payload_is_refused_before_anything_is_sent() -> None:
 def test_one_invoke_encodes_its_body_once(monkeypatch: pytest.MonkeyPatch) -> None:
     fake = FakeBytez()
     http, ahttp = fake.clients()
-    llm = BytezLLM(
-        model="org/model",
-        api_key=FAKE_BYTEZ_KEY,
-        base_url=FAKE_URL,
-        auto_load=False,
-        max_new_tokens=5,
-        http_client=http,
-        http_async_client=ahttp,
-    )
+    llm = make(auto_load=False, max_new_tokens=5, http_client=http)  # the fake's URL and key
     encoded: list[Any] = []
     real = protocol.encode_json
 
