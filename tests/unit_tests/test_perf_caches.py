@@ -8,6 +8,8 @@
 * ``BodyReader`` keeps a body sent as is without copying it: the size limit and the
   deadline are still checked for every chunk.
 * ``check_request`` encodes a run's body once: the client sends those bytes.
+* The implicit auto-load reads its skip and its remembered status under one lock:
+  both still expire.
 """
 
 from __future__ import annotations
@@ -36,6 +38,9 @@ from langchain_bytez.wire import endpoints
 from langchain_bytez.wire.deadline import BodyReader, Deadline
 from tests.unit_tests.fake_bytez import FakeBytez
 from tests.unit_tests.test_base_unit import make
+from tests.unit_tests.test_manager_unit import MODEL as MANAGER_MODEL
+from tests.unit_tests.test_manager_unit import Client as ManagerClient
+from tests.unit_tests.test_manager_unit import fresh_manager, new_backend
 
 
 class _ViaGet:
@@ -325,3 +330,34 @@ def test_one_invoke_encodes_its_body_once(monkeypatch: pytest.MonkeyPatch) -> No
         assert fake.requests == encoded
     finally:
         http.close()
+
+
+# ----------------------------------------------------------------------- implicit auto-load
+
+
+def test_the_implicit_check_uses_the_remembered_status_until_it_expires() -> None:
+    client = ManagerClient(new_backend())
+    mgr = fresh_manager(running_ttl=0.05)
+    first = mgr.ensure_available(client, MANAGER_MODEL)  # type: ignore[arg-type]
+    assert first is not None
+    calls = len(client.backend.calls)
+    assert mgr.ensure_available(client, MANAGER_MODEL) is first  # type: ignore[arg-type]
+    assert len(client.backend.calls) == calls  # remembered: no request
+    time.sleep(0.08)
+    assert mgr.ensure_available(client, MANAGER_MODEL) is not None  # type: ignore[arg-type]
+    assert client.backend.calls[calls:] == [("GET", MANAGER_MODEL)]  # expired: asked again
+    mgr.forget(MANAGER_MODEL)
+    mgr.ensure_available(client, MANAGER_MODEL)  # type: ignore[arg-type]
+    assert client.backend.calls[calls + 1 :] == [("GET", MANAGER_MODEL)]
+
+
+def test_a_skipped_implicit_load_is_tried_again_once_the_skip_ends() -> None:
+    client = ManagerClient(new_backend())
+    mgr = fresh_manager()
+    mgr._skip_implicit(MANAGER_MODEL, 300.0)
+    assert mgr.ensure_available(client, MANAGER_MODEL) is None  # type: ignore[arg-type]
+    assert client.backend.calls == []  # skipped: the run is sent as it is
+    mgr._implicit_skip[MANAGER_MODEL] = time.monotonic() - 1.0  # the skip has ended
+    assert mgr.ensure_available(client, MANAGER_MODEL) is not None  # type: ignore[arg-type]
+    assert client.backend.calls[0] == ("GET", MANAGER_MODEL)
+    assert MANAGER_MODEL not in mgr._implicit_skip
