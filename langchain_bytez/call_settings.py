@@ -26,9 +26,10 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from langchain_bytez.protocol import EncodedPayload, validate_model_id
+from langchain_bytez.protocol import validate_model_id
 from langchain_bytez.streaming import cut_at_stop
 from langchain_bytez.types import ResponseMeta
+from langchain_bytez.wire.endpoints import EncodedPayload
 
 __all__ = [
     "CallArguments",

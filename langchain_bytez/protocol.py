@@ -13,7 +13,7 @@ import json
 import math
 import random
 import re
-from collections.abc import Callable, Collection, Iterator, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -44,7 +44,6 @@ __all__ = [
     "RETRYABLE_STATUSES",
     "RUN_BODY_KEYS",
     "USER_AGENT",
-    "EncodedPayload",
     "ResponseLike",
     "RetryPolicy",
     "build_headers",
@@ -57,7 +56,6 @@ __all__ = [
     "model_path",
     "parse_envelope",
     "retry_after_seconds",
-    "run_content",
     "validate_model_id",
 ]
 
@@ -377,64 +375,6 @@ def encode_json(body: Any) -> bytes:
     except (TypeError, ValueError) as exc:
         msg = f"The request body cannot be encoded as JSON: {exc}"
         raise ValueError(msg) from exc
-
-
-class EncodedPayload(Mapping[str, Any]):
-    """A run payload built and encoded once, before the run: read-only.
-
-    The LangChain classes check a run's body before auto-load may send anything
-    (``call_settings.check_request``); the client then sends ``content`` as it is
-    rather than building and encoding the same body again. As a mapping it reads as
-    the built body (``None`` values dropped, never ``stream``), so any client accepts
-    it like the payload it came from. Nested values are not copied: what was checked
-    is what is sent.
-
-    Attributes:
-        stream: Whether ``content`` asks for a streamed answer.
-        content: The encoded body.
-    """
-
-    __slots__ = ("_body", "content", "stream")
-
-    def __init__(self, payload: Mapping[str, Any], *, stream: bool) -> None:
-        """Build and encode ``payload``'s body.
-
-        Raises:
-            TypeError: If ``payload`` or its ``params`` is not a mapping.
-            ValueError: If the payload has an unknown key or cannot be encoded as JSON.
-        """
-        body = build_run_body(payload, stream=False)
-        self._body = body
-        self.stream = stream
-        self.content = encode_json({**body, "stream": True} if stream else body)
-
-    def __getitem__(self, key: str) -> Any:
-        """The built body's value of ``key``."""
-        return self._body[key]
-
-    def __iter__(self) -> Iterator[str]:
-        """The built body's keys."""
-        return iter(self._body)
-
-    def __len__(self) -> int:
-        """The number of keys of the built body."""
-        return len(self._body)
-
-    def __repr__(self) -> str:
-        """The built body and the stream flag."""
-        return f"EncodedPayload({self._body!r}, stream={self.stream})"
-
-
-def run_content(payload: Mapping[str, Any], stream: bool) -> bytes:
-    """The encoded body of a run: the one ``payload`` carries, if it was encoded already.
-
-    Raises:
-        TypeError: If ``payload`` or its ``params`` is not a mapping.
-        ValueError: If the payload has an unknown key or cannot be encoded as JSON.
-    """
-    if type(payload) is EncodedPayload and payload.stream is stream:
-        return payload.content
-    return encode_json(build_run_body(payload, stream))
 
 
 # ---------------------------------------------------------------------------------------
