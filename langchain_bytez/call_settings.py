@@ -26,9 +26,10 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from langchain_bytez.protocol import build_run_body, encode_json, validate_model_id
+from langchain_bytez.protocol import validate_model_id
 from langchain_bytez.streaming import cut_at_stop
 from langchain_bytez.types import ResponseMeta
+from langchain_bytez.wire.endpoints import EncodedPayload
 
 __all__ = [
     "CallArguments",
@@ -288,17 +289,21 @@ def wire_params(params: Mapping[str, Any]) -> dict[str, Any]:
 # ---------------------------------------------------------------------- runs
 
 
-def check_request(model_id: str, payload: Mapping[str, Any], *, stream: bool) -> None:
+def check_request(model_id: str, payload: Mapping[str, Any], *, stream: bool) -> EncodedPayload:
     """Refuse a request the client would refuse anyway, before auto-load sends anything.
 
     A bad model id, an unknown payload key or a value JSON cannot carry (a lone
     surrogate, NaN) would fail when the run body is encoded: checked here, the model's
-    cluster is never touched for a run that cannot be sent.
+    cluster is never touched for a run that cannot be sent. The body encoded for the
+    check is the one sent: pass the result to the client in place of ``payload``.
 
     Args:
         model_id: The model to run.
         payload: The run body (without ``stream``).
         stream: Whether the run is streamed.
+
+    Returns:
+        The payload with its encoded body.
 
     Raises:
         InvalidModelIdError: If the model id breaks the protocol's rule.
@@ -306,4 +311,4 @@ def check_request(model_id: str, payload: Mapping[str, Any], *, stream: bool) ->
         ValueError: If the payload cannot be sent.
     """
     validate_model_id(model_id)
-    encode_json(build_run_body(payload, stream))
+    return EncodedPayload(payload, stream=stream)

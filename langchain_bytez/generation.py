@@ -379,7 +379,7 @@ def run_model(
     Returns:
         The run's result.
     """
-    check_request(model_id, payload, stream=False)
+    payload = check_request(model_id, payload, stream=False)
     client = owner._sync_client()
     on_retry = run_manager.on_retry if run_manager else None
     with owner._model_session(client, model_id, run_manager):
@@ -395,7 +395,7 @@ async def arun_model(
     run_manager: AsyncCallbackManagerForLLMRun | None = None,
 ) -> RunResult:
     """Async version of [`run_model`][langchain_bytez.generation.run_model]."""
-    check_request(model_id, payload, stream=False)
+    payload = check_request(model_id, payload, stream=False)
     client = owner._async_client()
     async with (
         AsyncRetryReporter(run_manager) as on_retry,
@@ -448,7 +448,7 @@ def stream_text(
     Raises:
         BytezStreamError: If the stream ended without any text.
     """
-    check_request(call.model, payload, stream=True)
+    payload = check_request(call.model, payload, stream=True)
     client = owner._sync_client()
     on_retry = run_manager.on_retry if run_manager else None
     cut = _StreamCut(call)
@@ -482,7 +482,7 @@ async def astream_text(
 
     ``aclose()`` it when stopping early.
     """
-    check_request(call.model, payload, stream=True)
+    payload = check_request(call.model, payload, stream=True)
     client = owner._async_client()
     cut = _StreamCut(call)
     async with (

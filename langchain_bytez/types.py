@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+import httpx
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 __all__ = [
@@ -85,8 +86,35 @@ def parse_price(raw: Any) -> tuple[float | None, str | None]:
     return amount, match.group(2) or None
 
 
-def _header_float(headers: Mapping[str, str], name: str) -> float | None:
-    raw = headers.get(name)
+# The seven metadata headers: the rate-limit trio, then the meter's four.
+_META_HEADERS = tuple(f"ratelimit-{n}" for n in ("limit", "remaining", "reset")) + tuple(
+    f"inference-{n}" for n in ("meter", "meter-price", "time", "cost")
+)
+_META_BYTES = {name.encode("ascii"): name for name in _META_HEADERS}
+
+
+def _meta_values(headers: Mapping[str, str]) -> dict[str, str]:
+    """The metadata headers ``headers`` holds, by lower-case name.
+
+    An ``httpx.Headers`` is read in one pass over its raw pairs, decoding only the
+    values kept (seven ``get`` calls would each scan and decode every header). A
+    repeated header reads as its values joined with ``", "``, as ``get`` returns it.
+    """
+    if not isinstance(headers, httpx.Headers):
+        return {name: value for name in _META_HEADERS if (value := headers.get(name)) is not None}
+    found: dict[str, str] = {}
+    encoding = ""
+    for raw_name, raw_value in headers.raw:
+        name = _META_BYTES.get(raw_name.lower())
+        if name is None:
+            continue
+        encoding = encoding or headers.encoding
+        value = raw_value.decode(encoding)
+        found[name] = f"{found[name]}, {value}" if name in found else value
+    return found
+
+
+def _as_float(raw: str | None) -> float | None:
     if raw is None:
         return None
     try:
@@ -96,8 +124,8 @@ def _header_float(headers: Mapping[str, str], name: str) -> float | None:
     return value if math.isfinite(value) else None
 
 
-def _header_int(headers: Mapping[str, str], name: str) -> int | None:
-    value = _header_float(headers, name)
+def _as_int(raw: str | None) -> int | None:
+    value = _as_float(raw)
     return None if value is None else int(value)
 
 
@@ -141,16 +169,20 @@ class ResponseMeta:
         Returns:
             The parsed metadata.
         """
-        price, unit = parse_price(headers.get("inference-meter-price"))
+        found = _meta_values(headers)
+        if not found:
+            return cls(status_code=status_code)
+        get = found.get
+        price, unit = parse_price(get("inference-meter-price"))
         return cls(
             status_code=status_code,
-            ratelimit_limit=_header_int(headers, "ratelimit-limit"),
-            ratelimit_remaining=_header_int(headers, "ratelimit-remaining"),
-            ratelimit_reset=_header_float(headers, "ratelimit-reset"),
-            inference_meter=headers.get("inference-meter"),
+            ratelimit_limit=_as_int(get("ratelimit-limit")),
+            ratelimit_remaining=_as_int(get("ratelimit-remaining")),
+            ratelimit_reset=_as_float(get("ratelimit-reset")),
+            inference_meter=get("inference-meter"),
             inference_meter_price=price,
-            inference_time=_header_float(headers, "inference-time"),
-            inference_cost=_header_float(headers, "inference-cost"),
+            inference_time=_as_float(get("inference-time")),
+            inference_cost=_as_float(get("inference-cost")),
             inference_meter_price_unit=unit,
         )
 

@@ -175,15 +175,25 @@ class LoadCoordinator:
                 return None
             return entry.status if spec is None or entry.key == spec.key else None
 
-    def _implicit_skipped(self, model_id: str) -> bool:
+    def _implicit_memory(self, model_id: str) -> tuple[bool, ClusterStatus | None]:
+        """Whether the model's implicit auto-load is skipped, and its remembered status.
+
+        One lock and one clock read for both: every auto-loaded run asks.
+        """
         with self._lock:
+            now = time.monotonic()
             until = self._implicit_skip.get(model_id)
-            if until is None:
-                return False
-            if until <= time.monotonic():
+            if until is not None:
+                if until > now:
+                    return True, None
                 del self._implicit_skip[model_id]
-                return False
-            return True
+            entry = self._running.get(model_id)
+            if entry is None:
+                return False, None
+            if entry.expires <= now:
+                del self._running[model_id]
+                return False, None
+            return False, entry.status
 
     def _skip_implicit(self, model_id: str, seconds: float) -> None:
         with self._lock:
@@ -462,11 +472,6 @@ class LoadCoordinator:
 
     # ------------------------------------------------------------------ implicit auto-load
 
-    def _implicit_wanted(self, model_id: str) -> bool:
-        return not (
-            self._serverless or is_closed_source(model_id) or self._implicit_skipped(model_id)
-        )
-
     def _implicit_start(
         self, model_id: str, options: AutoLoadOptions[Any]
     ) -> tuple[LoadRequest | None, ClusterStatus | None]:
@@ -484,9 +489,10 @@ class LoadCoordinator:
             options.get("deadline", DEFAULT_DEADLINE_SECONDS),
         )
         model_id = validate_model_id(model_id)
-        if not self._implicit_wanted(model_id):
+        if self._serverless or is_closed_source(model_id):
             return None, None
-        if (cached := self._cached(model_id, None)) is not None:
+        skipped, cached = self._implicit_memory(model_id)
+        if skipped or cached is not None:
             return None, cached
         return LoadRequest(model_id, spec, implicit=True), None
 

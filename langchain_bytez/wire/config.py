@@ -558,7 +558,7 @@ class ClientCore:
         """The read response, or the typed error of the transport failure that cut it."""
         if reader.failure is not None:
             raise self._read_failure(reader.failure, deadline, reader.model_id)
-        return ReadResponse(response.status_code, response.headers, bytes(reader.body))
+        return ReadResponse(response.status_code, response.headers, reader.content())
 
     def _read_failure(
         self, exc: httpx.HTTPError, deadline: Deadline, model_id: str | None

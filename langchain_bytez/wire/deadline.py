@@ -206,10 +206,16 @@ class BodyReader:
     ``Accept-Encoding``) is left to httpx (``raw`` is ``False``: read decoded bytes),
     and counted after httpx decoded each chunk.
 
+    A body sent as is (no ``Content-Encoding``, the usual small JSON answer) takes a
+    short path: each chunk is counted and kept as it arrived, and a body of one chunk
+    is handed on without a copy (``content``). The size limit and the deadline are
+    checked for every chunk on both paths.
+
     Attributes:
         received: Decoded bytes so far.
         raw: Whether the shell must feed raw bytes (``iter_raw``) rather than httpx's
             decoded ones (``iter_bytes``).
+        body: The decoded body so far (``bytes`` while it is one chunk).
     """
 
     __slots__ = ("_decoder", "_first", "_limit", "body", "failure", "model_id", "raw", "received")
@@ -225,7 +231,7 @@ class BodyReader:
         self._limit = limit
         self.model_id = model_id
         self.received = 0
-        self.body = bytearray()
+        self.body: bytes | bytearray = b""
         self.failure: httpx.HTTPError | None = None
         self._first = True
         self.raw = not read
@@ -275,9 +281,28 @@ class BodyReader:
             BytezResponseTooLargeError: When the body passes the limit.
             BytezTimeoutError: When the call's deadline passed.
         """
-        for piece in self.feed(raw) if raw is not None else self.finish():
-            self.body += piece
+        if raw is not None and self._decoder is None:
+            if raw:  # sent as is: no decoding step, no list of pieces
+                self._count(len(raw))
+                self._keep(raw)
+        else:
+            for piece in self.feed(raw) if raw is not None else self.finish():
+                self._keep(piece)
         deadline.check(self.model_id)
+
+    def _keep(self, piece: bytes) -> None:
+        body = self.body
+        if not body:
+            self.body = piece  # the first piece is kept as it is: no copy
+        elif isinstance(body, bytearray):
+            body += piece
+        else:
+            self.body = bytearray(body) + piece  # a second piece: grow in place from now
+
+    def content(self) -> bytes:
+        """The body read, as ``bytes`` (the piece itself for a body of one piece)."""
+        body = self.body
+        return body if isinstance(body, bytes) else bytes(body)
 
     @contextmanager
     def reading(self) -> Iterator[None]:

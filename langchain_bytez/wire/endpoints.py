@@ -10,7 +10,7 @@ The sync and async shells execute calls and drive plans; they never look inside 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Generator, Mapping
+from collections.abc import Callable, Generator, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
@@ -24,6 +24,7 @@ from langchain_bytez.types import Capacity, ClusterStatus, ModelInfo, ResponseMe
 __all__ = [
     "Answer",
     "Call",
+    "EncodedPayload",
     "Plan",
     "PlanDriver",
     "create_cluster",
@@ -161,6 +162,64 @@ def _output(answer: Answer, _: Redact) -> Any:
 # -- runs ----------------------------------------------------------------------------
 
 
+class EncodedPayload(Mapping[str, Any]):
+    """A run payload built and encoded once, before the run: read-only.
+
+    The LangChain classes check a run's body before auto-load may send anything
+    (``call_settings.check_request``); the client then sends ``content`` as it is
+    rather than building and encoding the same body again. As a mapping it reads as
+    the built body (``None`` values dropped, never ``stream``), so any client accepts
+    it like the payload it came from. Nested values are not copied: what was checked
+    is what is sent.
+
+    Attributes:
+        stream: Whether ``content`` asks for a streamed answer.
+        content: The encoded body.
+    """
+
+    __slots__ = ("_body", "content", "stream")
+
+    def __init__(self, payload: Mapping[str, Any], *, stream: bool) -> None:
+        """Build and encode ``payload``'s body.
+
+        Raises:
+            TypeError: If ``payload`` or its ``params`` is not a mapping.
+            ValueError: If the payload has an unknown key or cannot be encoded as JSON.
+        """
+        body = protocol.build_run_body(payload, stream=False)
+        self._body = body
+        self.stream = stream
+        self.content = protocol.encode_json({**body, "stream": True} if stream else body)
+
+    def __getitem__(self, key: str) -> Any:
+        """The built body's value of ``key``."""
+        return self._body[key]
+
+    def __iter__(self) -> Iterator[str]:
+        """The built body's keys."""
+        return iter(self._body)
+
+    def __len__(self) -> int:
+        """The number of keys of the built body."""
+        return len(self._body)
+
+    def __repr__(self) -> str:
+        """The built body and the stream flag."""
+        return f"EncodedPayload({self._body!r}, stream={self.stream})"
+
+
+def _run_content(payload: Mapping[str, Any], stream: bool) -> bytes:
+    """The encoded body of a run: the one ``payload`` carries, if it was encoded already.
+
+    Raises:
+        TypeError: If ``payload`` or its ``params`` is not a mapping.
+        ValueError: If the payload has an unknown key or cannot be encoded as JSON.
+    """
+    if type(payload) is EncodedPayload and payload.stream is stream:
+        return payload.content
+    return protocol.encode_json(protocol.build_run_body(payload, stream))
+
+
 def run(
     model_id: str,
     payload: Mapping[str, Any],
@@ -175,7 +234,7 @@ def run(
         ValueError: If the payload has unknown keys.
     """
     path = protocol.model_path(model_id)
-    body = protocol.encode_json(protocol.build_run_body(payload, stream=False))
+    body = _run_content(payload, stream=False)
 
     def parse(answer: Answer, _: Redact) -> RunResult:
         return RunResult(
@@ -193,7 +252,7 @@ def stream_body(model_id: str, payload: Mapping[str, Any]) -> tuple[str, bytes]:
         ValueError: If the payload has unknown keys.
     """
     path = protocol.model_path(model_id)
-    return path, protocol.encode_json(protocol.build_run_body(payload, stream=True))
+    return path, _run_content(payload, stream=True)
 
 
 def stream_call(model_id: str, path: str, content: bytes) -> Call[Any]:
