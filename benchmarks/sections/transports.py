@@ -269,6 +269,8 @@ def bench_transports(
     finally:
         for client in clients.values():
             loop.run_until_complete(client.aclose())
+        # As asyncio.run does: the package closes its loop-scoped pools at this hook.
+        loop.run_until_complete(loop.shutdown_asyncgens())
         loop.close()
 
     import statistics
